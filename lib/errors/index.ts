@@ -1,0 +1,108 @@
+/**
+ * One error class for all of svidkit, with a stable machine-readable `code`.
+ *
+ * Messages start with the module that raised them ("spiffeid: ...") and never carry a secret:
+ * no private key, no token, no whole JWT. A lower-level cause may be attached for logs only.
+ */
+
+/** Every error code svidkit raises, grouped by module. Codes are stable across releases. */
+export const ERROR_CODES = [
+  // spiffeid
+  'ERR_SPIFFEID_EMPTY',
+  'ERR_SPIFFEID_TOO_LONG',
+  'ERR_SPIFFEID_SCHEME',
+  'ERR_SPIFFEID_TRUST_DOMAIN_MISSING',
+  'ERR_SPIFFEID_TRUST_DOMAIN_CHAR',
+  'ERR_SPIFFEID_TRUST_DOMAIN_TOO_LONG',
+  'ERR_SPIFFEID_PATH_CHAR',
+  'ERR_SPIFFEID_PATH_DOT_SEGMENT',
+  'ERR_SPIFFEID_PATH_EMPTY_SEGMENT',
+  'ERR_SPIFFEID_PATH_TRAILING_SLASH',
+  'ERR_SPIFFEID_PATH_LEADING_SLASH',
+  'ERR_SPIFFEID_MISMATCH',
+  // pem / der input
+  'ERR_PEM_MALFORMED',
+  'ERR_PEM_TOO_LARGE',
+  'ERR_PEM_UNEXPECTED_TYPE',
+  'ERR_DER_MALFORMED',
+  // keys
+  'ERR_KEY_UNSUPPORTED',
+  'ERR_KEY_MALFORMED',
+  // x509 certificates and CSRs
+  'ERR_X509_MALFORMED',
+  'ERR_X509_UNSUPPORTED_ALGORITHM',
+  'ERR_CSR_MALFORMED',
+  'ERR_CSR_SIGNATURE',
+  // x509svid
+  'ERR_X509SVID_NO_CERTIFICATES',
+  'ERR_X509SVID_TOO_MANY_CERTIFICATES',
+  'ERR_X509SVID_KEY_MISMATCH',
+  'ERR_X509SVID_NO_URI_SAN',
+  'ERR_X509SVID_MULTIPLE_URI_SANS',
+  'ERR_X509SVID_INVALID_ID',
+  'ERR_X509SVID_LEAF_IS_CA',
+  'ERR_X509SVID_LEAF_KEY_USAGE',
+  'ERR_X509SVID_LEAF_EXT_KEY_USAGE',
+  'ERR_X509SVID_SAN_NOT_CRITICAL',
+  'ERR_X509SVID_EXPIRED',
+  'ERR_X509SVID_NOT_YET_VALID',
+  'ERR_X509SVID_NO_BUNDLE',
+  'ERR_X509SVID_UNTRUSTED',
+  'ERR_X509SVID_BAD_SIGNATURE',
+  'ERR_X509SVID_ISSUER_NOT_CA',
+  'ERR_X509SVID_ISSUER_KEY_USAGE',
+  'ERR_X509SVID_ISSUER_HAS_PATH',
+  'ERR_X509SVID_PATH_LENGTH',
+  'ERR_X509SVID_NAME_CONSTRAINTS',
+  'ERR_X509SVID_UNHANDLED_CRITICAL_EXTENSION',
+  // bundles
+  'ERR_BUNDLE_MALFORMED',
+  'ERR_BUNDLE_TOO_LARGE',
+  'ERR_BUNDLE_DUPLICATE',
+  'ERR_BUNDLE_TRUST_DOMAIN',
+  // jwtsvid
+  'ERR_JWTSVID_MALFORMED',
+  'ERR_JWTSVID_TOO_LARGE',
+  'ERR_JWTSVID_ALGORITHM',
+  'ERR_JWTSVID_TYP',
+  'ERR_JWTSVID_MISSING_KID',
+  'ERR_JWTSVID_NO_BUNDLE',
+  'ERR_JWTSVID_UNKNOWN_KID',
+  'ERR_JWTSVID_SIGNATURE',
+  'ERR_JWTSVID_SUBJECT',
+  'ERR_JWTSVID_AUDIENCE',
+  'ERR_JWTSVID_EXPIRED',
+  'ERR_JWTSVID_MISSING_EXP',
+  'ERR_JWTSVID_NOT_YET_VALID',
+  'ERR_JWTSVID_MINT',
+  // cli and io
+  'ERR_IO',
+  'ERR_USAGE',
+] as const;
+
+/** A stable error code; switch on this, never on the message. */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+const known: ReadonlySet<string> = new Set(ERROR_CODES);
+
+/** The error svidkit throws for bad input, failed verification or refused operations. */
+export class SvidkitError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SvidkitError';
+    this.code = code;
+  }
+}
+
+/** True when `err` is a SvidkitError, optionally with the given code. */
+export function isSvidkitError(err: unknown, code?: ErrorCode): err is SvidkitError {
+  return err instanceof SvidkitError && (code === undefined || err.code === code);
+}
+
+/** True when `code` is one of svidkit's error codes. */
+export function isErrorCode(code: string): code is ErrorCode {
+  return known.has(code);
+}
