@@ -117,6 +117,11 @@ export class JwtBundle {
     );
   }
 
+  /** The bundle for the source interface: itself when the trust domain matches. */
+  getJwtBundleForTrustDomain(trustDomain: TrustDomain): JwtBundle | undefined {
+    return trustDomain.equals(this.trustDomain) ? this : undefined;
+  }
+
   /** The JWKS form, each key marked `use: "jwt-svid"`. */
   toJwks(): { keys: (JsonWebKey & { kid: string; use: string })[] } {
     return { keys: this.authorities().map((a) => ({ ...a.jwk, kid: a.kid, use: 'jwt-svid' })) };

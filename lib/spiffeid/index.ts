@@ -31,9 +31,14 @@ function fail(code: ConstructorParameters<typeof SvidkitError>[0], message: stri
   throw new SvidkitError(code, `spiffeid: ${message}`);
 }
 
+// Limits are in bytes; every allowed character is ASCII, so the UTF-8 length only matters for the error code.
+function byteLength(s: string): number {
+  return /^[\x00-\x7f]*$/.test(s) ? s.length : Buffer.byteLength(s);
+}
+
 function checkTrustDomainName(name: string): void {
   if (name.length === 0) fail('ERR_SPIFFEID_TRUST_DOMAIN_MISSING', 'trust domain is missing');
-  if (name.length > MAX_TRUST_DOMAIN_LENGTH) {
+  if (byteLength(name) > MAX_TRUST_DOMAIN_LENGTH) {
     fail('ERR_SPIFFEID_TRUST_DOMAIN_TOO_LONG', `trust domain is longer than ${MAX_TRUST_DOMAIN_LENGTH} bytes`);
   }
   for (let i = 0; i < name.length; i++) {
@@ -77,6 +82,9 @@ export function validatePath(path: string): void {
   }
 }
 
+// Builds a TrustDomain from a name this module already checked; not reachable from outside.
+let trustedTrustDomain: (name: string) => TrustDomain;
+
 /** A SPIFFE trust domain: an immutable, validated, lowercase name. */
 export class TrustDomain {
   /** The trust domain name, e.g. `example.org`. */
@@ -91,7 +99,7 @@ export class TrustDomain {
   static parse(input: string): TrustDomain {
     if (typeof input !== 'string') throw new TypeError('spiffeid: trust domain must be a string');
     if (input.length === 0) fail('ERR_SPIFFEID_TRUST_DOMAIN_MISSING', 'trust domain is missing');
-    if (input.includes(':') || input.includes('/')) {
+    if (input.includes('://')) {
       const id = SpiffeId.parse(input);
       if (id.path !== '') fail('ERR_SPIFFEID_TRUST_DOMAIN_CHAR', 'a trust domain cannot have a path');
       return id.trustDomain;
@@ -100,9 +108,8 @@ export class TrustDomain {
     return new TrustDomain(input);
   }
 
-  /** @internal builds from a name already checked. */
-  static fromCheckedName(name: string): TrustDomain {
-    return new TrustDomain(name);
+  static {
+    trustedTrustDomain = (name) => new TrustDomain(name);
   }
 
   /** The trust domain's own ID, `spiffe://<name>` (the ID of its signing authority). */
@@ -148,7 +155,7 @@ export class SpiffeId {
   static parse(input: string): SpiffeId {
     if (typeof input !== 'string') throw new TypeError('spiffeid: ID must be a string');
     if (input.length === 0) fail('ERR_SPIFFEID_EMPTY', 'cannot be empty');
-    if (input.length > MAX_ID_LENGTH) fail('ERR_SPIFFEID_TOO_LONG', `ID is longer than ${MAX_ID_LENGTH} bytes`);
+    if (input.length > MAX_ID_LENGTH || byteLength(input) > MAX_ID_LENGTH) fail('ERR_SPIFFEID_TOO_LONG', `ID is longer than ${MAX_ID_LENGTH} bytes`);
     if (!input.startsWith(SCHEME_PREFIX)) fail('ERR_SPIFFEID_SCHEME', 'scheme is missing or invalid');
     const rest = input.slice(SCHEME_PREFIX.length);
     const slash = rest.indexOf('/');
@@ -156,7 +163,7 @@ export class SpiffeId {
     const path = slash === -1 ? '' : rest.slice(slash);
     checkTrustDomainName(tdName);
     validatePath(path);
-    return new SpiffeId(TrustDomain.fromCheckedName(tdName), path);
+    return new SpiffeId(trustedTrustDomain(tdName), path);
   }
 
   /** Like parse, but returns undefined instead of throwing. */
@@ -171,6 +178,7 @@ export class SpiffeId {
   /** Builds an ID from a trust domain and a path ("" or "/a/b"). */
   static fromPath(trustDomain: TrustDomain | string, path: string): SpiffeId {
     const td = typeof trustDomain === 'string' ? TrustDomain.parse(trustDomain) : trustDomain;
+    if (!(td instanceof TrustDomain)) throw new TypeError('spiffeid: trustDomain must be a TrustDomain or a string');
     validatePath(path);
     const id = new SpiffeId(td, path);
     if (id.toString().length > MAX_ID_LENGTH) fail('ERR_SPIFFEID_TOO_LONG', `ID is longer than ${MAX_ID_LENGTH} bytes`);

@@ -1,0 +1,54 @@
+/**
+ * Trust bundles: X.509 roots (PEM), JWT keys (JWKS), SPIFFE bundles and sets of them keyed by trust
+ * domain. Every parser bounds its input and reports ERR_BUNDLE_* codes.
+ */
+import { SvidkitError } from '../errors/index.js';
+import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
+import { MAX_BUNDLE_BYTES, parseJsonBounded } from './json.js';
+import { BundleSet, SpiffeBundle } from './spiffe.js';
+import { X509Bundle } from './x509.js';
+
+export { MAX_BUNDLE_BYTES, MAX_KEYS_PER_BUNDLE, MAX_TRUST_DOMAINS } from './json.js';
+export { importJwtAuthority, type JwtAuthority, JwtBundle } from './jwt.js';
+export type { JwtBundleSource, X509BundleSource } from './source.js';
+export { BundleSet, SpiffeBundle, type SpiffeBundleJson } from './spiffe.js';
+export { X509Bundle } from './x509.js';
+
+/**
+ * Reads any bundle document svidkit accepts: PEM roots, one SPIFFE bundle (JSON with `keys`), or a
+ * `trust_domains` map. PEM roots and a single SPIFFE bundle carry no trust domain name, so
+ * `trustDomain` says whose they are; a root whose own SPIFFE ID names another trust domain is refused.
+ */
+export function parseBundleDocument(input: string | Uint8Array, trustDomain?: TrustDomain): BundleSet {
+  const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
+  if (size > 4 * MAX_BUNDLE_BYTES) throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', 'bundle: document is too large');
+  const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
+  const head = text.trimStart();
+  if (head.startsWith('{')) {
+    const doc = parseJsonBounded(text, 4 * MAX_BUNDLE_BYTES) as Record<string, unknown>;
+    if (doc['trust_domains'] !== undefined && doc['keys'] === undefined) return BundleSet.fromJson(doc);
+    return new BundleSet([SpiffeBundle.fromJson(needTrustDomain(trustDomain, 'a SPIFFE bundle'), doc)]);
+  }
+  if (head.startsWith('-----BEGIN')) {
+    const td = needTrustDomain(trustDomain, 'PEM roots');
+    const bundle = X509Bundle.parsePem(td, text);
+    for (const root of bundle.authorities()) {
+      for (const uri of root.subjectAltName?.uris ?? []) {
+        const id = SpiffeId.tryParse(uri);
+        if (id && !id.memberOf(td)) {
+          throw new SvidkitError(
+            'ERR_BUNDLE_TRUST_DOMAIN',
+            `bundle: a root belongs to trust domain "${id.trustDomain.name}", not "${td.name}"`,
+          );
+        }
+      }
+    }
+    return new BundleSet([bundle]);
+  }
+  throw new SvidkitError('ERR_BUNDLE_MALFORMED', 'bundle: expected PEM certificates or a JSON bundle');
+}
+
+function needTrustDomain(td: TrustDomain | undefined, what: string): TrustDomain {
+  if (!td) throw new SvidkitError('ERR_BUNDLE_TRUST_DOMAIN', `bundle: ${what} carry no trust domain; say which one it is`);
+  return td;
+}

@@ -1,0 +1,262 @@
+/**
+ * A parsed X.509 certificate: the exact DER, the signed part as received, and the extensions svidkit
+ * needs decoded from ASN.1 (Node's X509Certificate exposes neither key-usage bits nor name constraints).
+ */
+import { createHash, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import {
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  Certificate as AsnCertificate,
+  ExtendedKeyUsage,
+  id_ce_authorityKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_nameConstraints,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+  KeyUsage,
+  type Name,
+  NameConstraints,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+} from '@peculiar/asn1-x509';
+import { SvidkitError } from '../errors/index.js';
+import { signedPart } from '../internal/der.js';
+import { decodePem, encodePem } from '../internal/pem.js';
+import { signatureAlgorithmName, verifyWith } from './algorithms.js';
+import { type GeneralNames, generalNamesOf } from './names.js';
+
+/** Key usage bits as decoded (RFC 5280 section 4.2.1.3). */
+export const KeyUsageBit = {
+  digitalSignature: 1,
+  nonRepudiation: 2,
+  keyEncipherment: 4,
+  dataEncipherment: 8,
+  keyAgreement: 16,
+  keyCertSign: 32,
+  cRLSign: 64,
+  encipherOnly: 128,
+  decipherOnly: 256,
+} as const;
+
+/** Extension OIDs whose criticality svidkit understands and enforces. */
+export const HANDLED_EXTENSIONS: ReadonlySet<string> = new Set([
+  id_ce_basicConstraints,
+  id_ce_keyUsage,
+  id_ce_extKeyUsage,
+  id_ce_subjectAltName,
+  id_ce_nameConstraints,
+  id_ce_subjectKeyIdentifier,
+  id_ce_authorityKeyIdentifier,
+]);
+
+/** Most certificates in one PEM chain. */
+export const MAX_CHAIN_LENGTH = 10;
+/** Largest single certificate accepted in DER. */
+export const MAX_CERTIFICATE_BYTES = 16 * 1024;
+
+/** Decoded name constraints: permitted and excluded subtrees, each grouped by name form. */
+export interface DecodedNameConstraints {
+  readonly permitted?: GeneralNames;
+  readonly excluded?: GeneralNames;
+}
+
+function malformed(message: string, cause?: unknown): never {
+  throw new SvidkitError('ERR_X509_MALFORMED', `x509: ${message}`, cause === undefined ? undefined : { cause });
+}
+
+function parseExt<T>(value: ArrayBuffer, type: new () => T, what: string): T {
+  try {
+    return AsnConvert.parse(value, type);
+  } catch (cause) {
+    return malformed(`${what} extension is malformed`, cause);
+  }
+}
+
+/** An X.509 certificate with the fields path validation and SVID rules need, parsed once. */
+export class Certificate {
+  /** The certificate's DER encoding, exactly as received. */
+  readonly der: Buffer;
+  /** The to-be-signed part, sliced from `der`. */
+  readonly tbs: Uint8Array;
+  /** The decoded ASN.1 structure. */
+  readonly asn: AsnCertificate;
+  /** Serial number as lowercase hex without leading zeros. */
+  readonly serialHex: string;
+  /** Start of validity. */
+  readonly notBefore: Date;
+  /** End of validity. */
+  readonly notAfter: Date;
+  /** DER of the subject Name, for exact comparison while chaining. */
+  readonly subjectDer: Buffer;
+  /** DER of the issuer Name. */
+  readonly issuerDer: Buffer;
+  /** basicConstraints, if present. */
+  readonly basicConstraints?: { readonly cA: boolean; readonly pathLen?: number; readonly critical: boolean };
+  /** keyUsage bits (see KeyUsageBit), if present. */
+  readonly keyUsage?: { readonly bits: number; readonly critical: boolean };
+  /** extKeyUsage OIDs, if present. */
+  readonly extKeyUsage?: readonly string[];
+  /** subjectAltName, if present. */
+  readonly subjectAltName?: GeneralNames & { readonly critical: boolean };
+  /** nameConstraints, if present. */
+  readonly nameConstraints?: DecodedNameConstraints;
+  /** subjectKeyIdentifier, if present. */
+  readonly subjectKeyId?: Buffer;
+  /** authorityKeyIdentifier's keyIdentifier, if present. */
+  readonly authorityKeyId?: Buffer;
+  /** OIDs of critical extensions svidkit does not process; path validation refuses such certificates. */
+  readonly unhandledCriticalExtensions: readonly string[];
+  #publicKey?: KeyObject;
+  #node?: X509Certificate;
+
+  private constructor(der: Buffer) {
+    if (der.length > MAX_CERTIFICATE_BYTES) malformed(`certificate is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
+    this.der = der;
+    this.tbs = signedPart(der);
+    let asn: AsnCertificate;
+    try {
+      asn = AsnConvert.parse(der, AsnCertificate);
+    } catch (cause) {
+      malformed('certificate is not valid DER', cause);
+    }
+    this.asn = asn;
+    const tbs = asn.tbsCertificate;
+    if (!Buffer.from(AsnConvert.serialize(tbs.signature)).equals(Buffer.from(AsnConvert.serialize(asn.signatureAlgorithm)))) {
+      malformed('inner and outer signature algorithms differ');
+    }
+    this.serialHex = Buffer.from(tbs.serialNumber).toString('hex').replace(/^0+(?=.)/, '');
+    this.notBefore = tbs.validity.notBefore.getTime();
+    this.notAfter = tbs.validity.notAfter.getTime();
+    this.subjectDer = Buffer.from(AsnConvert.serialize(tbs.subject));
+    this.issuerDer = Buffer.from(AsnConvert.serialize(tbs.issuer));
+    const exts = tbs.extensions ?? [];
+    if (exts.length > 0 && tbs.version !== 2) malformed('extensions require a version 3 certificate');
+    const seen = new Set<string>();
+    const unhandled: string[] = [];
+    for (const ext of exts) {
+      if (seen.has(ext.extnID)) malformed(`extension ${ext.extnID} appears more than once`);
+      seen.add(ext.extnID);
+      const value = ext.extnValue.buffer;
+      switch (ext.extnID) {
+        case id_ce_basicConstraints: {
+          const bc = parseExt(value, BasicConstraints, 'basicConstraints');
+          this.basicConstraints = { cA: bc.cA, pathLen: bc.pathLenConstraint, critical: ext.critical };
+          break;
+        }
+        case id_ce_keyUsage: {
+          const ku = parseExt(value, KeyUsage, 'keyUsage');
+          this.keyUsage = { bits: ku.toNumber(), critical: ext.critical };
+          break;
+        }
+        case id_ce_extKeyUsage:
+          this.extKeyUsage = [...parseExt(value, ExtendedKeyUsage, 'extKeyUsage')];
+          break;
+        case id_ce_subjectAltName:
+          this.subjectAltName = {
+            ...generalNamesOf(parseExt(value, SubjectAlternativeName, 'subjectAltName')),
+            critical: ext.critical,
+          };
+          break;
+        case id_ce_nameConstraints: {
+          const nc = parseExt(value, NameConstraints, 'nameConstraints');
+          const pick = (subtrees: NameConstraints['permittedSubtrees']) =>
+            subtrees ? generalNamesOf(subtrees.map((s) => s.base)) : undefined;
+          this.nameConstraints = { permitted: pick(nc.permittedSubtrees), excluded: pick(nc.excludedSubtrees) };
+          break;
+        }
+        case id_ce_subjectKeyIdentifier:
+          this.subjectKeyId = Buffer.from(parseExt(value, SubjectKeyIdentifier, 'subjectKeyIdentifier').buffer);
+          break;
+        case id_ce_authorityKeyIdentifier: {
+          const aki = parseExt(value, AuthorityKeyIdentifier, 'authorityKeyIdentifier');
+          if (aki.keyIdentifier) this.authorityKeyId = Buffer.from(aki.keyIdentifier.buffer);
+          break;
+        }
+        default:
+          if (ext.critical) unhandled.push(ext.extnID);
+      }
+    }
+    this.unhandledCriticalExtensions = unhandled;
+  }
+
+  /** Parses one DER certificate; throws ERR_X509_MALFORMED or ERR_DER_MALFORMED. */
+  static fromDer(der: Uint8Array): Certificate {
+    return new Certificate(Buffer.from(der));
+  }
+
+  /**
+   * Parses every CERTIFICATE block of a PEM text, in order. At most `max` certificates and 64 KiB of PEM;
+   * other block types are refused so that a key file passed by mistake is not half-read.
+   */
+  static fromPem(pem: string | Uint8Array, max = MAX_CHAIN_LENGTH): Certificate[] {
+    const blocks = decodePem(pem, max);
+    return blocks.map((b) => {
+      if (b.type !== 'CERTIFICATE') {
+        throw new SvidkitError('ERR_PEM_UNEXPECTED_TYPE', `pem: expected CERTIFICATE blocks, found "${b.type}"`);
+      }
+      return Certificate.fromDer(b.der);
+    });
+  }
+
+  /** The subject public key; import errors surface as ERR_X509_MALFORMED. */
+  get publicKey(): KeyObject {
+    if (!this.#publicKey) {
+      try {
+        const spki = AsnConvert.serialize(this.asn.tbsCertificate.subjectPublicKeyInfo);
+        this.#publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+      } catch (cause) {
+        malformed('subject public key cannot be imported', cause);
+      }
+    }
+    return this.#publicKey;
+  }
+
+  /** Node's view of the same certificate (for subject/issuer strings and fingerprints). */
+  get node(): X509Certificate {
+    this.#node ??= new X509Certificate(this.der);
+    return this.#node;
+  }
+
+  /** The subject distinguished name as Node prints it (one attribute per line). */
+  get subject(): string {
+    return this.node.subject;
+  }
+
+  /** The issuer distinguished name as Node prints it. */
+  get issuer(): string {
+    return this.node.issuer;
+  }
+
+  /** True when the subject Name is empty. */
+  get subjectIsEmpty(): boolean {
+    return (this.asn.tbsCertificate.subject as Name).length === 0;
+  }
+
+  /** The signature algorithm's name. */
+  get signatureAlgorithm(): string {
+    return signatureAlgorithmName(this.asn.signatureAlgorithm.algorithm);
+  }
+
+  /** True when issuer and subject are the same Name. */
+  isSelfIssued(): boolean {
+    return this.issuerDer.equals(this.subjectDer);
+  }
+
+  /** True when `issuerKey` verifies this certificate's signature. */
+  isSignedBy(issuerKey: KeyObject): boolean {
+    return verifyWith(this.asn.signatureAlgorithm, issuerKey, this.tbs, new Uint8Array(this.asn.signatureValue));
+  }
+
+  /** SHA-256 of the DER, hex. */
+  fingerprint256(): string {
+    return createHash('sha256').update(this.der).digest('hex');
+  }
+
+  /** PEM encoding. */
+  toPem(): string {
+    return encodePem('CERTIFICATE', this.der);
+  }
+}

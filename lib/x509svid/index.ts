@@ -1,0 +1,192 @@
+/**
+ * X.509-SVIDs: CSRs for a SPIFFE ID, parsing an SVID (chain + key) and verifying a chain against the
+ * bundle of the leaf's trust domain with the X509-SVID rules on top of RFC 5280 path validation.
+ */
+import type { KeyObject } from 'node:crypto';
+import { inspect } from 'node:util';
+import type { X509BundleSource } from '../bundle/source.js';
+import { type ErrorCode, SvidkitError } from '../errors/index.js';
+import { keyTypeOf, loadPrivateKeyPem, privateKeyToPem, samePublicKey } from '../keys/index.js';
+import { SpiffeId } from '../spiffeid/index.js';
+import { Certificate, KeyUsageBit, MAX_CHAIN_LENGTH } from '../x509/certificate.js';
+import { buildCsr } from '../x509/csr.js';
+import { buildPath, MAX_PATH_LENGTH, validatePath } from './path.js';
+
+export { MAX_PATH_LENGTH, validatePath };
+
+/** id-kp-serverAuth. */
+export const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+/** id-kp-clientAuth. */
+export const OID_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const OID_ANY_EKU = '2.5.29.37.0';
+
+function fail(code: ErrorCode, message: string): never {
+  throw new SvidkitError(code, `x509svid: ${message}`);
+}
+
+/**
+ * Checks the X509-SVID leaf rules and returns the leaf's SPIFFE ID: exactly one URI SAN holding a
+ * workload ID, not a CA, critical keyUsage with digitalSignature and without keyCertSign/cRLSign,
+ * serverAuth and clientAuth when EKU is present, and a critical SAN when the subject is empty.
+ */
+export function idFromLeaf(leaf: Certificate): SpiffeId {
+  const uris = leaf.subjectAltName?.uris ?? [];
+  if (uris.length === 0) fail('ERR_X509SVID_NO_URI_SAN', 'leaf certificate has no URI SAN');
+  if (uris.length > 1) fail('ERR_X509SVID_MULTIPLE_URI_SANS', `leaf certificate has ${uris.length} URI SANs; exactly one is allowed`);
+  let id: SpiffeId;
+  try {
+    id = SpiffeId.parse(uris[0]!);
+  } catch (err) {
+    const why = err instanceof SvidkitError ? err.message.replace(/^spiffeid: /, '') : 'invalid';
+    fail('ERR_X509SVID_INVALID_ID', `leaf URI SAN is not a valid SPIFFE ID: ${why}`);
+  }
+  if (id.isTrustDomainId()) fail('ERR_X509SVID_INVALID_ID', 'leaf SPIFFE ID has no path; a workload ID needs one');
+  if (leaf.basicConstraints?.cA) fail('ERR_X509SVID_LEAF_IS_CA', 'leaf certificate must not be a CA');
+  const ku = leaf.keyUsage;
+  if (!ku) fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf certificate has no keyUsage extension');
+  if (!ku.critical) fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf keyUsage extension must be critical');
+  if ((ku.bits & KeyUsageBit.digitalSignature) === 0) {
+    fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf keyUsage must include digitalSignature');
+  }
+  if ((ku.bits & (KeyUsageBit.keyCertSign | KeyUsageBit.cRLSign)) !== 0) {
+    fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf keyUsage must not include keyCertSign or cRLSign');
+  }
+  const eku = leaf.extKeyUsage;
+  if (eku && !eku.includes(OID_ANY_EKU) && !(eku.includes(OID_SERVER_AUTH) && eku.includes(OID_CLIENT_AUTH))) {
+    fail('ERR_X509SVID_LEAF_EXT_KEY_USAGE', 'leaf extKeyUsage must include serverAuth and clientAuth');
+  }
+  if (leaf.subjectIsEmpty && !leaf.subjectAltName?.critical) {
+    fail('ERR_X509SVID_SAN_NOT_CRITICAL', 'leaf subject is empty, so its subjectAltName must be critical');
+  }
+  return id;
+}
+
+/** Options of verify. */
+export interface VerifyOptions {
+  /** Instant at which every certificate must be valid; default now. */
+  readonly at?: Date;
+}
+
+/** A verified chain: the SPIFFE ID and the path from the leaf to a root of the bundle. */
+export interface VerifiedChain {
+  readonly id: SpiffeId;
+  /** Leaf first, root (from the bundle) last. */
+  readonly chain: readonly Certificate[];
+}
+
+/**
+ * Verifies an X.509-SVID chain (leaf first, then intermediates in any order) against the bundle of
+ * the leaf's trust domain, taken from `bundles`; the roots of other trust domains are never consulted.
+ */
+export function verify(certificates: readonly Certificate[], bundles: X509BundleSource, options: VerifyOptions = {}): VerifiedChain {
+  if (certificates.length === 0) fail('ERR_X509SVID_NO_CERTIFICATES', 'no certificates to verify');
+  if (certificates.length > MAX_CHAIN_LENGTH) {
+    fail('ERR_X509SVID_TOO_MANY_CERTIFICATES', `chain has more than ${MAX_CHAIN_LENGTH} certificates`);
+  }
+  const leaf = certificates[0]!;
+  const id = idFromLeaf(leaf);
+  const bundle = bundles.getX509BundleForTrustDomain(id.trustDomain);
+  if (!bundle) fail('ERR_X509SVID_NO_BUNDLE', `no X.509 bundle for trust domain "${id.trustDomain.name}"`);
+  const chain = buildPath(leaf, certificates.slice(1), bundle.authorities(), options.at ?? new Date());
+  return { id, chain };
+}
+
+/** Parses a PEM chain and verifies it; see verify. */
+export function verifyPem(pem: string | Uint8Array, bundles: X509BundleSource, options: VerifyOptions = {}): VerifiedChain {
+  return verify(parseChainPem(pem), bundles, options);
+}
+
+/** Parses a PEM certificate chain with the SVID bounds (1 to 10 certificates, 64 KiB). */
+export function parseChainPem(pem: string | Uint8Array): Certificate[] {
+  const certs = Certificate.fromPem(pem, MAX_CHAIN_LENGTH);
+  if (certs.length === 0) fail('ERR_X509SVID_NO_CERTIFICATES', 'no CERTIFICATE block found');
+  return certs;
+}
+
+/** An X.509-SVID: the SPIFFE ID, the chain (leaf first) and the private key of the leaf. */
+export class X509Svid {
+  /** The SPIFFE ID of the leaf. */
+  readonly id: SpiffeId;
+  /** Leaf first, then intermediates. */
+  readonly certificates: readonly Certificate[];
+  readonly #privateKey: KeyObject;
+
+  private constructor(id: SpiffeId, certificates: readonly Certificate[], privateKey: KeyObject) {
+    this.id = id;
+    this.certificates = Object.freeze([...certificates]);
+    this.#privateKey = privateKey;
+  }
+
+  /**
+   * Builds an SVID from parsed parts: checks the leaf rules and that the key is the leaf's. The chain
+   * is not verified against a bundle here; use verify for that.
+   */
+  static fromParts(certificates: readonly Certificate[], privateKey: KeyObject): X509Svid {
+    if (certificates.length === 0) fail('ERR_X509SVID_NO_CERTIFICATES', 'no certificates');
+    if (certificates.length > MAX_CHAIN_LENGTH) {
+      fail('ERR_X509SVID_TOO_MANY_CERTIFICATES', `chain has more than ${MAX_CHAIN_LENGTH} certificates`);
+    }
+    const id = idFromLeaf(certificates[0]!);
+    for (const c of certificates.slice(1)) {
+      if (!c.basicConstraints?.cA) fail('ERR_X509SVID_ISSUER_NOT_CA', 'an intermediate certificate is not a CA');
+    }
+    if (privateKey.type !== 'private') throw new TypeError('x509svid: privateKey must be a private key');
+    keyTypeOf(privateKey);
+    if (!samePublicKey(privateKey, certificates[0]!.publicKey)) {
+      fail('ERR_X509SVID_KEY_MISMATCH', 'private key does not match the leaf certificate');
+    }
+    return new X509Svid(id, certificates, privateKey);
+  }
+
+  /** Parses an SVID from a PEM chain and a PEM PKCS#8 key. */
+  static parse(certificatesPem: string | Uint8Array, keyPem: string | Uint8Array): X509Svid {
+    return X509Svid.fromParts(parseChainPem(certificatesPem), loadPrivateKeyPem(keyPem));
+  }
+
+  /** The leaf certificate. */
+  get leaf(): Certificate {
+    return this.certificates[0]!;
+  }
+
+  /** The leaf's notAfter. */
+  get expiresAt(): Date {
+    return this.leaf.notAfter;
+  }
+
+  /** The private key; keep it in memory or in a 0600 file, never in a log. */
+  get privateKey(): KeyObject {
+    return this.#privateKey;
+  }
+
+  /** The chain as PEM. */
+  certificatesPem(): string {
+    return this.certificates.map((c) => c.toPem()).join('');
+  }
+
+  /** The private key as PKCS#8 PEM. */
+  privateKeyPem(): string {
+    return privateKeyToPem(this.#privateKey);
+  }
+
+  /** A summary without the key. */
+  toJSON(): { id: string; serial: string; expiresAt: string } {
+    return { id: this.id.toString(), serial: this.leaf.serialHex, expiresAt: this.expiresAt.toISOString() };
+  }
+
+  /** A summary without the key. */
+  toString(): string {
+    return `X509Svid(${this.id.toString()}, serial ${this.leaf.serialHex}, expires ${this.expiresAt.toISOString()})`;
+  }
+
+  /** Keeps the key out of console.log and util.inspect. */
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/** Builds a DER CSR for a workload SPIFFE ID (and optional DNS names) signed with `key`. */
+export function createCsr(id: SpiffeId, key: KeyObject, options: { dnsNames?: readonly string[] } = {}): Buffer {
+  if (id.isTrustDomainId()) fail('ERR_X509SVID_INVALID_ID', 'a workload SVID needs an ID with a path');
+  keyTypeOf(key);
+  return buildCsr({ key, uris: [id.toString()], dnsNames: options.dnsNames });
+}
