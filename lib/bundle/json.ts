@@ -11,7 +11,8 @@ export const MAX_TRUST_DOMAINS = 1024;
 /** Parses JSON after checking its size; every failure is ERR_BUNDLE_MALFORMED or ERR_BUNDLE_TOO_LARGE. */
 export function parseJsonBounded(input: string | Uint8Array, maxBytes: number): unknown {
   const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
-  if (size > maxBytes) throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', `bundle: document is larger than ${maxBytes} bytes`);
+  if (size > maxBytes)
+    throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', `bundle: document is larger than ${maxBytes} bytes`);
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
   let doc: unknown;
   try {
@@ -40,14 +41,16 @@ export function assertNoDuplicateKeys(text: string): void {
       if (expectKey) {
         const key = JSON.parse(text.slice(i, j + 1)) as string;
         const members = stack[stack.length - 1]!;
-        if (members.has(key)) throw new SvidkitError('ERR_BUNDLE_DUPLICATE', `bundle: duplicate member "${key.slice(0, 64)}"`);
+        if (members.has(key))
+          throw new SvidkitError('ERR_BUNDLE_DUPLICATE', `bundle: duplicate member "${key.slice(0, 64)}"`);
         members.add(key);
         expectKey = false;
       }
       i = j;
     } else if (ch === 0x7b || ch === 0x5b) {
       stack.push(ch === 0x7b ? new Set() : null);
-      if (stack.length > MAX_JSON_DEPTH) throw new SvidkitError('ERR_BUNDLE_MALFORMED', 'bundle: JSON nested too deeply');
+      if (stack.length > MAX_JSON_DEPTH)
+        throw new SvidkitError('ERR_BUNDLE_MALFORMED', 'bundle: JSON nested too deeply');
       expectKey = ch === 0x7b;
     } else if (ch === 0x7d || ch === 0x5d) {
       stack.pop();

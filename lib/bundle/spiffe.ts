@@ -20,13 +20,18 @@ export interface SpiffeBundleJson {
 }
 
 function malformed(message: string, cause?: unknown): never {
-  throw new SvidkitError('ERR_BUNDLE_MALFORMED', `bundle: ${message}`, cause === undefined ? undefined : { cause });
+  throw new SvidkitError(
+    'ERR_BUNDLE_MALFORMED',
+    `bundle: ${message}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 function optionalCount(doc: Record<string, unknown>, name: string): number | undefined {
   const v = doc[name];
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) malformed(`${name} must be a non-negative integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    malformed(`${name} must be a non-negative integer`);
   return v;
 }
 
@@ -50,7 +55,10 @@ export class SpiffeBundle implements X509BundleSource, JwtBundleSource {
   ) {
     for (const p of [parts.x509, parts.jwt]) {
       if (p && !p.trustDomain.equals(trustDomain)) {
-        throw new SvidkitError('ERR_BUNDLE_TRUST_DOMAIN', `bundle: part of trust domain "${p.trustDomain.name}" given for "${trustDomain.name}"`);
+        throw new SvidkitError(
+          'ERR_BUNDLE_TRUST_DOMAIN',
+          `bundle: part of trust domain "${p.trustDomain.name}" given for "${trustDomain.name}"`,
+        );
       }
     }
     this.trustDomain = trustDomain;
@@ -71,7 +79,8 @@ export class SpiffeBundle implements X509BundleSource, JwtBundleSource {
 
   /** Like parse, from an already-decoded JSON value. */
   static fromJson(trustDomain: TrustDomain, doc: unknown): SpiffeBundle {
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) malformed('a SPIFFE bundle must be a JSON object');
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+      malformed('a SPIFFE bundle must be a JSON object');
     const obj = doc as Record<string, unknown>;
     if (!Array.isArray(obj['keys'])) malformed('a SPIFFE bundle needs a "keys" array');
     const keys = obj['keys'] as unknown[];
@@ -94,7 +103,8 @@ export class SpiffeBundle implements X509BundleSource, JwtBundleSource {
         } catch (cause) {
           malformed(`x509-svid key ${i} has an invalid x5c certificate`, cause);
         }
-        if (!samePublicKey(cert.publicKey, jwkPublicKey(jwk, i))) malformed(`x509-svid key ${i}: the JWK is not the key of its x5c certificate`);
+        if (!samePublicKey(cert.publicKey, jwkPublicKey(jwk, i)))
+          malformed(`x509-svid key ${i}: the JWK is not the key of its x5c certificate`);
         roots.push(cert);
       } else if (jwk.use === 'jwt-svid') {
         if (jwk.kty === 'OKP') continue; // JWT-SVIDs have no EdDSA; such a key can never validate one
@@ -113,7 +123,11 @@ export class SpiffeBundle implements X509BundleSource, JwtBundleSource {
   toJson(): SpiffeBundleJson {
     const keys: SpiffeBundleJson['keys'] = [];
     for (const cert of this.x509.authorities()) {
-      keys.push({ use: 'x509-svid', ...cert.publicKey.export({ format: 'jwk' }), x5c: [cert.der.toString('base64')] });
+      keys.push({
+        use: 'x509-svid',
+        ...cert.publicKey.export({ format: 'jwk' }),
+        x5c: [cert.der.toString('base64')],
+      });
     }
     for (const k of this.jwt.toJwks().keys) keys.push(k);
     const out: SpiffeBundleJson = { keys };
@@ -141,7 +155,9 @@ export class SpiffeBundle implements X509BundleSource, JwtBundleSource {
 function jwkPublicKey(jwk: JsonWebKey, i: number): KeyObject {
   try {
     const pub: JsonWebKey =
-      jwk.kty === 'RSA' ? { kty: 'RSA', n: jwk.n, e: jwk.e } : { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
+      jwk.kty === 'RSA'
+        ? { kty: 'RSA', n: jwk.n, e: jwk.e }
+        : { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
     return createPublicKey({ key: pub, format: 'jwk' });
   } catch (cause) {
     return malformed(`x509-svid key ${i} is not a valid public JWK`, cause);
@@ -157,7 +173,8 @@ export class BundleSet implements X509BundleSource, JwtBundleSource {
     const map = new Map<string, SpiffeBundle>();
     for (const b of bundles) {
       const name = b.trustDomain.name;
-      if (map.has(name)) throw new SvidkitError('ERR_BUNDLE_DUPLICATE', `bundle: two bundles for trust domain "${name}"`);
+      if (map.has(name))
+        throw new SvidkitError('ERR_BUNDLE_DUPLICATE', `bundle: two bundles for trust domain "${name}"`);
       map.set(name, toSpiffeBundle(b));
     }
     if (map.size > MAX_TRUST_DOMAINS) {
@@ -173,9 +190,11 @@ export class BundleSet implements X509BundleSource, JwtBundleSource {
 
   /** Like parse, from an already-decoded JSON value. */
   static fromJson(doc: unknown): BundleSet {
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) malformed('a bundle set must be a JSON object');
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
+      malformed('a bundle set must be a JSON object');
     const tds = (doc as Record<string, unknown>)['trust_domains'];
-    if (typeof tds !== 'object' || tds === null || Array.isArray(tds)) malformed('a bundle set needs a "trust_domains" object');
+    if (typeof tds !== 'object' || tds === null || Array.isArray(tds))
+      malformed('a bundle set needs a "trust_domains" object');
     const entries = Object.entries(tds as Record<string, unknown>);
     if (entries.length > MAX_TRUST_DOMAINS) {
       throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', `bundle: more than ${MAX_TRUST_DOMAINS} trust domains`);
@@ -200,7 +219,10 @@ export class BundleSet implements X509BundleSource, JwtBundleSource {
 
   /** A new set with this trust domain's bundle added or replaced. */
   with(bundle: SpiffeBundle | X509Bundle | JwtBundle): BundleSet {
-    return new BundleSet([...this.bundles().filter((b) => !b.trustDomain.equals(bundle.trustDomain)), toSpiffeBundle(bundle)]);
+    return new BundleSet([
+      ...this.bundles().filter((b) => !b.trustDomain.equals(bundle.trustDomain)),
+      toSpiffeBundle(bundle),
+    ]);
   }
 
   /** The `trust_domains` document. */
@@ -223,5 +245,7 @@ export class BundleSet implements X509BundleSource, JwtBundleSource {
 
 function toSpiffeBundle(b: SpiffeBundle | X509Bundle | JwtBundle): SpiffeBundle {
   if (b instanceof SpiffeBundle) return b;
-  return b instanceof X509Bundle ? new SpiffeBundle(b.trustDomain, { x509: b }) : new SpiffeBundle(b.trustDomain, { jwt: b });
+  return b instanceof X509Bundle
+    ? new SpiffeBundle(b.trustDomain, { x509: b })
+    : new SpiffeBundle(b.trustDomain, { jwt: b });
 }

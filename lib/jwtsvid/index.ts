@@ -8,7 +8,7 @@
  * own checks differ from the SPIFFE rules (typ must be present, time comes from the real clock).
  */
 import { KeyObject } from 'node:crypto';
-import { inspect, type InspectOptions } from 'node:util';
+import { type InspectOptions, inspect } from 'node:util';
 import { CompactSign, compactVerify } from 'jose';
 import type { JwtBundleSource } from '../bundle/source.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
@@ -125,9 +125,11 @@ interface DecodedToken {
 
 /** Strict base64url: unpadded, canonical, so that one token has exactly one meaning. */
 function decodeBase64url(part: string, what: string): Buffer {
-  if (!BASE64URL.test(part) || part.length % 4 === 1) fail('ERR_JWTSVID_MALFORMED', `${what} is not base64url`);
+  if (!BASE64URL.test(part) || part.length % 4 === 1)
+    fail('ERR_JWTSVID_MALFORMED', `${what} is not base64url`);
   const bytes = Buffer.from(part, 'base64url');
-  if (bytes.toString('base64url') !== part) fail('ERR_JWTSVID_MALFORMED', `${what} is not canonical base64url`);
+  if (bytes.toString('base64url') !== part)
+    fail('ERR_JWTSVID_MALFORMED', `${what} is not canonical base64url`);
   return bytes;
 }
 
@@ -152,7 +154,9 @@ function checkSize(token: string): void {
 }
 
 /** Steps shared by validation and insecure parsing, in the documented order: size to subject. */
-function decodeAndCheckHeader(token: string): DecodedToken & { alg: JwtAlgorithm; kid: string; id: SpiffeId } {
+function decodeAndCheckHeader(
+  token: string,
+): DecodedToken & { alg: JwtAlgorithm; kid: string; id: SpiffeId } {
   checkSize(token);
 
   const parts = token.split('.');
@@ -160,7 +164,8 @@ function decodeAndCheckHeader(token: string): DecodedToken & { alg: JwtAlgorithm
     fail('ERR_JWTSVID_MALFORMED', `token is not a JWS compact serialization (${parts.length} parts, want 3)`);
   }
   const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
-  if (headerPart === '' || payloadPart === '') fail('ERR_JWTSVID_MALFORMED', 'token has an empty header or payload');
+  if (headerPart === '' || payloadPart === '')
+    fail('ERR_JWTSVID_MALFORMED', 'token has an empty header or payload');
   const header = decodeJsonObject(decodeBase64url(headerPart, 'header'), 'header');
   const payloadBytes = decodeBase64url(payloadPart, 'payload');
   const claims = decodeJsonObject(payloadBytes, 'payload');
@@ -171,7 +176,9 @@ function decodeAndCheckHeader(token: string): DecodedToken & { alg: JwtAlgorithm
   if (!isAllowedAlgorithm(alg)) {
     fail(
       'ERR_JWTSVID_ALGORITHM',
-      alg === undefined ? 'header has no alg' : `algorithm ${typeof alg === 'string' ? quote(alg) : 'value'} is not allowed`,
+      alg === undefined
+        ? 'header has no alg'
+        : `algorithm ${typeof alg === 'string' ? quote(alg) : 'value'} is not allowed`,
     );
   }
 
@@ -218,7 +225,10 @@ function readAudience(claims: JsonObject): string[] {
   const aud = claims['aud'];
   if (typeof aud === 'string') return [aud];
   if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return [...aud];
-  fail('ERR_JWTSVID_AUDIENCE', aud === undefined ? 'token has no aud claim' : 'aud claim is not a string or array of strings');
+  fail(
+    'ERR_JWTSVID_AUDIENCE',
+    aud === undefined ? 'token has no aud claim' : 'aud claim is not a string or array of strings',
+  );
 }
 
 /** A parsed JWT-SVID. The token itself stays private so logging the object never leaks a credential. */
@@ -324,7 +334,8 @@ export async function parseAndValidate(
   const clock = options.clock ?? (() => new Date());
   if (typeof clock !== 'function') throw new TypeError('jwtsvid: clock must be a function');
   const leeway = options.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS;
-  if (typeof leeway !== 'number' || Number.isNaN(leeway)) throw new TypeError('jwtsvid: leewaySeconds must be a number');
+  if (typeof leeway !== 'number' || Number.isNaN(leeway))
+    throw new TypeError('jwtsvid: leewaySeconds must be a number');
   if (leeway < 0 || leeway > MAX_LEEWAY_SECONDS) {
     throw new RangeError(`jwtsvid: leewaySeconds must be between 0 and ${MAX_LEEWAY_SECONDS}`);
   }
@@ -338,7 +349,10 @@ export async function parseAndValidate(
   // Only the subject's own trust domain: a key trusted for another domain must never vouch for this one.
   const authority = bundle.findAuthority(kid);
   if (authority === undefined) {
-    fail('ERR_JWTSVID_UNKNOWN_KID', `no JWT authority with key ID ${quote(kid)} for trust domain "${td.name}"`);
+    fail(
+      'ERR_JWTSVID_UNKNOWN_KID',
+      `no JWT authority with key ID ${quote(kid)} for trust domain "${td.name}"`,
+    );
   }
 
   const mismatch = keyMismatch(authority.key, alg);
@@ -429,7 +443,8 @@ function defaultAlgorithm(key: KeyObject): JwtAlgorithm {
 
 /** Signs a JWT-SVID for a workload; throws ERR_JWTSVID_MINT for values a validator would refuse. */
 export async function mintJwtSvid(params: MintParams): Promise<string> {
-  if (typeof params !== 'object' || params === null) throw new TypeError('jwtsvid: mint parameters must be an object');
+  if (typeof params !== 'object' || params === null)
+    throw new TypeError('jwtsvid: mint parameters must be an object');
   const { id, audience, key, kid, alg, expiresAt, ttlSeconds, clock = () => new Date() } = params;
 
   if (!(id instanceof SpiffeId)) throw new TypeError('jwtsvid: id must be a SpiffeId');
@@ -438,10 +453,12 @@ export async function mintJwtSvid(params: MintParams): Promise<string> {
   }
 
   const audiences = typeof audience === 'string' ? [audience] : audience;
-  if (!Array.isArray(audiences)) throw new TypeError('jwtsvid: audience must be a string or an array of strings');
+  if (!Array.isArray(audiences))
+    throw new TypeError('jwtsvid: audience must be a string or an array of strings');
   if (audiences.length === 0) fail('ERR_JWTSVID_MINT', 'audience must not be empty');
   for (const a of audiences) {
-    if (typeof a !== 'string') throw new TypeError('jwtsvid: audience must be a string or an array of strings');
+    if (typeof a !== 'string')
+      throw new TypeError('jwtsvid: audience must be a string or an array of strings');
     if (a === '') fail('ERR_JWTSVID_MINT', 'audience values must not be empty strings');
   }
 
@@ -471,7 +488,8 @@ export async function mintJwtSvid(params: MintParams): Promise<string> {
   } else {
     const ttl = ttlSeconds ?? DEFAULT_TTL_SECONDS;
     if (typeof ttl !== 'number') throw new TypeError('jwtsvid: ttlSeconds must be a number');
-    if (!Number.isSafeInteger(ttl) || ttl <= 0) fail('ERR_JWTSVID_MINT', 'ttlSeconds must be a positive integer');
+    if (!Number.isSafeInteger(ttl) || ttl <= 0)
+      fail('ERR_JWTSVID_MINT', 'ttlSeconds must be a positive integer');
     exp = iat + ttl;
   }
   // A token that is already expired (in whole seconds) is a caller bug, not something to hand out.

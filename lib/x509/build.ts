@@ -5,11 +5,11 @@
 import { createHash, type KeyObject, randomBytes } from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
+  Certificate as AsnCertificate,
   AttributeTypeAndValue,
   AttributeValue,
   AuthorityKeyIdentifier,
   BasicConstraints,
-  Certificate as AsnCertificate,
   ExtendedKeyUsage,
   Extension,
   Extensions,
@@ -54,7 +54,10 @@ export type DnSpec = ReadonlyArray<readonly [keyof typeof DN_OID, string]>;
 export function buildName(spec: DnSpec): Name {
   return new Name(
     spec.map(([attr, value]) => {
-      const v = attr === 'C' || attr === 'serialNumber' ? new AttributeValue({ printableString: value }) : new AttributeValue({ utf8String: value });
+      const v =
+        attr === 'C' || attr === 'serialNumber'
+          ? new AttributeValue({ printableString: value })
+          : new AttributeValue({ utf8String: value });
       return new RelativeDistinguishedName([new AttributeTypeAndValue({ type: DN_OID[attr], value: v })]);
     }),
   );
@@ -92,7 +95,10 @@ export const extensions = {
     return ext(id_ce_extKeyUsage, critical, new ExtendedKeyUsage([...oids]));
   },
   /** subjectAltName with URIs and DNS names, in that order. */
-  subjectAltName(names: { uris?: readonly string[]; dnsNames?: readonly string[] }, critical: boolean): Extension {
+  subjectAltName(
+    names: { uris?: readonly string[]; dnsNames?: readonly string[] },
+    critical: boolean,
+  ): Extension {
     const list = [
       ...(names.uris ?? []).map((u) => new GeneralName({ uniformResourceIdentifier: u })),
       ...(names.dnsNames ?? []).map((d) => new GeneralName({ dNSName: d })),

@@ -5,9 +5,9 @@
 import { createHash, createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
+  Certificate as AsnCertificate,
   AuthorityKeyIdentifier,
   BasicConstraints,
-  Certificate as AsnCertificate,
   ExtendedKeyUsage,
   id_ce_authorityKeyIdentifier,
   id_ce_basicConstraints,
@@ -64,7 +64,11 @@ export interface DecodedNameConstraints {
 }
 
 function malformed(message: string, cause?: unknown): never {
-  throw new SvidkitError('ERR_X509_MALFORMED', `x509: ${message}`, cause === undefined ? undefined : { cause });
+  throw new SvidkitError(
+    'ERR_X509_MALFORMED',
+    `x509: ${message}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 function parseExt<T>(value: ArrayBuffer, type: new () => T, what: string): T {
@@ -113,7 +117,8 @@ export class Certificate {
   #node?: X509Certificate;
 
   private constructor(der: Buffer) {
-    if (der.length > MAX_CERTIFICATE_BYTES) malformed(`certificate is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
+    if (der.length > MAX_CERTIFICATE_BYTES)
+      malformed(`certificate is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
     this.der = der;
     this.tbs = signedPart(der);
     let asn: AsnCertificate;
@@ -124,10 +129,16 @@ export class Certificate {
     }
     this.asn = asn;
     const tbs = asn.tbsCertificate;
-    if (!Buffer.from(AsnConvert.serialize(tbs.signature)).equals(Buffer.from(AsnConvert.serialize(asn.signatureAlgorithm)))) {
+    if (
+      !Buffer.from(AsnConvert.serialize(tbs.signature)).equals(
+        Buffer.from(AsnConvert.serialize(asn.signatureAlgorithm)),
+      )
+    ) {
       malformed('inner and outer signature algorithms differ');
     }
-    this.serialHex = Buffer.from(tbs.serialNumber).toString('hex').replace(/^0+(?=.)/, '');
+    this.serialHex = Buffer.from(tbs.serialNumber)
+      .toString('hex')
+      .replace(/^0+(?=.)/, '');
     this.notBefore = tbs.validity.notBefore.getTime();
     this.notAfter = tbs.validity.notAfter.getTime();
     this.subjectDer = Buffer.from(AsnConvert.serialize(tbs.subject));
@@ -164,11 +175,16 @@ export class Certificate {
           const nc = parseExt(value, NameConstraints, 'nameConstraints');
           const pick = (subtrees: NameConstraints['permittedSubtrees']) =>
             subtrees ? generalNamesOf(subtrees.map((s) => s.base)) : undefined;
-          this.nameConstraints = { permitted: pick(nc.permittedSubtrees), excluded: pick(nc.excludedSubtrees) };
+          this.nameConstraints = {
+            permitted: pick(nc.permittedSubtrees),
+            excluded: pick(nc.excludedSubtrees),
+          };
           break;
         }
         case id_ce_subjectKeyIdentifier:
-          this.subjectKeyId = Buffer.from(parseExt(value, SubjectKeyIdentifier, 'subjectKeyIdentifier').buffer);
+          this.subjectKeyId = Buffer.from(
+            parseExt(value, SubjectKeyIdentifier, 'subjectKeyIdentifier').buffer,
+          );
           break;
         case id_ce_authorityKeyIdentifier: {
           const aki = parseExt(value, AuthorityKeyIdentifier, 'authorityKeyIdentifier');
@@ -195,7 +211,10 @@ export class Certificate {
     const blocks = decodePem(pem, max);
     return blocks.map((b) => {
       if (b.type !== 'CERTIFICATE') {
-        throw new SvidkitError('ERR_PEM_UNEXPECTED_TYPE', `pem: expected CERTIFICATE blocks, found "${b.type}"`);
+        throw new SvidkitError(
+          'ERR_PEM_UNEXPECTED_TYPE',
+          `pem: expected CERTIFICATE blocks, found "${b.type}"`,
+        );
       }
       return Certificate.fromDer(b.der);
     });
@@ -247,7 +266,12 @@ export class Certificate {
 
   /** True when `issuerKey` verifies this certificate's signature. */
   isSignedBy(issuerKey: KeyObject): boolean {
-    return verifyWith(this.asn.signatureAlgorithm, issuerKey, this.tbs, new Uint8Array(this.asn.signatureValue));
+    return verifyWith(
+      this.asn.signatureAlgorithm,
+      issuerKey,
+      this.tbs,
+      new Uint8Array(this.asn.signatureValue),
+    );
   }
 
   /** SHA-256 of the DER, hex. */

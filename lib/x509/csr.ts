@@ -4,11 +4,11 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
-import { CertificationRequest, CertificationRequestInfo, Attributes } from '@peculiar/asn1-csr';
+import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   Attribute,
-  Extension,
+  type Extension,
   Extensions,
   type GeneralName,
   id_ce_subjectAltName,
@@ -106,10 +106,12 @@ export function parseCsr(der: Uint8Array): ParsedCsr {
   try {
     ok = verifyWith(csr.signatureAlgorithm, publicKey, info, new Uint8Array(csr.signature));
   } catch (cause) {
-    if (cause instanceof SvidkitError) throw new SvidkitError('ERR_CSR_MALFORMED', `csr: ${cause.message}`, { cause });
+    if (cause instanceof SvidkitError)
+      throw new SvidkitError('ERR_CSR_MALFORMED', `csr: ${cause.message}`, { cause });
     throw cause;
   }
-  if (!ok) throw new SvidkitError('ERR_CSR_SIGNATURE', 'csr: signature does not verify with the CSR public key');
+  if (!ok)
+    throw new SvidkitError('ERR_CSR_SIGNATURE', 'csr: signature does not verify with the CSR public key');
   const requested: GeneralName[] = [];
   for (const attr of csr.certificationRequestInfo.attributes) {
     if (attr.type !== OID_EXTENSION_REQUEST) continue;
@@ -132,7 +134,8 @@ export function parseCsr(der: Uint8Array): ParsedCsr {
 /** Parses a PEM CSR (one `CERTIFICATE REQUEST` block). */
 export function parseCsrPem(pem: string | Uint8Array): ParsedCsr {
   const blocks = decodePem(pem, 1, 16 * 1024);
-  if (blocks.length !== 1 || blocks[0]!.type !== 'CERTIFICATE REQUEST') bad('expected one CERTIFICATE REQUEST block');
+  if (blocks.length !== 1 || blocks[0]!.type !== 'CERTIFICATE REQUEST')
+    bad('expected one CERTIFICATE REQUEST block');
   return parseCsr(blocks[0]!.der);
 }
 

@@ -25,7 +25,10 @@ function role(index: number, length: number): string {
 function checkValidity(cert: Certificate, what: string, at: Date): void {
   const t = at.getTime();
   if (t < cert.notBefore.getTime()) {
-    fail('ERR_X509SVID_NOT_YET_VALID', `${what} certificate is not valid before ${cert.notBefore.toISOString()}`);
+    fail(
+      'ERR_X509SVID_NOT_YET_VALID',
+      `${what} certificate is not valid before ${cert.notBefore.toISOString()}`,
+    );
   }
   if (t > cert.notAfter.getTime()) {
     fail('ERR_X509SVID_EXPIRED', `${what} certificate expired at ${cert.notAfter.toISOString()}`);
@@ -33,14 +36,18 @@ function checkValidity(cert: Certificate, what: string, at: Date): void {
 }
 
 function checkIssuer(cert: Certificate, what: string): void {
-  if (!cert.basicConstraints?.cA) fail('ERR_X509SVID_ISSUER_NOT_CA', `${what} certificate is not a CA (basicConstraints cA is not set)`);
+  if (!cert.basicConstraints?.cA)
+    fail('ERR_X509SVID_ISSUER_NOT_CA', `${what} certificate is not a CA (basicConstraints cA is not set)`);
   if (!cert.keyUsage || (cert.keyUsage.bits & KeyUsageBit.keyCertSign) === 0) {
     fail('ERR_X509SVID_ISSUER_KEY_USAGE', `${what} certificate lacks the keyCertSign key usage`);
   }
   for (const uri of cert.subjectAltName?.uris ?? []) {
     const id = SpiffeId.tryParse(uri);
     if (id && !id.isTrustDomainId()) {
-      fail('ERR_X509SVID_ISSUER_HAS_PATH', `${what} certificate has a SPIFFE ID with a path; signing certificates must not`);
+      fail(
+        'ERR_X509SVID_ISSUER_HAS_PATH',
+        `${what} certificate has a SPIFFE ID with a path; signing certificates must not`,
+      );
     }
   }
 }
@@ -104,12 +111,20 @@ function namesOf(cert: Certificate): NamesToCheck {
   };
 }
 
-function checkNameConstraints(issuer: Certificate, issuerWhat: string, subject: Certificate, subjectWhat: string): void {
+function checkNameConstraints(
+  issuer: Certificate,
+  issuerWhat: string,
+  subject: Certificate,
+  subjectWhat: string,
+): void {
   const nc = issuer.nameConstraints;
   if (!nc) return;
   const names = namesOf(subject);
   const refuse = (why: string): never =>
-    fail('ERR_X509SVID_NAME_CONSTRAINTS', `${subjectWhat} certificate ${why} of the ${issuerWhat} certificate's name constraints`);
+    fail(
+      'ERR_X509SVID_NAME_CONSTRAINTS',
+      `${subjectWhat} certificate ${why} of the ${issuerWhat} certificate's name constraints`,
+    );
   type Form = keyof NamesToCheck;
   const matchers: Record<Form, ((name: never, constraint: never) => boolean) | undefined> = {
     uris: uriMatches,
@@ -131,7 +146,8 @@ function checkNameConstraints(issuer: Certificate, issuerWhat: string, subject: 
     const excluded: readonly unknown[] = nc.excluded?.[form] ?? [];
     if (values.length === 0 || (permitted.length === 0 && excluded.length === 0)) continue;
     const match = matchers[form] as ((name: unknown, constraint: unknown) => boolean) | undefined;
-    if (match === undefined) return refuse(`has a ${labels[form]}, a name form svidkit cannot check against the rules`);
+    if (match === undefined)
+      return refuse(`has a ${labels[form]}, a name form svidkit cannot check against the rules`);
     for (const v of values) {
       if (excluded.some((c) => match(v, c))) refuse(`has a ${labels[form]} excluded by the rules`);
       if (permitted.length > 0 && !permitted.some((c) => match(v, c))) {
@@ -165,7 +181,10 @@ export function validatePath(path: readonly Certificate[], at: Date): void {
       let below = 0;
       for (let j = 1; j < i; j++) if (!path[j]!.isSelfIssued()) below++;
       if (below > pathLen) {
-        fail('ERR_X509SVID_PATH_LENGTH', `${what} certificate allows ${pathLen} intermediates below it, found ${below}`);
+        fail(
+          'ERR_X509SVID_PATH_LENGTH',
+          `${what} certificate allows ${pathLen} intermediates below it, found ${below}`,
+        );
       }
     }
     for (let j = 0; j < i; j++) {
@@ -178,11 +197,15 @@ export function validatePath(path: readonly Certificate[], at: Date): void {
 
 function mayHaveIssued(child: Certificate, parent: Certificate): boolean {
   if (!child.issuerDer.equals(parent.subjectDer)) return false;
-  if (child.authorityKeyId && parent.subjectKeyId && !child.authorityKeyId.equals(parent.subjectKeyId)) return false;
+  if (child.authorityKeyId && parent.subjectKeyId && !child.authorityKeyId.equals(parent.subjectKeyId))
+    return false;
   return true;
 }
 
-const PRIORITY: Partial<Record<ErrorCode, number>> = { ERR_X509SVID_UNTRUSTED: 0, ERR_X509SVID_BAD_SIGNATURE: 1 };
+const PRIORITY: Partial<Record<ErrorCode, number>> = {
+  ERR_X509SVID_UNTRUSTED: 0,
+  ERR_X509SVID_BAD_SIGNATURE: 1,
+};
 
 /**
  * Builds a path from `leaf` through `intermediates` to one of `roots` and validates it. Returns the
@@ -210,7 +233,12 @@ export function buildPath(
       if (!mayHaveIssued(tail, root)) continue;
       if (budget-- <= 0) return undefined;
       if (!tail.isSignedBy(root.publicKey)) {
-        consider(new SvidkitError('ERR_X509SVID_BAD_SIGNATURE', `x509svid: ${role(path.length - 1, path.length + 1)} certificate signature does not verify with its issuer's key`));
+        consider(
+          new SvidkitError(
+            'ERR_X509SVID_BAD_SIGNATURE',
+            `x509svid: ${role(path.length - 1, path.length + 1)} certificate signature does not verify with its issuer's key`,
+          ),
+        );
         continue;
       }
       const full = [...path, root];
@@ -226,7 +254,12 @@ export function buildPath(
       if (path.includes(next) || !mayHaveIssued(tail, next)) continue;
       if (budget-- <= 0) return undefined;
       if (!tail.isSignedBy(next.publicKey)) {
-        consider(new SvidkitError('ERR_X509SVID_BAD_SIGNATURE', `x509svid: ${role(path.length - 1, path.length + 2)} certificate signature does not verify with its issuer's key`));
+        consider(
+          new SvidkitError(
+            'ERR_X509SVID_BAD_SIGNATURE',
+            `x509svid: ${role(path.length - 1, path.length + 2)} certificate signature does not verify with its issuer's key`,
+          ),
+        );
         continue;
       }
       const found = walk([...path, next]);

@@ -5,7 +5,9 @@ import type { JwtBundleSource } from '../../lib/bundle/source.js';
 import type { TrustDomain } from '../../lib/spiffeid/index.js';
 
 /** A bundle source backed by a Map of trust-domain name to bundle. */
-export function bundleSource(...bundles: JwtBundle[]): JwtBundleSource & { readonly map: Map<string, JwtBundle> } {
+export function bundleSource(
+  ...bundles: JwtBundle[]
+): JwtBundleSource & { readonly map: Map<string, JwtBundle> } {
   const map = new Map(bundles.map((b) => [b.trustDomain.name, b]));
   return {
     map,
@@ -25,7 +27,10 @@ export function b64(value: unknown): string {
 export function rawSign(alg: string, input: string, key: KeyObject | Uint8Array | string): Buffer {
   const data = Buffer.from(input, 'ascii');
   const bits = alg.slice(2);
-  if (alg.startsWith('HS')) return createHmac(`sha${bits}`, key as Uint8Array | string).update(data).digest();
+  if (alg.startsWith('HS'))
+    return createHmac(`sha${bits}`, key as Uint8Array | string)
+      .update(data)
+      .digest();
   const k = key as KeyObject;
   if (alg === 'EdDSA') return sign(null, data, k);
   if (alg.startsWith('ES')) return sign(`sha${bits}`, data, { key: k, dsaEncoding: 'ieee-p1363' });
@@ -57,7 +62,10 @@ export function craft(
 }
 
 /** A copy of `base` with `changes` applied; a change to undefined removes the member. */
-export function edit(base: Record<string, unknown>, changes: Record<string, unknown>): Record<string, unknown> {
+export function edit(
+  base: Record<string, unknown>,
+  changes: Record<string, unknown>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(changes)) {
     if (v === undefined) delete out[k];
