@@ -78,6 +78,7 @@ export const ERROR_CODES = [
   // cli and io
   'ERR_IO',
   'ERR_USAGE',
+  'ERR_INTERNAL',
 ] as const;
 
 /** A stable error code; switch on this, never on the message. */

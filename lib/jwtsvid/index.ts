@@ -125,11 +125,13 @@ interface DecodedToken {
 
 /** Strict base64url: unpadded, canonical, so that one token has exactly one meaning. */
 function decodeBase64url(part: string, what: string): Buffer {
-  if (!BASE64URL.test(part) || part.length % 4 === 1)
+  if (!BASE64URL.test(part) || part.length % 4 === 1) {
     fail('ERR_JWTSVID_MALFORMED', `${what} is not base64url`);
+  }
   const bytes = Buffer.from(part, 'base64url');
-  if (bytes.toString('base64url') !== part)
+  if (bytes.toString('base64url') !== part) {
     fail('ERR_JWTSVID_MALFORMED', `${what} is not canonical base64url`);
+  }
   return bytes;
 }
 
@@ -164,8 +166,9 @@ function decodeAndCheckHeader(
     fail('ERR_JWTSVID_MALFORMED', `token is not a JWS compact serialization (${parts.length} parts, want 3)`);
   }
   const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
-  if (headerPart === '' || payloadPart === '')
+  if (headerPart === '' || payloadPart === '') {
     fail('ERR_JWTSVID_MALFORMED', 'token has an empty header or payload');
+  }
   const header = decodeJsonObject(decodeBase64url(headerPart, 'header'), 'header');
   const payloadBytes = decodeBase64url(payloadPart, 'payload');
   const claims = decodeJsonObject(payloadBytes, 'payload');
@@ -313,10 +316,12 @@ export interface ValidateOptions {
 }
 
 /**
- * Parses and fully validates a JWT-SVID: structure, algorithm, typ, kid, subject, signature against
- * the bundle of the subject's trust domain, exp, nbf and audience, in that order. Every rejection is
- * a SvidkitError with an ERR_JWTSVID_* code; argument mistakes are TypeError or RangeError. Errors
- * thrown by the bundle source itself are passed through unchanged.
+ * Parses a JWT-SVID and validates it fully against the bundle of its subject's trust domain.
+ *
+ * Checks run in a fixed order (size, structure, alg, typ/crit, kid, sub, bundle, kid lookup,
+ * signature, exp, nbf, aud) so a token with several faults always gets the same code. Rejections
+ * are SvidkitErrors with ERR_JWTSVID_* codes; argument mistakes are TypeError or RangeError. Errors
+ * thrown by the bundle source itself pass through unchanged: they are the caller's, not the token's.
  */
 export async function parseAndValidate(
   token: string,
@@ -334,8 +339,9 @@ export async function parseAndValidate(
   const clock = options.clock ?? (() => new Date());
   if (typeof clock !== 'function') throw new TypeError('jwtsvid: clock must be a function');
   const leeway = options.leewaySeconds ?? DEFAULT_LEEWAY_SECONDS;
-  if (typeof leeway !== 'number' || Number.isNaN(leeway))
+  if (typeof leeway !== 'number' || Number.isNaN(leeway)) {
     throw new TypeError('jwtsvid: leewaySeconds must be a number');
+  }
   if (leeway < 0 || leeway > MAX_LEEWAY_SECONDS) {
     throw new RangeError(`jwtsvid: leewaySeconds must be between 0 and ${MAX_LEEWAY_SECONDS}`);
   }
@@ -398,9 +404,11 @@ export async function parseAndValidate(
 }
 
 /**
- * DANGEROUS: decodes a JWT-SVID WITHOUT verifying its signature, expiry or audience. Only for
- * tokens you got from a trusted source, e.g. to read your own token's expiry; never use the result
- * to authenticate anyone. Structure, alg, typ, kid, sub, exp and aud are still checked.
+ * DANGEROUS: decodes a JWT-SVID without verifying its signature, expiry or audience.
+ *
+ * Only for tokens you got from a trusted source, e.g. to read your own token's expiry; never use
+ * the result to authenticate anyone. Structure, alg, typ, kid, sub and the presence of exp and aud
+ * are still checked, so a token that could never validate is refused here too.
  */
 export function parseInsecure(token: string): JwtSvid {
   if (typeof token !== 'string') throw new TypeError('jwtsvid: token must be a string');
@@ -443,8 +451,9 @@ function defaultAlgorithm(key: KeyObject): JwtAlgorithm {
 
 /** Signs a JWT-SVID for a workload; throws ERR_JWTSVID_MINT for values a validator would refuse. */
 export async function mintJwtSvid(params: MintParams): Promise<string> {
-  if (typeof params !== 'object' || params === null)
+  if (typeof params !== 'object' || params === null) {
     throw new TypeError('jwtsvid: mint parameters must be an object');
+  }
   const { id, audience, key, kid, alg, expiresAt, ttlSeconds, clock = () => new Date() } = params;
 
   if (!(id instanceof SpiffeId)) throw new TypeError('jwtsvid: id must be a SpiffeId');
@@ -453,12 +462,14 @@ export async function mintJwtSvid(params: MintParams): Promise<string> {
   }
 
   const audiences = typeof audience === 'string' ? [audience] : audience;
-  if (!Array.isArray(audiences))
+  if (!Array.isArray(audiences)) {
     throw new TypeError('jwtsvid: audience must be a string or an array of strings');
+  }
   if (audiences.length === 0) fail('ERR_JWTSVID_MINT', 'audience must not be empty');
   for (const a of audiences) {
-    if (typeof a !== 'string')
+    if (typeof a !== 'string') {
       throw new TypeError('jwtsvid: audience must be a string or an array of strings');
+    }
     if (a === '') fail('ERR_JWTSVID_MINT', 'audience values must not be empty strings');
   }
 
@@ -488,8 +499,9 @@ export async function mintJwtSvid(params: MintParams): Promise<string> {
   } else {
     const ttl = ttlSeconds ?? DEFAULT_TTL_SECONDS;
     if (typeof ttl !== 'number') throw new TypeError('jwtsvid: ttlSeconds must be a number');
-    if (!Number.isSafeInteger(ttl) || ttl <= 0)
+    if (!Number.isSafeInteger(ttl) || ttl <= 0) {
       fail('ERR_JWTSVID_MINT', 'ttlSeconds must be a positive integer');
+    }
     exp = iat + ttl;
   }
   // A token that is already expired (in whole seconds) is a caller bug, not something to hand out.

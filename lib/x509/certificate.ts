@@ -241,12 +241,12 @@ export class Certificate {
 
   /** The subject distinguished name as Node prints it (one attribute per line). */
   get subject(): string {
-    return this.node.subject;
+    return this.node.subject ?? '';
   }
 
   /** The issuer distinguished name as Node prints it. */
   get issuer(): string {
-    return this.node.issuer;
+    return this.node.issuer ?? '';
   }
 
   /** True when the subject Name is empty. */

@@ -27,10 +27,11 @@ export function b64(value: unknown): string {
 export function rawSign(alg: string, input: string, key: KeyObject | Uint8Array | string): Buffer {
   const data = Buffer.from(input, 'ascii');
   const bits = alg.slice(2);
-  if (alg.startsWith('HS'))
+  if (alg.startsWith('HS')) {
     return createHmac(`sha${bits}`, key as Uint8Array | string)
       .update(data)
       .digest();
+  }
   const k = key as KeyObject;
   if (alg === 'EdDSA') return sign(null, data, k);
   if (alg.startsWith('ES')) return sign(`sha${bits}`, data, { key: k, dsaEncoding: 'ieee-p1363' });

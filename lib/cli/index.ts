@@ -1,0 +1,45 @@
+/**
+ * The `svidkit` command line. Each command prints its result on stdout and exits 0, or prints one line
+ * `error <CODE>: <message>` on stderr and exits 1; usage mistakes exit 2. Never a stack trace.
+ */
+import { Command, CommanderError } from 'commander';
+import { isSvidkitError } from '../errors/index.js';
+import type { CliIo } from './io.js';
+import { registerIdCommands } from './id.js';
+import { registerJwtCommands } from './jwt.js';
+import { registerSvidCommands } from './svid.js';
+
+export type { CliIo } from './io.js';
+
+/** Exit codes scripts can rely on. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/** Runs the CLI with `argv` (without node and script) and returns the exit code. */
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  const program = new Command('svidkit')
+    .description('SPIFFE workload identity toolkit: inspect and verify SVIDs, bundles and JWT-SVIDs')
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: () => {} })
+    .exitOverride()
+    .showHelpAfterError(false);
+  registerIdCommands(program, io);
+  registerSvidCommands(program, io);
+  registerJwtCommands(program, io);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return EXIT.ok; // --help, --version
+      if (err.code === 'commander.help') return EXIT.usage; // a command group without a subcommand: help was shown
+      io.stderr(`error ERR_USAGE: ${err.message.replace(/^error: /, '')}\n`);
+      return EXIT.usage;
+    }
+    if (isSvidkitError(err)) {
+      io.stderr(`error ${err.code}: ${err.message}\n`);
+      return err.code === 'ERR_USAGE' ? EXIT.usage : EXIT.failure;
+    }
+    // Anything else is a bug; still one line, and the class name helps a report.
+    io.stderr(`error ERR_INTERNAL: ${(err as Error)?.name ?? 'Error'}: ${(err as Error)?.message ?? String(err)}\n`);
+    return EXIT.failure;
+  }
+}

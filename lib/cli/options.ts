@@ -1,0 +1,16 @@
+/** Options shared by several commands. */
+import { Option } from 'commander';
+import { SvidkitError } from '../errors/index.js';
+
+/** Parses an RFC 3339 time given on the command line. */
+export function parseTimeOption(value: string): Date {
+  const ok = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(value);
+  const d = new Date(value);
+  if (!ok || Number.isNaN(d.getTime())) throw new SvidkitError('ERR_USAGE', `cli: "${value}" is not an RFC 3339 time`);
+  return d;
+}
+
+/** A reusable `--at <time>` option. */
+export function atOption(): Option {
+  return new Option('--at <time>', 'check validity at this RFC 3339 instant instead of now');
+}
