@@ -17,7 +17,7 @@ import {
   type ValidateOptions,
 } from '../lib/jwtsvid/index.js';
 import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
-import { b64, bundleSource, craft, edit, prng } from './helpers/jwt.js';
+import { b64, bundleSource, craft, edit, prng, rawSign } from './helpers/jwt.js';
 
 const NOW = new Date('2030-06-01T12:00:00.000Z');
 const NOW_S = NOW.getTime() / 1000;
@@ -575,6 +575,16 @@ const validateCases: ValidateCase[] = [
       const nested = svid.claims['nested'] as { deep: [number, { x: boolean }] };
       assert.ok(Object.isFrozen(nested) && Object.isFrozen(nested.deep) && Object.isFrozen(nested.deep[1]));
     },
+  },
+  {
+    name: 'deeply nested claims do not overflow the stack',
+    token: () => {
+      // Built as text: JSON.stringify itself would overflow on this nesting.
+      const claims = JSON.stringify(C()).replace(/}$/, `,"deep":${'['.repeat(5000)}${']'.repeat(5000)}}`);
+      const input = `${b64(H())}.${b64(Buffer.from(claims))}`;
+      return `${input}.${rawSign('ES256', input, K.ec256.privateKey).toString('base64url')}`;
+    },
+    check: (svid) => assert.ok(Object.isFrozen(svid.claims['deep'])),
   },
   {
     name: 'jwk header pointing at an attacker key is ignored, not trusted',

@@ -4,8 +4,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isSvidkitError } from '../errors/index.js';
-import type { CliIo } from './io.js';
 import { registerIdCommands } from './id.js';
+import type { CliIo } from './io.js';
 import { registerJwtCommands } from './jwt.js';
 import { registerSvidCommands } from './svid.js';
 
@@ -39,7 +39,9 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       return err.code === 'ERR_USAGE' ? EXIT.usage : EXIT.failure;
     }
     // Anything else is a bug; still one line, and the class name helps a report.
-    io.stderr(`error ERR_INTERNAL: ${(err as Error)?.name ?? 'Error'}: ${(err as Error)?.message ?? String(err)}\n`);
+    io.stderr(
+      `error ERR_INTERNAL: ${(err as Error)?.name ?? 'Error'}: ${(err as Error)?.message ?? String(err)}\n`,
+    );
     return EXIT.failure;
   }
 }

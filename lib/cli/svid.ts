@@ -7,8 +7,8 @@ import { keyTypeOf } from '../keys/index.js';
 import { TrustDomain } from '../spiffeid/index.js';
 import type { Certificate } from '../x509/certificate.js';
 import { idFromLeaf, parseChainPem, verify } from '../x509svid/index.js';
-import { atOption, parseTimeOption } from './options.js';
 import { type CliIo, readInput } from './io.js';
+import { atOption, parseTimeOption } from './options.js';
 
 /** The largest bundle file the CLI reads. */
 const MAX_BUNDLE_FILE = 4 * 1024 * 1024;

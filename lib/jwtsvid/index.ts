@@ -5,7 +5,8 @@
  * Validation runs in one fixed order so that a token with several faults always reports the same
  * error code, and the cheap, unauthenticated checks run before any key lookup or signature math.
  * jose only does the signature arithmetic; every structural and claim check is ours, because jose's
- * own checks differ from the SPIFFE rules (typ must be present, time comes from the real clock).
+ * own checks differ from the SPIFFE rules (its typ option demands a typ header, and its time checks
+ * read the real clock instead of the injected one).
  */
 import { KeyObject } from 'node:crypto';
 import { type InspectOptions, inspect } from 'node:util';
@@ -117,7 +118,6 @@ function deepFreeze<T>(value: T): T {
 type JsonObject = Record<string, unknown>;
 
 interface DecodedToken {
-  readonly header: JsonObject;
   readonly claims: JsonObject;
   /** The payload bytes, to compare with what the signature check saw. */
   readonly payloadBytes: Buffer;
@@ -208,7 +208,7 @@ function decodeAndCheckHeader(
     fail('ERR_JWTSVID_SUBJECT', `sub claim "${id.toString()}" is a trust domain ID, not a workload ID`);
   }
 
-  return { header, claims, payloadBytes, alg, kid, id };
+  return { claims, payloadBytes, alg, kid, id };
 }
 
 function readExpiry(claims: JsonObject): Date {

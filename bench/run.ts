@@ -1,0 +1,147 @@
+/**
+ * `npm run bench`: throughput of svidkit's hot paths as a ratio to a raw baseline measured in the same
+ * run, because this machine is shared and noisy and absolute figures mean little. Rounds of the
+ * subject and its baseline alternate and the median of each is kept.
+ */
+import { verify as cryptoVerify } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { jwtVerify } from 'jose';
+import { importJwtAuthority, JwtBundle } from '../lib/bundle/index.js';
+import { mintJwtSvid, parseAndValidate } from '../lib/jwtsvid/index.js';
+import { generateKeyPair } from '../lib/keys/index.js';
+import { SpiffeId } from '../lib/spiffeid/index.js';
+import { verify } from '../lib/x509svid/index.js';
+import { T0, TestCa } from '../test/helpers/ca.js';
+
+/** One line of bench/results.json. */
+export interface BenchResult {
+  name: string;
+  unit: string;
+  value: number;
+  baseline: string;
+  baseline_value: number;
+  ratio: number;
+}
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
+
+async function opsPerSecond(fn: () => unknown | Promise<unknown>, ms: number): Promise<number> {
+  const end = performance.now() + ms;
+  let n = 0;
+  let now = performance.now();
+  const start = now;
+  while (now < end) {
+    for (let i = 0; i < 16; i++) {
+      const r = fn();
+      if (r instanceof Promise) await r;
+    }
+    n += 16;
+    now = performance.now();
+  }
+  return (n * 1000) / (now - start);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function compare(
+  name: string,
+  unit: string,
+  subject: () => unknown,
+  baseline: string,
+  base: () => unknown,
+): Promise<BenchResult> {
+  await opsPerSecond(subject, 100); // warm-up: JIT, lazy key imports
+  await opsPerSecond(base, 100);
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    a.push(await opsPerSecond(subject, ROUND_MS));
+    b.push(await opsPerSecond(base, ROUND_MS));
+  }
+  const value = median(a);
+  const baseline_value = median(b);
+  return { name, unit, value, baseline, baseline_value, ratio: value / baseline_value };
+}
+
+async function x509Verify(): Promise<BenchResult> {
+  const root = TestCa.root();
+  const inter = root.intermediate();
+  const svid = inter.svid('/bench/workload');
+  const bundle = root.bundle();
+  const [leaf, mid] = svid.certificates;
+  const leafKey = mid!.publicKey;
+  const midKey = root.cert.publicKey;
+  const leafSig = new Uint8Array(leaf!.asn.signatureValue);
+  const midSig = new Uint8Array(mid!.asn.signatureValue);
+  return compare(
+    'x509svid.verify (leaf + intermediate, P-256)',
+    'chains/s',
+    () => verify(svid.certificates, bundle, { at: T0 }),
+    'crypto.verify x2 (one per certificate)',
+    () => {
+      if (!cryptoVerify('sha256', leaf!.tbs, leafKey, leafSig)) throw new Error('bad');
+      if (!cryptoVerify('sha256', mid!.tbs, midKey, midSig)) throw new Error('bad');
+    },
+  );
+}
+
+async function jwtValidate(): Promise<BenchResult> {
+  const { privateKey, publicKey } = generateKeyPair('ec-p256');
+  const id = SpiffeId.parse('spiffe://example.org/bench/client');
+  const now = () => T0;
+  const token = await mintJwtSvid({
+    id,
+    audience: 'spiffe://example.org/bench/server',
+    key: privateKey,
+    kid: 'k1',
+    clock: now,
+  });
+  const bundle = new JwtBundle(id.trustDomain, [
+    importJwtAuthority('k1', publicKey.export({ format: 'jwk' })),
+  ]);
+  const aud = 'spiffe://example.org/bench/server';
+  return compare(
+    'jwtsvid.parseAndValidate (ES256)',
+    'tokens/s',
+    () => parseAndValidate(token, bundle, aud, { clock: now }),
+    'jose jwtVerify (same key, audience check)',
+    () => jwtVerify(token, publicKey, { audience: aud, algorithms: ['ES256'], currentDate: T0 }),
+  );
+}
+
+function fmt(n: number): string {
+  return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2);
+}
+
+/** Runs every benchmark, prints a table and writes bench/results.json. */
+export async function main(): Promise<BenchResult[]> {
+  const results: BenchResult[] = [];
+  for (const b of [x509Verify, jwtValidate]) {
+    const r = await b();
+    results.push(r);
+    process.stdout.write(
+      `${r.name}: ${fmt(r.value)} ${r.unit} | ${r.baseline}: ${fmt(r.baseline_value)} | ratio ${r.ratio.toFixed(2)}\n`,
+    );
+  }
+  const out = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results.json');
+  writeFileSync(out, JSON.stringify(results, null, 2) + '\n');
+  process.stdout.write(
+    `\n${'benchmark'.padEnd(52)} ${'value'.padStart(12)} ${'baseline'.padStart(12)} ${'ratio'.padStart(6)}\n`,
+  );
+  for (const r of results) {
+    process.stdout.write(
+      `${r.name.padEnd(52)} ${fmt(r.value).padStart(12)} ${fmt(r.baseline_value).padStart(12)} ${r.ratio.toFixed(2).padStart(6)}\n`,
+    );
+  }
+  process.stdout.write(`\nwrote ${out}\n`);
+  return results;
+}
+
+await main();
