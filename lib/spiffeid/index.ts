@@ -33,7 +33,7 @@ function fail(code: ConstructorParameters<typeof SvidkitError>[0], message: stri
 
 // Limits are in bytes; every allowed character is ASCII, so the UTF-8 length only matters for the error code.
 function byteLength(s: string): number {
-  return /^[\x00-\x7f]*$/.test(s) ? s.length : Buffer.byteLength(s);
+  return Buffer.byteLength(s);
 }
 
 function checkTrustDomainName(name: string): void {

@@ -120,12 +120,13 @@ export class Certificate {
     if (der.length > MAX_CERTIFICATE_BYTES)
       malformed(`certificate is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
     this.der = der;
-    this.tbs = signedPart(der);
     let asn: AsnCertificate;
     try {
+      this.tbs = signedPart(der);
       asn = AsnConvert.parse(der, AsnCertificate);
     } catch (cause) {
-      malformed('certificate is not valid DER', cause);
+      const detail = cause instanceof SvidkitError ? `: ${cause.message.replace(/^der: /, '')}` : '';
+      malformed(`certificate is not valid DER${detail}`, cause);
     }
     this.asn = asn;
     const tbs = asn.tbsCertificate;

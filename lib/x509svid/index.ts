@@ -12,7 +12,8 @@ import { Certificate, KeyUsageBit, MAX_CHAIN_LENGTH } from '../x509/certificate.
 import { buildCsr } from '../x509/csr.js';
 import { buildPath, MAX_PATH_LENGTH, validatePath } from './path.js';
 
-export { MAX_PATH_LENGTH, validatePath };
+/** RFC 5280 validation of an already built path (leaf first, root last). */
+export { MAX_PATH_LENGTH, validatePath as validateCertificatePath };
 
 /** id-kp-serverAuth. */
 export const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';

@@ -120,11 +120,12 @@ function checkNameConstraints(
   const nc = issuer.nameConstraints;
   if (!nc) return;
   const names = namesOf(subject);
-  const refuse = (why: string): never =>
-    fail(
+  function refuse(why: string): never {
+    return fail(
       'ERR_X509SVID_NAME_CONSTRAINTS',
       `${subjectWhat} certificate ${why} of the ${issuerWhat} certificate's name constraints`,
     );
+  }
   type Form = keyof NamesToCheck;
   const matchers: Record<Form, ((name: never, constraint: never) => boolean) | undefined> = {
     uris: uriMatches,
@@ -147,7 +148,7 @@ function checkNameConstraints(
     if (values.length === 0 || (permitted.length === 0 && excluded.length === 0)) continue;
     const match = matchers[form] as ((name: unknown, constraint: unknown) => boolean) | undefined;
     if (match === undefined)
-      return refuse(`has a ${labels[form]}, a name form svidkit cannot check against the rules`);
+      refuse(`has a ${labels[form]}, a name form svidkit cannot check against the rules`);
     for (const v of values) {
       if (excluded.some((c) => match(v, c))) refuse(`has a ${labels[form]} excluded by the rules`);
       if (permitted.length > 0 && !permitted.some((c) => match(v, c))) {
