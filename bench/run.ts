@@ -103,9 +103,7 @@ async function jwtValidate(): Promise<BenchResult> {
     kid: 'k1',
     clock: now,
   });
-  const bundle = new JwtBundle(id.trustDomain, [
-    importJwtAuthority('k1', publicKey.export({ format: 'jwk' })),
-  ]);
+  const bundle = new JwtBundle(id.trustDomain, [importJwtAuthority('k1', publicKey.export({ format: 'jwk' }))]);
   const aud = 'spiffe://example.org/bench/server';
   return compare(
     'jwtsvid.parseAndValidate (ES256)',

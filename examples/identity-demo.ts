@@ -18,8 +18,7 @@ import { Certificate } from '../lib/x509/certificate.js';
 import { parseCsr } from '../lib/x509/csr.js';
 import { createCsr, verify, X509Svid } from '../lib/x509svid/index.js';
 
-const say = (who: string, line: string) =>
-  process.stdout.write(`${new Date().toISOString()} [${who}] ${line}\n`);
+const say = (who: string, line: string) => process.stdout.write(`${new Date().toISOString()} [${who}] ${line}\n`);
 const TTL_MS = 2 * 60_000;
 
 function peerId(socket: TLSSocket, bundles: BundleSet): SpiffeId {
@@ -157,10 +156,7 @@ async function main(): Promise<void> {
     });
 
   say('web', `answer: ${await call(api.id.toString())}`);
-  say(
-    'web',
-    `answer with a token for another audience: ${await call('spiffe://demo.svidkit.local/ns/demo/sa/other')}`,
-  );
+  say('web', `answer with a token for another audience: ${await call('spiffe://demo.svidkit.local/ns/demo/sa/other')}`);
   await new Promise<void>((r) => server.close(() => r()));
   say('demo', `done; SVID files are under ${dir}`);
 }

@@ -50,17 +50,12 @@ describe('svidkit CLI', () => {
     put('other-roots.pem', other.cert.toPem());
     const spiffe = new SpiffeBundle(ca.trustDomain, {
       x509: ca.bundle(),
-      jwt: new JwtBundle(ca.trustDomain, [
-        importJwtAuthority('k1', jwtKeys.publicKey.export({ format: 'jwk' })),
-      ]),
+      jwt: new JwtBundle(ca.trustDomain, [importJwtAuthority('k1', jwtKeys.publicKey.export({ format: 'jwk' }))]),
       sequence: 3,
     });
     put('bundle.spiffe.json', spiffe.marshal());
     put('set.json', JSON.stringify(new BundleSet([spiffe, other.bundle()]).toJson()));
-    put(
-      'jwks.json',
-      JSON.stringify({ keys: [{ ...jwtKeys.publicKey.export({ format: 'jwk' }), kid: 'k1' }] }),
-    );
+    put('jwks.json', JSON.stringify({ keys: [{ ...jwtKeys.publicKey.export({ format: 'jwk' }), kid: 'k1' }] }));
     put('garbage.pem', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n');
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -101,16 +96,7 @@ describe('svidkit CLI', () => {
   describe('svid verify', () => {
     for (const bundle of ['roots.pem', 'bundle.spiffe.json', 'set.json']) {
       it(`verifies against ${bundle}`, async () => {
-        const r = await cli([
-          'svid',
-          'verify',
-          '--svid',
-          files['chain.pem']!,
-          '--bundle',
-          files[bundle]!,
-          '--at',
-          AT,
-        ]);
+        const r = await cli(['svid', 'verify', '--svid', files['chain.pem']!, '--bundle', files[bundle]!, '--at', AT]);
         assert.equal(r.err, '');
         assert.equal(r.code, 0);
         assert.equal(r.out, `spiffe://example.org/ns/prod/sa/web\nexpires ${svid.expiresAt.toISOString()}\n`);
@@ -124,12 +110,7 @@ describe('svidkit CLI', () => {
         1,
         'ERR_X509SVID_NO_BUNDLE',
       ],
-      [
-        "another domain's roots claimed as ours",
-        ['--bundle', 'other-roots.pem'],
-        1,
-        'ERR_BUNDLE_TRUST_DOMAIN',
-      ],
+      ["another domain's roots claimed as ours", ['--bundle', 'other-roots.pem'], 1, 'ERR_BUNDLE_TRUST_DOMAIN'],
       ['a missing file', ['--svid', 'missing.pem'], 1, 'ERR_IO'],
       ['a garbage certificate', ['--svid', 'garbage.pem'], 1, 'ERR_X509_MALFORMED'],
       ['a bad --at', ['--at', 'yesterday'], 2, 'ERR_USAGE'],
@@ -139,8 +120,7 @@ describe('svidkit CLI', () => {
         const opts: Record<string, string> = { '--svid': 'chain.pem', '--bundle': 'roots.pem', '--at': AT };
         for (let i = 0; i < extra.length; i += 2) opts[extra[i]!] = extra[i + 1]!;
         const args = ['svid', 'verify'];
-        for (const [k, v] of Object.entries(opts))
-          args.push(k, k === '--svid' || k === '--bundle' ? join(dir, v) : v);
+        for (const [k, v] of Object.entries(opts)) args.push(k, k === '--svid' || k === '--bundle' ? join(dir, v) : v);
         const r = await cli(args);
         assert.equal(r.code, exit, r.err);
         assert.equal(r.out, '');

@@ -123,34 +123,30 @@ function tokenOfSize(size: number): string {
 
 const validateCases: ValidateCase[] = [
   // --- round trips: every allowed algorithm, minted by us and signed by jose ---
-  ...ALLOWED_ALGORITHMS.map(
-    (alg): ValidateCase => ({
-      name: `${alg} minted token round-trips`,
-      token: () => {
-        const [pair, kid] = KEY_FOR_ALG[alg]();
-        return mint({ alg, key: pair.privateKey, kid });
-      },
-      check: (svid, token) => {
-        assert.equal(svid.alg, alg);
-        assert.ok(svid.id.equals(ID));
-        assert.deepEqual(svid.audience, [AUD]);
-        assert.equal(svid.expiry.getTime(), NOW.getTime() + 300_000);
-        assert.equal(svid.issuedAt?.getTime(), NOW.getTime());
-        assert.equal(svid.marshal(), token);
-      },
-    }),
-  ),
+  ...ALLOWED_ALGORITHMS.map((alg): ValidateCase => ({
+    name: `${alg} minted token round-trips`,
+    token: () => {
+      const [pair, kid] = KEY_FOR_ALG[alg]();
+      return mint({ alg, key: pair.privateKey, kid });
+    },
+    check: (svid, token) => {
+      assert.equal(svid.alg, alg);
+      assert.ok(svid.id.equals(ID));
+      assert.deepEqual(svid.audience, [AUD]);
+      assert.equal(svid.expiry.getTime(), NOW.getTime() + 300_000);
+      assert.equal(svid.issuedAt?.getTime(), NOW.getTime());
+      assert.equal(svid.marshal(), token);
+    },
+  })),
   // --- interop: tokens signed by node:crypto directly, not by jose ---
-  ...(['ES256', 'ES384', 'ES512', 'RS256', 'PS256', 'PS512'] as const).map(
-    (alg): ValidateCase => ({
-      name: `${alg} token signed outside jose validates`,
-      token: () => {
-        const [pair, kid] = KEY_FOR_ALG[alg]();
-        return craft(H({ alg, kid }), C(), pair.privateKey);
-      },
-      check: (svid) => assert.equal(svid.alg, alg),
-    }),
-  ),
+  ...(['ES256', 'ES384', 'ES512', 'RS256', 'PS256', 'PS512'] as const).map((alg): ValidateCase => ({
+    name: `${alg} token signed outside jose validates`,
+    token: () => {
+      const [pair, kid] = KEY_FOR_ALG[alg]();
+      return craft(H({ alg, kid }), C(), pair.privateKey);
+    },
+    check: (svid) => assert.equal(svid.alg, alg),
+  })),
 
   // --- size (before any parsing) ---
   { name: 'token of exactly MAX_TOKEN_BYTES passes', token: () => tokenOfSize(MAX_TOKEN_BYTES) },
@@ -283,14 +279,12 @@ const validateCases: ValidateCase[] = [
   },
   {
     name: 'HS384 keyed with the RSA public key PEM',
-    token: () =>
-      craft(H({ alg: 'HS384', kid: 'krsa' }), C(), K.rsa.publicKey.export({ type: 'spki', format: 'pem' })),
+    token: () => craft(H({ alg: 'HS384', kid: 'krsa' }), C(), K.rsa.publicKey.export({ type: 'spki', format: 'pem' })),
     code: 'ERR_JWTSVID_ALGORITHM',
   },
   {
     name: 'HS512 keyed with the RSA public key DER',
-    token: () =>
-      craft(H({ alg: 'HS512', kid: 'krsa' }), C(), K.rsa.publicKey.export({ type: 'spki', format: 'der' })),
+    token: () => craft(H({ alg: 'HS512', kid: 'krsa' }), C(), K.rsa.publicKey.export({ type: 'spki', format: 'der' })),
     code: 'ERR_JWTSVID_ALGORITHM',
   },
   {
@@ -642,15 +636,12 @@ describe('jwtsvid', () => {
     }
 
     it("keeps jose's error as the cause of a signature failure", async () => {
-      await assert.rejects(
-        parseAndValidate(craft(H(), C(), K.rogue.privateKey), source, AUD, { clock }),
-        (err) => {
-          checkError(err, 'ERR_JWTSVID_SIGNATURE');
-          const cause = (err as SvidkitError).cause as { code?: unknown } | undefined;
-          assert.equal(cause?.code, 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
-          return true;
-        },
-      );
+      await assert.rejects(parseAndValidate(craft(H(), C(), K.rogue.privateKey), source, AUD, { clock }), (err) => {
+        checkError(err, 'ERR_JWTSVID_SIGNATURE');
+        const cause = (err as SvidkitError).cause as { code?: unknown } | undefined;
+        assert.equal(cause?.code, 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
+        return true;
+      });
     });
 
     it('treats a bundle with no authorities as knowing no kid', async () => {
@@ -698,10 +689,7 @@ describe('jwtsvid', () => {
       await assert.rejects(parseAndValidate(token, source, AUD, { leewaySeconds: 301 }), RangeError);
       await assert.rejects(parseAndValidate(token, source, AUD, { leewaySeconds: -1 }), RangeError);
       await assert.rejects(parseAndValidate(token, source, AUD, { leewaySeconds: Number.NaN }), TypeError);
-      await assert.rejects(
-        parseAndValidate(token, source, AUD, { clock: () => new Date(Number.NaN) }),
-        TypeError,
-      );
+      await assert.rejects(parseAndValidate(token, source, AUD, { clock: () => new Date(Number.NaN) }), TypeError);
     });
 
     it('rejects random strings with a jwtsvid SvidkitError only', async () => {
@@ -712,10 +700,7 @@ describe('jwtsvid', () => {
         const len = Math.floor(rand() * 120);
         for (let j = 0; j < len; j++) s += alphabet[Math.floor(rand() * alphabet.length)];
         await assert.rejects(parseAndValidate(s, source, AUD, { clock }), (err) => {
-          assert.ok(
-            err instanceof SvidkitError && err.code.startsWith('ERR_JWTSVID_'),
-            `input #${i}: ${String(err)}`,
-          );
+          assert.ok(err instanceof SvidkitError && err.code.startsWith('ERR_JWTSVID_'), `input #${i}: ${String(err)}`);
           assert.ok(err.message.startsWith('jwtsvid: '));
           return true;
         });
@@ -757,10 +742,7 @@ describe('jwtsvid', () => {
         try {
           await parseAndValidate(token, source, AUD, { clock });
         } catch (err) {
-          assert.ok(
-            err instanceof SvidkitError && err.code.startsWith('ERR_JWTSVID_'),
-            `case #${i}: ${String(err)}`,
-          );
+          assert.ok(err instanceof SvidkitError && err.code.startsWith('ERR_JWTSVID_'), `case #${i}: ${String(err)}`);
         }
       }
     });

@@ -529,10 +529,7 @@ describe('spiffeid', () => {
     });
 
     it('accepts segments that only look like dot segments', () => {
-      assert.equal(
-        SpiffeId.fromSegments('td', '.path', '..path', '...').toString(),
-        'spiffe://td/.path/..path/...',
-      );
+      assert.equal(SpiffeId.fromSegments('td', '.path', '..path', '...').toString(), 'spiffe://td/.path/..path/...');
     });
 
     const bad: [string, string[], ErrorCode][] = [
@@ -883,10 +880,7 @@ describe('spiffeid', () => {
         () => matchWith(() => false, 'a very special ID')(id('spiffe://example.org/a')),
         (err: unknown) => err instanceof SvidkitError && err.message.includes('a very special ID'),
       );
-      assertSpiffeIdError(
-        () => matchWith(() => false)(id('spiffe://example.org/a')),
-        'ERR_SPIFFEID_MISMATCH',
-      );
+      assertSpiffeIdError(() => matchWith(() => false)(id('spiffe://example.org/a')), 'ERR_SPIFFEID_MISMATCH');
     });
 
     it('matchWith passes the ID to the predicate', () => {
@@ -901,10 +895,7 @@ describe('spiffeid', () => {
     it('matcher factories refuse invalid IDs and trust domains when built', () => {
       assertSpiffeIdError(() => matchId('spiffe://example.org/'), 'ERR_SPIFFEID_PATH_TRAILING_SLASH');
       assertSpiffeIdError(() => matchId('http://example.org'), 'ERR_SPIFFEID_SCHEME');
-      assertSpiffeIdError(
-        () => matchOneOf('spiffe://a.org', 'spiffe://B.org'),
-        'ERR_SPIFFEID_TRUST_DOMAIN_CHAR',
-      );
+      assertSpiffeIdError(() => matchOneOf('spiffe://a.org', 'spiffe://B.org'), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
       assertSpiffeIdError(() => matchMemberOf('Example.org'), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
       assertSpiffeIdError(() => matchMemberOf(''), 'ERR_SPIFFEID_TRUST_DOMAIN_MISSING');
     });

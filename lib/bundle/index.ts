@@ -21,8 +21,7 @@ export { X509Bundle } from './x509.js';
  */
 export function parseBundleDocument(input: string | Uint8Array, trustDomain?: TrustDomain): BundleSet {
   const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
-  if (size > 4 * MAX_BUNDLE_BYTES)
-    throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', 'bundle: document is too large');
+  if (size > 4 * MAX_BUNDLE_BYTES) throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', 'bundle: document is too large');
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
   const head = text.trimStart();
   if (head.startsWith('{')) {
@@ -51,9 +50,6 @@ export function parseBundleDocument(input: string | Uint8Array, trustDomain?: Tr
 
 function needTrustDomain(td: TrustDomain | undefined, what: string): TrustDomain {
   if (!td)
-    throw new SvidkitError(
-      'ERR_BUNDLE_TRUST_DOMAIN',
-      `bundle: ${what} carry no trust domain; say which one it is`,
-    );
+    throw new SvidkitError('ERR_BUNDLE_TRUST_DOMAIN', `bundle: ${what} carry no trust domain; say which one it is`);
   return td;
 }

@@ -28,10 +28,7 @@ export function importJwtAuthority(kid: unknown, jwk: JsonWebKey): JwtAuthority 
   for (const m of PRIVATE_MEMBERS) {
     if ((jwk as Record<string, unknown>)[m] !== undefined) {
       // Never silently keep a private key that someone pasted into a bundle.
-      throw new SvidkitError(
-        'ERR_BUNDLE_MALFORMED',
-        `bundle: JWT authority "${kid}" contains private key material`,
-      );
+      throw new SvidkitError('ERR_BUNDLE_MALFORMED', `bundle: JWT authority "${kid}" contains private key material`);
     }
   }
   const pub: JsonWebKey =
@@ -40,13 +37,9 @@ export function importJwtAuthority(kid: unknown, jwk: JsonWebKey): JwtAuthority 
   try {
     key = createPublicKey({ key: pub, format: 'jwk' });
   } catch (cause) {
-    throw new SvidkitError(
-      'ERR_BUNDLE_MALFORMED',
-      `bundle: JWT authority "${kid}" is not a valid public key`,
-      {
-        cause,
-      },
-    );
+    throw new SvidkitError('ERR_BUNDLE_MALFORMED', `bundle: JWT authority "${kid}" is not a valid public key`, {
+      cause,
+    });
   }
   return Object.freeze({ kid, jwk: Object.freeze(pub), key });
 }
@@ -61,15 +54,11 @@ export class JwtBundle {
   constructor(trustDomain: TrustDomain, authorities: Iterable<JwtAuthority> = []) {
     const map = new Map<string, JwtAuthority>();
     for (const a of authorities) {
-      if (map.has(a.kid))
-        throw new SvidkitError('ERR_BUNDLE_DUPLICATE', `bundle: duplicate key ID "${a.kid}"`);
+      if (map.has(a.kid)) throw new SvidkitError('ERR_BUNDLE_DUPLICATE', `bundle: duplicate key ID "${a.kid}"`);
       map.set(a.kid, a);
     }
     if (map.size > MAX_KEYS_PER_BUNDLE) {
-      throw new SvidkitError(
-        'ERR_BUNDLE_TOO_LARGE',
-        `bundle: more than ${MAX_KEYS_PER_BUNDLE} JWT authorities`,
-      );
+      throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', `bundle: more than ${MAX_KEYS_PER_BUNDLE} JWT authorities`);
     }
     this.trustDomain = trustDomain;
     this.#authorities = map;

@@ -20,18 +20,13 @@ export interface SpiffeBundleJson {
 }
 
 function malformed(message: string, cause?: unknown): never {
-  throw new SvidkitError(
-    'ERR_BUNDLE_MALFORMED',
-    `bundle: ${message}`,
-    cause === undefined ? undefined : { cause },
-  );
+  throw new SvidkitError('ERR_BUNDLE_MALFORMED', `bundle: ${message}`, cause === undefined ? undefined : { cause });
 }
 
 function optionalCount(doc: Record<string, unknown>, name: string): number | undefined {
   const v = doc[name];
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-    malformed(`${name} must be a non-negative integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) malformed(`${name} must be a non-negative integer`);
   return v;
 }
 
@@ -155,9 +150,7 @@ export class SpiffeBundle implements X509BundleSource, JwtBundleSource {
 function jwkPublicKey(jwk: JsonWebKey, i: number): KeyObject {
   try {
     const pub: JsonWebKey =
-      jwk.kty === 'RSA'
-        ? { kty: 'RSA', n: jwk.n, e: jwk.e }
-        : { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
+      jwk.kty === 'RSA' ? { kty: 'RSA', n: jwk.n, e: jwk.e } : { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
     return createPublicKey({ key: pub, format: 'jwk' });
   } catch (cause) {
     return malformed(`x509-svid key ${i} is not a valid public JWK`, cause);
@@ -190,8 +183,7 @@ export class BundleSet implements X509BundleSource, JwtBundleSource {
 
   /** Like parse, from an already-decoded JSON value. */
   static fromJson(doc: unknown): BundleSet {
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
-      malformed('a bundle set must be a JSON object');
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) malformed('a bundle set must be a JSON object');
     const tds = (doc as Record<string, unknown>)['trust_domains'];
     if (typeof tds !== 'object' || tds === null || Array.isArray(tds))
       malformed('a bundle set needs a "trust_domains" object');

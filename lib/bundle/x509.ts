@@ -21,10 +21,7 @@ export class X509Bundle {
       list.push(c);
     }
     if (list.length > MAX_KEYS_PER_BUNDLE) {
-      throw new SvidkitError(
-        'ERR_BUNDLE_TOO_LARGE',
-        `bundle: more than ${MAX_KEYS_PER_BUNDLE} X.509 authorities`,
-      );
+      throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', `bundle: more than ${MAX_KEYS_PER_BUNDLE} X.509 authorities`);
     }
     this.trustDomain = trustDomain;
     this.#authorities = Object.freeze(list);

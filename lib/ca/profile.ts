@@ -65,8 +65,7 @@ export function signWorkloadSvid(params: {
   ttlMs: number;
 }): Certificate {
   const { id, publicKey, signer, now } = params;
-  if (id.isTrustDomainId())
-    throw new SvidkitError('ERR_X509SVID_INVALID_ID', 'ca: a workload ID needs a path');
+  if (id.isTrustDomainId()) throw new SvidkitError('ERR_X509SVID_INVALID_ID', 'ca: a workload ID needs a path');
   const isRsa = keyTypeOf(publicKey).startsWith('rsa');
   const notAfter = Math.min(now.getTime() + params.ttlMs, signer.cert.notAfter.getTime());
   return signCertificate(

@@ -14,8 +14,7 @@ export function registerIdCommands(program: Command, io: CliIo): void {
       const parsed = SpiffeId.parse(raw);
       if (opts.json) {
         io.stdout(
-          JSON.stringify({ id: parsed.toString(), trustDomain: parsed.trustDomain.name, path: parsed.path }) +
-            '\n',
+          JSON.stringify({ id: parsed.toString(), trustDomain: parsed.trustDomain.name, path: parsed.path }) + '\n',
         );
       } else {
         io.stdout(parsed.toString() + '\n');

@@ -39,9 +39,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       return err.code === 'ERR_USAGE' ? EXIT.usage : EXIT.failure;
     }
     // Anything else is a bug; still one line, and the class name helps a report.
-    io.stderr(
-      `error ERR_INTERNAL: ${(err as Error)?.name ?? 'Error'}: ${(err as Error)?.message ?? String(err)}\n`,
-    );
+    io.stderr(`error ERR_INTERNAL: ${(err as Error)?.name ?? 'Error'}: ${(err as Error)?.message ?? String(err)}\n`);
     return EXIT.failure;
   }
 }

@@ -6,8 +6,7 @@ import { SvidkitError } from '../errors/index.js';
 export function parseTimeOption(value: string): Date {
   const ok = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(value);
   const d = new Date(value);
-  if (!ok || Number.isNaN(d.getTime()))
-    throw new SvidkitError('ERR_USAGE', `cli: "${value}" is not an RFC 3339 time`);
+  if (!ok || Number.isNaN(d.getTime())) throw new SvidkitError('ERR_USAGE', `cli: "${value}" is not an RFC 3339 time`);
   return d;
 }
 

@@ -18,14 +18,9 @@ const END = /^-----END ([A-Z0-9 ]{1,64})-----$/;
 const BASE64_LINE = /^[A-Za-z0-9+/]*={0,2}$/;
 
 /** Decodes every PEM block of `input`; text outside blocks is ignored, as OpenSSL does. */
-export function decodePem(
-  input: string | Uint8Array,
-  maxBlocks: number,
-  maxBytes = MAX_PEM_BYTES,
-): PemBlock[] {
+export function decodePem(input: string | Uint8Array, maxBlocks: number, maxBytes = MAX_PEM_BYTES): PemBlock[] {
   const size = typeof input === 'string' ? Buffer.byteLength(input) : input.length;
-  if (size > maxBytes)
-    throw new SvidkitError('ERR_PEM_TOO_LARGE', `pem: input is larger than ${maxBytes} bytes`);
+  if (size > maxBytes) throw new SvidkitError('ERR_PEM_TOO_LARGE', `pem: input is larger than ${maxBytes} bytes`);
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('latin1');
   const lines = text.split(/\r?\n/);
   const blocks: PemBlock[] = [];
@@ -43,11 +38,9 @@ export function decodePem(
     }
     const m = END.exec(line);
     if (m) {
-      if (m[1] !== type)
-        throw new SvidkitError('ERR_PEM_MALFORMED', `pem: END line does not match BEGIN ${type}`);
+      if (m[1] !== type) throw new SvidkitError('ERR_PEM_MALFORMED', `pem: END line does not match BEGIN ${type}`);
       const b64 = body.join('');
-      if (b64.length % 4 !== 0)
-        throw new SvidkitError('ERR_PEM_MALFORMED', `pem: ${type} block has bad base64 length`);
+      if (b64.length % 4 !== 0) throw new SvidkitError('ERR_PEM_MALFORMED', `pem: ${type} block has bad base64 length`);
       const der = Buffer.from(b64, 'base64');
       if (der.length === 0) throw new SvidkitError('ERR_PEM_MALFORMED', `pem: ${type} block is empty`);
       blocks.push({ type, der });
@@ -59,13 +52,9 @@ export function decodePem(
     }
     if (line.includes(':')) {
       // RFC 1421 headers (Proc-Type, DEK-Info) mean an encrypted legacy key: refuse rather than misread it.
-      throw new SvidkitError(
-        'ERR_PEM_MALFORMED',
-        `pem: ${type} block has headers (encrypted PEM is not supported)`,
-      );
+      throw new SvidkitError('ERR_PEM_MALFORMED', `pem: ${type} block has headers (encrypted PEM is not supported)`);
     }
-    if (!BASE64_LINE.test(line))
-      throw new SvidkitError('ERR_PEM_MALFORMED', `pem: ${type} block has invalid base64`);
+    if (!BASE64_LINE.test(line)) throw new SvidkitError('ERR_PEM_MALFORMED', `pem: ${type} block has invalid base64`);
     body.push(line);
   }
   if (type !== undefined) throw new SvidkitError('ERR_PEM_MALFORMED', `pem: ${type} block has no END line`);

@@ -156,9 +156,7 @@ function checkSize(token: string): void {
 }
 
 /** Steps shared by validation and insecure parsing, in the documented order: size to subject. */
-function decodeAndCheckHeader(
-  token: string,
-): DecodedToken & { alg: JwtAlgorithm; kid: string; id: SpiffeId } {
+function decodeAndCheckHeader(token: string): DecodedToken & { alg: JwtAlgorithm; kid: string; id: SpiffeId } {
   checkSize(token);
 
   const parts = token.split('.');
@@ -355,10 +353,7 @@ export async function parseAndValidate(
   // Only the subject's own trust domain: a key trusted for another domain must never vouch for this one.
   const authority = bundle.findAuthority(kid);
   if (authority === undefined) {
-    fail(
-      'ERR_JWTSVID_UNKNOWN_KID',
-      `no JWT authority with key ID ${quote(kid)} for trust domain "${td.name}"`,
-    );
+    fail('ERR_JWTSVID_UNKNOWN_KID', `no JWT authority with key ID ${quote(kid)} for trust domain "${td.name}"`);
   }
 
   const mismatch = keyMismatch(authority.key, alg);

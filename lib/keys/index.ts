@@ -63,8 +63,7 @@ export function keyTypeOf(key: KeyObject): KeyType {
   } else if (kind === 'ed25519') {
     return 'ed25519';
   }
-  const what =
-    kind === 'ec' ? `ec ${details.namedCurve}` : kind === 'rsa' ? `rsa ${details.modulusLength}` : kind;
+  const what = kind === 'ec' ? `ec ${details.namedCurve}` : kind === 'rsa' ? `rsa ${details.modulusLength}` : kind;
   throw new SvidkitError('ERR_KEY_UNSUPPORTED', `keys: unsupported key (${what ?? 'unknown'})`);
 }
 
@@ -73,17 +72,11 @@ export function loadPrivateKeyPem(pem: string | Uint8Array): KeyObject {
   const blocks = decodePem(pem, 4);
   const keys = blocks.filter((b) => b.type.endsWith('PRIVATE KEY'));
   if (keys.length !== 1) {
-    throw new SvidkitError(
-      'ERR_KEY_MALFORMED',
-      `keys: expected exactly one private key block, found ${keys.length}`,
-    );
+    throw new SvidkitError('ERR_KEY_MALFORMED', `keys: expected exactly one private key block, found ${keys.length}`);
   }
   const block = keys[0]!;
   if (block.type !== 'PRIVATE KEY') {
-    throw new SvidkitError(
-      'ERR_KEY_MALFORMED',
-      `keys: expected a PKCS#8 "PRIVATE KEY" block, found "${block.type}"`,
-    );
+    throw new SvidkitError('ERR_KEY_MALFORMED', `keys: expected a PKCS#8 "PRIVATE KEY" block, found "${block.type}"`);
   }
   let key: KeyObject;
   try {

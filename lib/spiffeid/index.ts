@@ -39,10 +39,7 @@ function byteLength(s: string): number {
 function checkTrustDomainName(name: string): void {
   if (name.length === 0) fail('ERR_SPIFFEID_TRUST_DOMAIN_MISSING', 'trust domain is missing');
   if (byteLength(name) > MAX_TRUST_DOMAIN_LENGTH) {
-    fail(
-      'ERR_SPIFFEID_TRUST_DOMAIN_TOO_LONG',
-      `trust domain is longer than ${MAX_TRUST_DOMAIN_LENGTH} bytes`,
-    );
+    fail('ERR_SPIFFEID_TRUST_DOMAIN_TOO_LONG', `trust domain is longer than ${MAX_TRUST_DOMAIN_LENGTH} bytes`);
   }
   for (let i = 0; i < name.length; i++) {
     if (!tdCharOk(name.charCodeAt(i))) {
@@ -57,8 +54,7 @@ function checkTrustDomainName(name: string): void {
 /** Checks one path segment (without slashes); throws a SvidkitError when it is not allowed. */
 export function validatePathSegment(segment: string): void {
   if (segment.length === 0) fail('ERR_SPIFFEID_PATH_EMPTY_SEGMENT', 'path cannot contain empty segments');
-  if (segment === '.' || segment === '..')
-    fail('ERR_SPIFFEID_PATH_DOT_SEGMENT', 'path cannot contain dot segments');
+  if (segment === '.' || segment === '..') fail('ERR_SPIFFEID_PATH_DOT_SEGMENT', 'path cannot contain dot segments');
   for (let i = 0; i < segment.length; i++) {
     if (!pathCharOk(segment.charCodeAt(i))) {
       fail(
@@ -183,12 +179,10 @@ export class SpiffeId {
   /** Builds an ID from a trust domain and a path ("" or "/a/b"). */
   static fromPath(trustDomain: TrustDomain | string, path: string): SpiffeId {
     const td = typeof trustDomain === 'string' ? TrustDomain.parse(trustDomain) : trustDomain;
-    if (!(td instanceof TrustDomain))
-      throw new TypeError('spiffeid: trustDomain must be a TrustDomain or a string');
+    if (!(td instanceof TrustDomain)) throw new TypeError('spiffeid: trustDomain must be a TrustDomain or a string');
     validatePath(path);
     const id = new SpiffeId(td, path);
-    if (id.toString().length > MAX_ID_LENGTH)
-      fail('ERR_SPIFFEID_TOO_LONG', `ID is longer than ${MAX_ID_LENGTH} bytes`);
+    if (id.toString().length > MAX_ID_LENGTH) fail('ERR_SPIFFEID_TOO_LONG', `ID is longer than ${MAX_ID_LENGTH} bytes`);
     return id;
   }
 
@@ -226,9 +220,7 @@ export class SpiffeId {
 
   /** True when both are the same ID. */
   equals(other: SpiffeId): boolean {
-    return (
-      other instanceof SpiffeId && other.path === this.path && other.trustDomain.equals(this.trustDomain)
-    );
+    return other instanceof SpiffeId && other.path === this.path && other.trustDomain.equals(this.trustDomain);
   }
 
   /** The canonical string form `spiffe://<td><path>`. */

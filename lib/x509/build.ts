@@ -95,10 +95,7 @@ export const extensions = {
     return ext(id_ce_extKeyUsage, critical, new ExtendedKeyUsage([...oids]));
   },
   /** subjectAltName with URIs and DNS names, in that order. */
-  subjectAltName(
-    names: { uris?: readonly string[]; dnsNames?: readonly string[] },
-    critical: boolean,
-  ): Extension {
+  subjectAltName(names: { uris?: readonly string[]; dnsNames?: readonly string[] }, critical: boolean): Extension {
     const list = [
       ...(names.uris ?? []).map((u) => new GeneralName({ uniformResourceIdentifier: u })),
       ...(names.dnsNames ?? []).map((d) => new GeneralName({ dNSName: d })),

@@ -64,11 +64,7 @@ export interface DecodedNameConstraints {
 }
 
 function malformed(message: string, cause?: unknown): never {
-  throw new SvidkitError(
-    'ERR_X509_MALFORMED',
-    `x509: ${message}`,
-    cause === undefined ? undefined : { cause },
-  );
+  throw new SvidkitError('ERR_X509_MALFORMED', `x509: ${message}`, cause === undefined ? undefined : { cause });
 }
 
 function parseExt<T>(value: ArrayBuffer, type: new () => T, what: string): T {
@@ -117,8 +113,7 @@ export class Certificate {
   #node?: X509Certificate;
 
   private constructor(der: Buffer) {
-    if (der.length > MAX_CERTIFICATE_BYTES)
-      malformed(`certificate is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
+    if (der.length > MAX_CERTIFICATE_BYTES) malformed(`certificate is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
     this.der = der;
     let asn: AsnCertificate;
     try {
@@ -183,9 +178,7 @@ export class Certificate {
           break;
         }
         case id_ce_subjectKeyIdentifier:
-          this.subjectKeyId = Buffer.from(
-            parseExt(value, SubjectKeyIdentifier, 'subjectKeyIdentifier').buffer,
-          );
+          this.subjectKeyId = Buffer.from(parseExt(value, SubjectKeyIdentifier, 'subjectKeyIdentifier').buffer);
           break;
         case id_ce_authorityKeyIdentifier: {
           const aki = parseExt(value, AuthorityKeyIdentifier, 'authorityKeyIdentifier');
@@ -212,10 +205,7 @@ export class Certificate {
     const blocks = decodePem(pem, max);
     return blocks.map((b) => {
       if (b.type !== 'CERTIFICATE') {
-        throw new SvidkitError(
-          'ERR_PEM_UNEXPECTED_TYPE',
-          `pem: expected CERTIFICATE blocks, found "${b.type}"`,
-        );
+        throw new SvidkitError('ERR_PEM_UNEXPECTED_TYPE', `pem: expected CERTIFICATE blocks, found "${b.type}"`);
       }
       return Certificate.fromDer(b.der);
     });
@@ -267,12 +257,7 @@ export class Certificate {
 
   /** True when `issuerKey` verifies this certificate's signature. */
   isSignedBy(issuerKey: KeyObject): boolean {
-    return verifyWith(
-      this.asn.signatureAlgorithm,
-      issuerKey,
-      this.tbs,
-      new Uint8Array(this.asn.signatureValue),
-    );
+    return verifyWith(this.asn.signatureAlgorithm, issuerKey, this.tbs, new Uint8Array(this.asn.signatureValue));
   }
 
   /** SHA-256 of the DER, hex. */

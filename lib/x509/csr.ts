@@ -43,9 +43,7 @@ export function buildCsr(req: CsrRequest): Buffer {
   const attrs: Attribute[] = [];
   if ((req.uris?.length ?? 0) + (req.dnsNames?.length ?? 0) > 0) {
     const san = ext.subjectAltName({ uris: req.uris, dnsNames: req.dnsNames }, !req.subject?.length);
-    attrs.push(
-      new Attribute({ type: OID_EXTENSION_REQUEST, values: [AsnConvert.serialize(new Extensions([san]))] }),
-    );
+    attrs.push(new Attribute({ type: OID_EXTENSION_REQUEST, values: [AsnConvert.serialize(new Extensions([san]))] }));
   }
   const info = new CertificationRequestInfo({
     version: 0,
@@ -106,12 +104,10 @@ export function parseCsr(der: Uint8Array): ParsedCsr {
   try {
     ok = verifyWith(csr.signatureAlgorithm, publicKey, info, new Uint8Array(csr.signature));
   } catch (cause) {
-    if (cause instanceof SvidkitError)
-      throw new SvidkitError('ERR_CSR_MALFORMED', `csr: ${cause.message}`, { cause });
+    if (cause instanceof SvidkitError) throw new SvidkitError('ERR_CSR_MALFORMED', `csr: ${cause.message}`, { cause });
     throw cause;
   }
-  if (!ok)
-    throw new SvidkitError('ERR_CSR_SIGNATURE', 'csr: signature does not verify with the CSR public key');
+  if (!ok) throw new SvidkitError('ERR_CSR_SIGNATURE', 'csr: signature does not verify with the CSR public key');
   const requested: GeneralName[] = [];
   for (const attr of csr.certificationRequestInfo.attributes) {
     if (attr.type !== OID_EXTENSION_REQUEST) continue;
@@ -134,8 +130,7 @@ export function parseCsr(der: Uint8Array): ParsedCsr {
 /** Parses a PEM CSR (one `CERTIFICATE REQUEST` block). */
 export function parseCsrPem(pem: string | Uint8Array): ParsedCsr {
   const blocks = decodePem(pem, 1, 16 * 1024);
-  if (blocks.length !== 1 || blocks[0]!.type !== 'CERTIFICATE REQUEST')
-    bad('expected one CERTIFICATE REQUEST block');
+  if (blocks.length !== 1 || blocks[0]!.type !== 'CERTIFICATE REQUEST') bad('expected one CERTIFICATE REQUEST block');
   return parseCsr(blocks[0]!.der);
 }
 

@@ -29,8 +29,7 @@ export function generalNamesOf(names: Iterable<GeneralName>): GeneralNames {
     else if (n.dNSName !== undefined) out.dnsNames.push(n.dNSName);
     else if (n.iPAddress !== undefined) out.ipAddresses.push(n.iPAddress);
     else if (n.rfc822Name !== undefined) out.emails.push(n.rfc822Name);
-    else if (n.directoryName !== undefined)
-      out.directoryNames.push(Buffer.from(AsnConvert.serialize(n.directoryName)));
+    else if (n.directoryName !== undefined) out.directoryNames.push(Buffer.from(AsnConvert.serialize(n.directoryName)));
     else if (n.otherName !== undefined) out.other.push('otherName');
     else if (n.registeredID !== undefined) out.other.push('registeredID');
     else if (n.x400Address !== undefined) out.other.push('x400Address');

@@ -34,10 +34,7 @@ export function idFromLeaf(leaf: Certificate): SpiffeId {
   const uris = leaf.subjectAltName?.uris ?? [];
   if (uris.length === 0) fail('ERR_X509SVID_NO_URI_SAN', 'leaf certificate has no URI SAN');
   if (uris.length > 1)
-    fail(
-      'ERR_X509SVID_MULTIPLE_URI_SANS',
-      `leaf certificate has ${uris.length} URI SANs; exactly one is allowed`,
-    );
+    fail('ERR_X509SVID_MULTIPLE_URI_SANS', `leaf certificate has ${uris.length} URI SANs; exactly one is allowed`);
   let id: SpiffeId;
   try {
     id = SpiffeId.parse(uris[0]!);
@@ -45,8 +42,7 @@ export function idFromLeaf(leaf: Certificate): SpiffeId {
     const why = err instanceof SvidkitError ? err.message.replace(/^spiffeid: /, '') : 'invalid';
     fail('ERR_X509SVID_INVALID_ID', `leaf URI SAN is not a valid SPIFFE ID: ${why}`);
   }
-  if (id.isTrustDomainId())
-    fail('ERR_X509SVID_INVALID_ID', 'leaf SPIFFE ID has no path; a workload ID needs one');
+  if (id.isTrustDomainId()) fail('ERR_X509SVID_INVALID_ID', 'leaf SPIFFE ID has no path; a workload ID needs one');
   if (leaf.basicConstraints?.cA) fail('ERR_X509SVID_LEAF_IS_CA', 'leaf certificate must not be a CA');
   const ku = leaf.keyUsage;
   if (!ku) fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf certificate has no keyUsage extension');
@@ -58,11 +54,7 @@ export function idFromLeaf(leaf: Certificate): SpiffeId {
     fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf keyUsage must not include keyCertSign or cRLSign');
   }
   const eku = leaf.extKeyUsage;
-  if (
-    eku &&
-    !eku.includes(OID_ANY_EKU) &&
-    !(eku.includes(OID_SERVER_AUTH) && eku.includes(OID_CLIENT_AUTH))
-  ) {
+  if (eku && !eku.includes(OID_ANY_EKU) && !(eku.includes(OID_SERVER_AUTH) && eku.includes(OID_CLIENT_AUTH))) {
     fail('ERR_X509SVID_LEAF_EXT_KEY_USAGE', 'leaf extKeyUsage must include serverAuth and clientAuth');
   }
   if (leaf.subjectIsEmpty && !leaf.subjectAltName?.critical) {
@@ -146,8 +138,7 @@ export class X509Svid {
     }
     const id = idFromLeaf(certificates[0]!);
     for (const c of certificates.slice(1)) {
-      if (!c.basicConstraints?.cA)
-        fail('ERR_X509SVID_ISSUER_NOT_CA', 'an intermediate certificate is not a CA');
+      if (!c.basicConstraints?.cA) fail('ERR_X509SVID_ISSUER_NOT_CA', 'an intermediate certificate is not a CA');
     }
     if (privateKey.type !== 'private') throw new TypeError('x509svid: privateKey must be a private key');
     keyTypeOf(privateKey);
@@ -204,11 +195,7 @@ export class X509Svid {
 }
 
 /** Builds a DER CSR for a workload SPIFFE ID (and optional DNS names) signed with `key`. */
-export function createCsr(
-  id: SpiffeId,
-  key: KeyObject,
-  options: { dnsNames?: readonly string[] } = {},
-): Buffer {
+export function createCsr(id: SpiffeId, key: KeyObject, options: { dnsNames?: readonly string[] } = {}): Buffer {
   if (id.isTrustDomainId()) fail('ERR_X509SVID_INVALID_ID', 'a workload SVID needs an ID with a path');
   keyTypeOf(key);
   return buildCsr({ key, uris: [id.toString()], dnsNames: options.dnsNames });

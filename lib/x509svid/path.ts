@@ -25,10 +25,7 @@ function role(index: number, length: number): string {
 function checkValidity(cert: Certificate, what: string, at: Date): void {
   const t = at.getTime();
   if (t < cert.notBefore.getTime()) {
-    fail(
-      'ERR_X509SVID_NOT_YET_VALID',
-      `${what} certificate is not valid before ${cert.notBefore.toISOString()}`,
-    );
+    fail('ERR_X509SVID_NOT_YET_VALID', `${what} certificate is not valid before ${cert.notBefore.toISOString()}`);
   }
   if (t > cert.notAfter.getTime()) {
     fail('ERR_X509SVID_EXPIRED', `${what} certificate expired at ${cert.notAfter.toISOString()}`);
@@ -147,8 +144,7 @@ function checkNameConstraints(
     const excluded: readonly unknown[] = nc.excluded?.[form] ?? [];
     if (values.length === 0 || (permitted.length === 0 && excluded.length === 0)) continue;
     const match = matchers[form] as ((name: unknown, constraint: unknown) => boolean) | undefined;
-    if (match === undefined)
-      refuse(`has a ${labels[form]}, a name form svidkit cannot check against the rules`);
+    if (match === undefined) refuse(`has a ${labels[form]}, a name form svidkit cannot check against the rules`);
     for (const v of values) {
       if (excluded.some((c) => match(v, c))) refuse(`has a ${labels[form]} excluded by the rules`);
       if (permitted.length > 0 && !permitted.some((c) => match(v, c))) {
@@ -198,8 +194,7 @@ export function validatePath(path: readonly Certificate[], at: Date): void {
 
 function mayHaveIssued(child: Certificate, parent: Certificate): boolean {
   if (!child.issuerDer.equals(parent.subjectDer)) return false;
-  if (child.authorityKeyId && parent.subjectKeyId && !child.authorityKeyId.equals(parent.subjectKeyId))
-    return false;
+  if (child.authorityKeyId && parent.subjectKeyId && !child.authorityKeyId.equals(parent.subjectKeyId)) return false;
   return true;
 }
 

@@ -102,10 +102,7 @@ export class TestCa {
     if (!opts.noSan) {
       const uris = opts.uris ?? [this.trustDomain.idString() + path];
       exts.push(
-        extensions.subjectAltName(
-          { uris, dnsNames: opts.dnsNames },
-          opts.sanCritical ?? !opts.subject?.length,
-        ),
+        extensions.subjectAltName({ uris, dnsNames: opts.dnsNames }, opts.sanCritical ?? !opts.subject?.length),
       );
     }
     exts.push(extensions.subjectKeyId(keyIdentifier(pair.publicKey)));

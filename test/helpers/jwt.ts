@@ -5,9 +5,7 @@ import type { JwtBundleSource } from '../../lib/bundle/source.js';
 import type { TrustDomain } from '../../lib/spiffeid/index.js';
 
 /** A bundle source backed by a Map of trust-domain name to bundle. */
-export function bundleSource(
-  ...bundles: JwtBundle[]
-): JwtBundleSource & { readonly map: Map<string, JwtBundle> } {
+export function bundleSource(...bundles: JwtBundle[]): JwtBundleSource & { readonly map: Map<string, JwtBundle> } {
   const map = new Map(bundles.map((b) => [b.trustDomain.name, b]));
   return {
     map,
@@ -63,10 +61,7 @@ export function craft(
 }
 
 /** A copy of `base` with `changes` applied; a change to undefined removes the member. */
-export function edit(
-  base: Record<string, unknown>,
-  changes: Record<string, unknown>,
-): Record<string, unknown> {
+export function edit(base: Record<string, unknown>, changes: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(changes)) {
     if (v === undefined) delete out[k];
