@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { inspect } from 'node:util';
-import { importJwtAuthority, JwtBundle } from '../lib/bundle/jwt.js';
+import { importJwtAuthority, JwtBundle, MAX_KID_LENGTH } from '../lib/bundle/jwt.js';
 import type { JwtBundleSource } from '../lib/bundle/source.js';
 import { type ErrorCode, SvidkitError } from '../lib/errors/index.js';
 import {
@@ -970,5 +970,20 @@ describe('jwtsvid', () => {
         }
       });
     }
+  });
+});
+
+describe('jwtsvid mint: kid bound', () => {
+  it('refuses a kid no bundle could hold', async () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    await assert.rejects(
+      mintJwtSvid({
+        id: SpiffeId.parse('spiffe://example.org/w'),
+        audience: 'a',
+        key: privateKey,
+        kid: 'k'.repeat(MAX_KID_LENGTH + 1),
+      }),
+      { code: 'ERR_JWTSVID_MINT' },
+    );
   });
 });

@@ -9,7 +9,7 @@ import { BundleSet, SpiffeBundle } from './spiffe.js';
 import { X509Bundle } from './x509.js';
 
 export { MAX_BUNDLE_BYTES, MAX_KEYS_PER_BUNDLE, MAX_TRUST_DOMAINS } from './json.js';
-export { importJwtAuthority, type JwtAuthority, JwtBundle } from './jwt.js';
+export { importJwtAuthority, type JwtAuthority, JwtBundle, MAX_KID_LENGTH } from './jwt.js';
 export type { JwtBundleSource, X509BundleSource } from './source.js';
 export { BundleSet, SpiffeBundle, type SpiffeBundleJson } from './spiffe.js';
 export { X509Bundle } from './x509.js';

@@ -12,7 +12,8 @@ export interface JwtAuthority {
 }
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
-const MAX_KID_LENGTH = 256;
+/** Longest key ID a JWT bundle accepts. */
+export const MAX_KID_LENGTH = 256;
 
 /** Checks and imports one public JWK for JWT-SVID validation; refuses private or symmetric keys. */
 export function importJwtAuthority(kid: unknown, jwk: JsonWebKey): JwtAuthority {

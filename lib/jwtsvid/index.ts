@@ -12,6 +12,7 @@ import { KeyObject } from 'node:crypto';
 import { type InspectOptions, inspect } from 'node:util';
 import { CompactSign, compactVerify } from 'jose';
 import type { JwtBundleSource } from '../bundle/source.js';
+import { MAX_KID_LENGTH } from '../bundle/jwt.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { SpiffeId } from '../spiffeid/index.js';
 
@@ -470,6 +471,7 @@ export async function mintJwtSvid(params: MintParams): Promise<string> {
 
   if (typeof kid !== 'string') throw new TypeError('jwtsvid: kid must be a string');
   if (kid === '') fail('ERR_JWTSVID_MINT', 'kid must not be empty');
+  if (kid.length > MAX_KID_LENGTH) fail('ERR_JWTSVID_MINT', `kid is longer than ${MAX_KID_LENGTH} characters`);
 
   if (!(key instanceof KeyObject)) throw new TypeError('jwtsvid: key must be a KeyObject');
   if (key.type !== 'private') fail('ERR_JWTSVID_MINT', 'signing needs a private key');
