@@ -222,21 +222,25 @@ export function buildPath(
     if (!(err instanceof SvidkitError)) throw err;
     if ((PRIORITY[err.code] ?? 2) > (PRIORITY[best.code] ?? 2)) best = err;
   };
+  // The tail of a partial path is never the root, so its role does not depend on the final length.
+  const signedBy = (path: Certificate[], issuer: Certificate): boolean => {
+    if (path[path.length - 1]!.isSignedBy(issuer.publicKey)) return true;
+    const what = role(path.length - 1, Number.MAX_SAFE_INTEGER);
+    consider(
+      new SvidkitError(
+        'ERR_X509SVID_BAD_SIGNATURE',
+        `x509svid: ${what} certificate signature does not verify with its issuer's key`,
+      ),
+    );
+    return false;
+  };
   let budget = 64; // bounds the search however the intermediates are arranged
   const walk = (path: Certificate[]): Certificate[] | undefined => {
     const tail = path[path.length - 1]!;
     for (const root of roots) {
       if (!mayHaveIssued(tail, root)) continue;
       if (budget-- <= 0) return undefined;
-      if (!tail.isSignedBy(root.publicKey)) {
-        consider(
-          new SvidkitError(
-            'ERR_X509SVID_BAD_SIGNATURE',
-            `x509svid: ${role(path.length - 1, path.length + 1)} certificate signature does not verify with its issuer's key`,
-          ),
-        );
-        continue;
-      }
+      if (!signedBy(path, root)) continue;
       const full = [...path, root];
       try {
         validatePath(full, at);
@@ -249,15 +253,7 @@ export function buildPath(
     for (const next of intermediates) {
       if (path.includes(next) || !mayHaveIssued(tail, next)) continue;
       if (budget-- <= 0) return undefined;
-      if (!tail.isSignedBy(next.publicKey)) {
-        consider(
-          new SvidkitError(
-            'ERR_X509SVID_BAD_SIGNATURE',
-            `x509svid: ${role(path.length - 1, path.length + 2)} certificate signature does not verify with its issuer's key`,
-          ),
-        );
-        continue;
-      }
+      if (!signedBy(path, next)) continue;
       const found = walk([...path, next]);
       if (found) return found;
     }
