@@ -27,25 +27,32 @@ export function parseBundleDocument(input: string | Uint8Array, trustDomain?: Tr
   if (head.startsWith('{')) {
     const doc = parseJsonBounded(text, 4 * MAX_BUNDLE_BYTES) as Record<string, unknown>;
     if (doc['trust_domains'] !== undefined && doc['keys'] === undefined) return BundleSet.fromJson(doc);
-    return new BundleSet([SpiffeBundle.fromJson(needTrustDomain(trustDomain, 'a SPIFFE bundle'), doc)]);
+    const bundle = SpiffeBundle.fromJson(needTrustDomain(trustDomain, 'a SPIFFE bundle'), doc);
+    checkRootsBelongTo(bundle.x509);
+    return new BundleSet([bundle]);
   }
-  if (head.startsWith('-----BEGIN')) {
-    const td = needTrustDomain(trustDomain, 'PEM roots');
-    const bundle = X509Bundle.parsePem(td, text);
-    for (const root of bundle.authorities()) {
-      for (const uri of root.subjectAltName?.uris ?? []) {
-        const id = SpiffeId.tryParse(uri);
-        if (id && !id.memberOf(td)) {
-          throw new SvidkitError(
-            'ERR_BUNDLE_TRUST_DOMAIN',
-            `bundle: a root belongs to trust domain "${id.trustDomain.name}", not "${td.name}"`,
-          );
-        }
-      }
-    }
+  // Text before the first block (a comment, openssl's "subject=" lines) is ignored, as OpenSSL does.
+  if (text.includes('-----BEGIN')) {
+    const bundle = X509Bundle.parsePem(needTrustDomain(trustDomain, 'PEM roots'), text);
+    checkRootsBelongTo(bundle);
     return new BundleSet([bundle]);
   }
   throw new SvidkitError('ERR_BUNDLE_MALFORMED', 'bundle: expected PEM certificates or a JSON bundle');
+}
+
+/** A root that carries its own trust domain ID must carry this bundle's: never trust it for another domain. */
+function checkRootsBelongTo(bundle: X509Bundle): void {
+  for (const root of bundle.authorities()) {
+    for (const uri of root.subjectAltName?.uris ?? []) {
+      const id = SpiffeId.tryParse(uri);
+      if (id && !id.memberOf(bundle.trustDomain)) {
+        throw new SvidkitError(
+          'ERR_BUNDLE_TRUST_DOMAIN',
+          `bundle: a root belongs to trust domain "${id.trustDomain.name}", not "${bundle.trustDomain.name}"`,
+        );
+      }
+    }
+  }
 }
 
 function needTrustDomain(td: TrustDomain | undefined, what: string): TrustDomain {

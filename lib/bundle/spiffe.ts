@@ -191,7 +191,14 @@ export class BundleSet implements X509BundleSource, JwtBundleSource {
     if (entries.length > MAX_TRUST_DOMAINS) {
       throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', `bundle: more than ${MAX_TRUST_DOMAINS} trust domains`);
     }
-    return new BundleSet(entries.map(([name, b]) => SpiffeBundle.fromJson(TrustDomain.parse(name), b)));
+    return new BundleSet(
+      entries.map(([name, b]) => {
+        // The map is keyed by trust domain names; an ID form here means the document was built wrong.
+        if (name.includes('://'))
+          malformed(`trust_domains key "${name.slice(0, 64)}" must be a bare trust domain name`);
+        return SpiffeBundle.fromJson(TrustDomain.parse(name), b);
+      }),
+    );
   }
 
   /** The bundle of a trust domain, if trusted. */

@@ -33,7 +33,7 @@ export class X509Bundle {
     if (size > MAX_BUNDLE_BYTES) {
       throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', `bundle: PEM is larger than ${MAX_BUNDLE_BYTES} bytes`);
     }
-    return new X509Bundle(trustDomain, Certificate.fromPem(pem, MAX_KEYS_PER_BUNDLE).values());
+    return new X509Bundle(trustDomain, Certificate.fromPem(pem, MAX_KEYS_PER_BUNDLE, MAX_BUNDLE_BYTES));
   }
 
   /** The roots, in order. */

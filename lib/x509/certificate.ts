@@ -24,7 +24,7 @@ import {
 } from '@peculiar/asn1-x509';
 import { SvidkitError } from '../errors/index.js';
 import { signedPart } from '../internal/der.js';
-import { decodePem, encodePem } from '../internal/pem.js';
+import { decodePem, encodePem, MAX_PEM_BYTES } from '../internal/pem.js';
 import { signatureAlgorithmName, verifyWith } from './algorithms.js';
 import { type GeneralNames, generalNamesOf } from './names.js';
 
@@ -198,11 +198,11 @@ export class Certificate {
   }
 
   /**
-   * Parses every CERTIFICATE block of a PEM text, in order. At most `max` certificates and 64 KiB of PEM;
+   * Parses every CERTIFICATE block of a PEM text, in order. At most `max` certificates and `maxBytes` (64 KiB);
    * other block types are refused so that a key file passed by mistake is not half-read.
    */
-  static fromPem(pem: string | Uint8Array, max = MAX_CHAIN_LENGTH): Certificate[] {
-    const blocks = decodePem(pem, max);
+  static fromPem(pem: string | Uint8Array, max = MAX_CHAIN_LENGTH, maxBytes = MAX_PEM_BYTES): Certificate[] {
+    const blocks = decodePem(pem, max, maxBytes);
     return blocks.map((b) => {
       if (b.type !== 'CERTIFICATE') {
         throw new SvidkitError('ERR_PEM_UNEXPECTED_TYPE', `pem: expected CERTIFICATE blocks, found "${b.type}"`);

@@ -108,7 +108,11 @@ export function verifyPem(
 
 /** Parses a PEM certificate chain with the SVID bounds (1 to 10 certificates, 64 KiB). */
 export function parseChainPem(pem: string | Uint8Array): Certificate[] {
-  const certs = Certificate.fromPem(pem, MAX_CHAIN_LENGTH);
+  // One block more than allowed is read so that an overlong chain gets the chain error, not a PEM one.
+  const certs = Certificate.fromPem(pem, MAX_CHAIN_LENGTH + 1);
+  if (certs.length > MAX_CHAIN_LENGTH) {
+    fail('ERR_X509SVID_TOO_MANY_CERTIFICATES', `chain has more than ${MAX_CHAIN_LENGTH} certificates`);
+  }
   if (certs.length === 0) fail('ERR_X509SVID_NO_CERTIFICATES', 'no CERTIFICATE block found');
   return certs;
 }

@@ -7,10 +7,10 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { Name } from '@peculiar/asn1-x509';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { SpiffeId } from '../spiffeid/index.js';
-import { type Certificate, KeyUsageBit } from '../x509/certificate.js';
+import { type Certificate, KeyUsageBit, MAX_CHAIN_LENGTH } from '../x509/certificate.js';
 
-/** The longest path (leaf to root, inclusive) we try to build. */
-export const MAX_PATH_LENGTH = 10;
+/** The longest path we try to build: a full chain of MAX_CHAIN_LENGTH certificates plus the root. */
+export const MAX_PATH_LENGTH = MAX_CHAIN_LENGTH + 1;
 
 function fail(code: ErrorCode, message: string): never {
   throw new SvidkitError(code, `x509svid: ${message}`);
@@ -93,6 +93,8 @@ interface NamesToCheck {
   readonly directoryNames: readonly Buffer[];
   readonly emails: readonly string[];
   readonly ipAddresses: readonly string[];
+  /** Kinds of the other forms present (otherName, registeredID, x400Address, ediPartyName). */
+  readonly other: readonly string[];
 }
 
 function namesOf(cert: Certificate): NamesToCheck {
@@ -105,6 +107,7 @@ function namesOf(cert: Certificate): NamesToCheck {
     directoryNames: dirs,
     emails: san?.emails ?? [],
     ipAddresses: san?.ipAddresses ?? [],
+    other: san?.other ?? [],
   };
 }
 
@@ -130,25 +133,29 @@ function checkNameConstraints(
     directoryNames: dirMatches,
     emails: undefined,
     ipAddresses: undefined,
+    other: undefined,
   };
   const labels: Record<Form, string> = {
-    uris: 'URI',
-    dnsNames: 'DNS name',
-    directoryNames: 'directory name',
-    emails: 'email address',
-    ipAddresses: 'IP address',
+    uris: 'a URI',
+    dnsNames: 'a DNS name',
+    directoryNames: 'a directory name',
+    emails: 'an email address',
+    ipAddresses: 'an IP address',
+    other: 'an otherName, registeredID, x400Address or ediPartyName',
   };
   for (const form of Object.keys(matchers) as Form[]) {
-    const values: readonly unknown[] = names[form];
     const permitted: readonly unknown[] = nc.permitted?.[form] ?? [];
     const excluded: readonly unknown[] = nc.excluded?.[form] ?? [];
+    let values: readonly unknown[] = names[form];
+    // The rarely used forms are grouped; only a constraint on the same kind concerns a name.
+    if (form === 'other') values = values.filter((kind) => permitted.includes(kind) || excluded.includes(kind));
     if (values.length === 0 || (permitted.length === 0 && excluded.length === 0)) continue;
     const match = matchers[form] as ((name: unknown, constraint: unknown) => boolean) | undefined;
-    if (match === undefined) refuse(`has a ${labels[form]}, a name form svidkit cannot check against the rules`);
+    if (match === undefined) refuse(`has ${labels[form]}, a name form svidkit cannot check against the rules`);
     for (const v of values) {
-      if (excluded.some((c) => match(v, c))) refuse(`has a ${labels[form]} excluded by the rules`);
+      if (excluded.some((c) => match(v, c))) refuse(`has ${labels[form]} excluded by the rules`);
       if (permitted.length > 0 && !permitted.some((c) => match(v, c))) {
-        refuse(`has a ${labels[form]} outside the permitted subtrees`);
+        refuse(`has ${labels[form]} outside the permitted subtrees`);
       }
     }
   }

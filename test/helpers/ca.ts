@@ -4,7 +4,9 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { Extension } from '@peculiar/asn1-x509';
+import { strict as assert } from 'node:assert';
 import { X509Bundle } from '../../lib/bundle/index.js';
+import { type ErrorCode, SvidkitError } from '../../lib/errors/index.js';
 import { generateKeyPair, type KeyType } from '../../lib/keys/index.js';
 import { TrustDomain } from '../../lib/spiffeid/index.js';
 import { type DnSpec, extensions, keyIdentifier, signCertificate } from '../../lib/x509/build.js';
@@ -50,6 +52,10 @@ export interface LeafOptions {
   /** EKU OIDs; default serverAuth + clientAuth; null for no EKU extension. */
   eku?: string[] | null;
   extraExtensions?: Extension[];
+  /** Leave out the authorityKeyIdentifier, so that path building can only match on the issuer DN. */
+  noAuthorityKeyId?: boolean;
+  /** Sign with this key instead of the CA's: a forged leaf that still names this CA as its issuer. */
+  signingKey?: KeyObject;
 }
 
 /** A CA (root or intermediate) that can issue more CAs and leaf SVIDs. */
@@ -106,7 +112,7 @@ export class TestCa {
       );
     }
     exts.push(extensions.subjectKeyId(keyIdentifier(pair.publicKey)));
-    exts.push(extensions.authorityKeyId(keyIdentifier(this.cert.publicKey)));
+    if (!opts.noAuthorityKeyId) exts.push(extensions.authorityKeyId(keyIdentifier(this.cert.publicKey)));
     exts.push(...(opts.extraExtensions ?? []));
     const cert = signCertificate(
       {
@@ -117,7 +123,7 @@ export class TestCa {
         publicKey: pair.publicKey,
         extensions: exts,
       },
-      this.key,
+      opts.signingKey ?? this.key,
     );
     return { chain: [cert, ...this.chainToRoot], key: pair.privateKey };
   }
@@ -153,4 +159,43 @@ function caTemplate(td: TrustDomain, publicKey: KeyObject, opts: CaOptions, pare
     publicKey,
     extensions: exts,
   };
+}
+
+/** The message prefix of each module, by error-code family (longest family first). */
+const PREFIXES: ReadonlyArray<readonly [string, string]> = [
+  ['ERR_X509SVID_', 'x509svid: '],
+  ['ERR_X509_', 'x509: '],
+  ['ERR_PEM_', 'pem: '],
+  ['ERR_DER_', 'der: '],
+  ['ERR_KEY_', 'keys: '],
+  ['ERR_CSR_', 'csr: '],
+  ['ERR_BUNDLE_', 'bundle: '],
+  ['ERR_SPIFFEID_', 'spiffeid: '],
+  ['ERR_JWTSVID_', 'jwtsvid: '],
+];
+
+/** The message prefix ("x509svid: ", "bundle: "...) a SvidkitError with this code must start with. */
+export function prefixOf(code: ErrorCode): string {
+  const hit = PREFIXES.find(([family]) => code.startsWith(family));
+  if (!hit) throw new Error(`no module prefix known for ${code}`);
+  return hit[1];
+}
+
+/**
+ * Asserts that `fn` throws a SvidkitError whose code is exactly `code` and whose message starts with
+ * the prefix of the module that owns the code. Returns the error for further checks.
+ */
+export function assertCode(fn: () => unknown, code: ErrorCode): SvidkitError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught !== undefined, `expected ${code}, but nothing was thrown`);
+  assert.ok(caught instanceof SvidkitError, `expected SvidkitError ${code}, got ${String(caught)}`);
+  assert.equal(caught.code, code, `wrong code; message was ${JSON.stringify(caught.message)}`);
+  const prefix = prefixOf(code);
+  assert.ok(caught.message.startsWith(prefix), `message ${JSON.stringify(caught.message)} lacks "${prefix}"`);
+  return caught;
 }
