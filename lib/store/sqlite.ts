@@ -1,0 +1,754 @@
+/**
+ * The embedded datastore: one SQLite file, written through better-sqlite3.
+ *
+ * Durability: WAL journal with synchronous=FULL, so a transaction that returned is on disk even if
+ * the daemon is killed with SIGKILL or the machine loses power right after.
+ *
+ * Safety of an existing file: before anything may write to it, the file's header is checked and a
+ * read-only connection runs `PRAGMA quick_check`. A read-only connection never checkpoints the WAL
+ * into the main file, so a file refused as corrupt, foreign or too new is left byte for byte as it
+ * was, for an operator to inspect or restore.
+ *
+ * Lock detection: opening takes `BEGIN IMMEDIATE` (the write lock) for the schema migration step,
+ * even when there is nothing to migrate. If another process holds the write lock (or an exclusive
+ * lock that also blocks readers) for longer than the busy timeout, SQLite answers SQLITE_BUSY and
+ * open fails with ERR_STORE_LOCKED instead of starting a CA that cannot write. The same mapping
+ * applies to every later statement.
+ */
+import { randomUUID } from 'node:crypto';
+import { chmodSync, closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { type ErrorCode, SvidkitError } from '../errors/index.js';
+import { MIGRATIONS, SCHEMA_TABLE_SQL, SCHEMA_VERSION } from './schema.js';
+import {
+  type AgentUpdate,
+  type AttestationType,
+  type AttestedAgent,
+  CA_KEY_STATES,
+  type CaKeyKind,
+  type CaKeyRecord,
+  type CaKeyState,
+  type Datastore,
+  type EntryFilter,
+  type JoinToken,
+  type NewCaKeyRecord,
+  type NewRegistrationEntry,
+  type RegistrationEntry,
+} from './types.js';
+
+/** SQLite's busy timeout when none is given: how long to wait for another writer. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/** Options for SqliteStore.open. */
+export interface SqliteStoreOptions {
+  /** Milliseconds to wait for another connection's lock before failing with ERR_STORE_LOCKED. */
+  busyTimeoutMs?: number;
+  /** Source of createdAt/updatedAt; lets the CA's tests pin time. */
+  clock?: () => Date;
+}
+
+const MEMORY = ':memory:';
+const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
+const SQLITE_HEADER_SIZE = 100;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+function storeError(code: ErrorCode, message: string, cause?: unknown): SvidkitError {
+  return new SvidkitError(code, `store: ${message}`, cause === undefined ? undefined : { cause });
+}
+
+// A caller passing a value the types forbid is a bug in svidkit, not an operator mistake.
+function invalid(message: string): SvidkitError {
+  return storeError('ERR_INTERNAL', message);
+}
+
+function sqliteCode(err: unknown): string | undefined {
+  if (err instanceof Error && 'code' in err && typeof err.code === 'string' && err.code.startsWith('SQLITE_')) {
+    return err.code;
+  }
+  return undefined;
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  const code = sqliteCode(err);
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+// SQLite's messages never contain bound values, so passing them on cannot leak a token hash.
+function mapError(err: unknown, action: string): SvidkitError {
+  if (err instanceof SvidkitError) return err;
+  const code = sqliteCode(err);
+  if (code !== undefined && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
+    return storeError('ERR_STORE_LOCKED', `${action}: the database is locked by another connection`, err);
+  }
+  if (code !== undefined && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')) {
+    return storeError('ERR_STORE_CORRUPT', `${action}: the database is corrupt (${code})`, err);
+  }
+  if (isUniqueViolation(err)) {
+    return storeError('ERR_STORE_CONFLICT', `${action}: a record with the same key already exists`, err);
+  }
+  const detail = err instanceof Error ? err.message : String(err);
+  return storeError('ERR_STORE_IO', `${action}: ${detail}`, err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input checks and conversions
+// ---------------------------------------------------------------------------------------------
+
+function millis(value: Date, field: string): number {
+  const ms = value instanceof Date ? value.getTime() : Number.NaN;
+  if (!Number.isFinite(ms)) throw invalid(`${field} is not a valid date`);
+  return ms;
+}
+
+function nonEmpty(value: string, field: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw invalid(`${field} must be a non-empty string`);
+  return value;
+}
+
+function positiveInteger(value: number, field: string): number {
+  if (!Number.isSafeInteger(value) || value <= 0) throw invalid(`${field} must be a positive integer`);
+  return value;
+}
+
+function checkHash(hash: string): string {
+  // Refusing anything but a digest keeps a raw token from being stored by mistake.
+  if (typeof hash !== 'string' || !SHA256_HEX.test(hash)) {
+    throw invalid('a join token must be given as its lowercase hex SHA-256 (hashJoinToken in lib/attest)');
+  }
+  return hash;
+}
+
+function rank(state: CaKeyState): number {
+  return CA_KEY_STATES.indexOf(state);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+// ---------------------------------------------------------------------------------------------
+
+interface EntryRow {
+  id: string;
+  spiffe_id: string;
+  parent_id: string;
+  x509_svid_ttl_seconds: number;
+  jwt_svid_ttl_seconds: number;
+  dns_names: string;
+  created_at: number;
+}
+
+interface TokenRow {
+  hash: string;
+  expires_at: number;
+  created_at: number;
+}
+
+interface AgentRow {
+  spiffe_id: string;
+  attestation_type: AttestationType;
+  serial: string;
+  expires_at: number;
+  banned: number;
+  created_at: number;
+  updated_at: number;
+}
+
+interface CaKeyRow {
+  id: string;
+  kind: CaKeyKind;
+  state: CaKeyState;
+  not_after: number;
+  public_data: string;
+  key_path: string | null;
+  tainted: number;
+  created_at: number;
+  updated_at: number;
+}
+
+// Explicit column lists keep row shapes stable when a later migration adds columns.
+const ENTRY_COLUMNS = 'id, spiffe_id, parent_id, x509_svid_ttl_seconds, jwt_svid_ttl_seconds, dns_names, created_at';
+const AGENT_COLUMNS = 'spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at';
+const CA_KEY_COLUMNS = 'id, kind, state, not_after, public_data, key_path, tainted, created_at, updated_at';
+
+function toEntry(row: EntryRow): RegistrationEntry {
+  let dnsNames: unknown;
+  try {
+    dnsNames = JSON.parse(row.dns_names);
+  } catch (err) {
+    throw storeError('ERR_STORE_CORRUPT', `entry ${row.id} has unreadable DNS names`, err);
+  }
+  if (!Array.isArray(dnsNames) || !dnsNames.every((n) => typeof n === 'string')) {
+    throw storeError('ERR_STORE_CORRUPT', `entry ${row.id} has unreadable DNS names`);
+  }
+  return {
+    id: row.id,
+    spiffeId: row.spiffe_id,
+    parentId: row.parent_id,
+    x509SvidTtlSeconds: row.x509_svid_ttl_seconds,
+    jwtSvidTtlSeconds: row.jwt_svid_ttl_seconds,
+    dnsNames,
+    createdAt: new Date(row.created_at),
+  };
+}
+
+function toToken(row: TokenRow): JoinToken {
+  return { hash: row.hash, expiresAt: new Date(row.expires_at), createdAt: new Date(row.created_at) };
+}
+
+function toAgent(row: AgentRow): AttestedAgent {
+  return {
+    spiffeId: row.spiffe_id,
+    attestationType: row.attestation_type,
+    serial: row.serial,
+    expiresAt: new Date(row.expires_at),
+    banned: row.banned === 1,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+function toCaKey(row: CaKeyRow): CaKeyRecord {
+  const key: CaKeyRecord = {
+    id: row.id,
+    kind: row.kind,
+    state: row.state,
+    notAfter: new Date(row.not_after),
+    publicData: row.public_data,
+    tainted: row.tainted === 1,
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+  // Left out rather than undefined, so a record read back equals the one that was written.
+  if (row.key_path !== null) key.keyPath = row.key_path;
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening
+// ---------------------------------------------------------------------------------------------
+
+// Returns true when this call created the file, false when it was already there.
+function createStoreFile(file: string): boolean {
+  const dir = dirname(file);
+  try {
+    // Only a directory we create is tightened; an existing one (say /var/lib) is the operator's.
+    if (mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(dir, 0o700);
+  } catch (err) {
+    throw mapError(err, `create directory ${dir}`);
+  }
+  let fd: number;
+  try {
+    fd = openSync(file, 'wx', 0o600);
+  } catch (err) {
+    if (err instanceof Error && 'code' in err && err.code === 'EEXIST') return false;
+    throw mapError(err, `create ${file}`);
+  }
+  try {
+    // The umask may have narrowed the mode further; the CA's keys journal must be exactly owner-only.
+    fchmodSync(fd, 0o600);
+    fsyncSync(fd);
+  } catch (err) {
+    throw mapError(err, `create ${file}`);
+  } finally {
+    closeSync(fd);
+  }
+  // SQLite syncs the directory for its own journal files, not for a database file we created.
+  syncDirectory(dir);
+  return true;
+}
+
+function syncDirectory(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    throw mapError(err, `sync directory ${dir}`);
+  }
+}
+
+function readHeader(file: string): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(SQLITE_HEADER_SIZE);
+    const n = readSync(fd, buf, 0, SQLITE_HEADER_SIZE, 0);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function newerSchema(file: string, version: number): SvidkitError {
+  return storeError(
+    'ERR_STORE_CORRUPT',
+    `${file} has schema version ${version}, newer than the ${SCHEMA_VERSION} this svidkit knows; ` +
+      'refusing to open it (upgrade svidkit, or restore a backup)',
+  );
+}
+
+// Everything here reads only, so refusing the file leaves it untouched.
+function inspectExisting(file: string, busyTimeoutMs: number): void {
+  const action = `open ${file}`;
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) throw storeError('ERR_STORE_IO', `${file} is not a regular file`);
+    size = st.size;
+    // An empty file is what SQLite itself treats as a new database, so it needs no header.
+    if (size > 0) {
+      const header = readHeader(file);
+      if (header.length < SQLITE_HEADER_SIZE || !header.subarray(0, SQLITE_MAGIC.length).equals(SQLITE_MAGIC)) {
+        throw storeError('ERR_STORE_CORRUPT', `${file} is not an SQLite database; refusing to use or overwrite it`);
+      }
+    }
+  } catch (err) {
+    throw mapError(err, action);
+  }
+
+  let ro: Database.Database | undefined;
+  try {
+    ro = new Database(file, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs });
+    const rows = ro.pragma('quick_check') as { quick_check: string }[];
+    if (rows.length !== 1 || rows[0]?.quick_check !== 'ok') {
+      const first = (rows[0]?.quick_check ?? 'no result').split('\n').join(' ').slice(0, 200);
+      throw storeError(
+        'ERR_STORE_CORRUPT',
+        `${file} failed its integrity check (${first}); refusing to open it (restore a backup)`,
+      );
+    }
+    const tables = ro.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[];
+    if (tables.length > 0 && !tables.includes('svidkit_schema')) {
+      throw storeError(
+        'ERR_STORE_CORRUPT',
+        `${file} is an SQLite database but not a svidkit store; refusing to add tables to it`,
+      );
+    }
+    if (tables.includes('svidkit_schema')) {
+      const version = ro.prepare('SELECT version FROM svidkit_schema WHERE id = 1').pluck().get();
+      if (typeof version === 'number' && version > SCHEMA_VERSION) throw newerSchema(file, version);
+    }
+  } catch (err) {
+    const mapped = mapError(err, action);
+    if (mapped.code === 'ERR_STORE_CORRUPT' && !(err instanceof SvidkitError)) {
+      throw storeError(
+        'ERR_STORE_CORRUPT',
+        `${file} is corrupt (${sqliteCode(err) ?? 'unreadable'}); refusing to open it (restore a backup)`,
+        err,
+      );
+    }
+    throw mapped;
+  } finally {
+    ro?.close();
+  }
+}
+
+function migrate(db: Database.Database, file: string): void {
+  // IMMEDIATE takes the write lock up front: this is also the probe that turns another process's
+  // lock into ERR_STORE_LOCKED at startup rather than at the first attestation.
+  db.transaction(() => {
+    db.exec(SCHEMA_TABLE_SQL);
+    const found = db.prepare('SELECT version FROM svidkit_schema WHERE id = 1').pluck().get();
+    const current = typeof found === 'number' ? found : 0;
+    if (current > SCHEMA_VERSION) throw newerSchema(file, current);
+    for (const migration of MIGRATIONS) {
+      if (migration.version > current) db.exec(migration.sql);
+    }
+    if (current < SCHEMA_VERSION) {
+      db.prepare(
+        'INSERT INTO svidkit_schema (id, version) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET version = excluded.version',
+      ).run(SCHEMA_VERSION);
+    }
+  }).immediate();
+}
+
+function connect(file: string, busyTimeoutMs: number): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { fileMustExist: file !== MEMORY, timeout: busyTimeoutMs });
+    if (file !== MEMORY) {
+      const mode: unknown = db.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal')
+        throw storeError('ERR_STORE_IO', `${file}: cannot use WAL journal mode (got ${String(mode)})`);
+    }
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    migrate(db, file);
+    return db;
+  } catch (err) {
+    db?.close();
+    throw mapError(err, `open ${file}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store
+// ---------------------------------------------------------------------------------------------
+
+function prepareStatements(db: Database.Database) {
+  return {
+    insertEntry: db.prepare<
+      {
+        id: string;
+        spiffeId: string;
+        parentId: string;
+        x509: number;
+        jwt: number;
+        dnsNames: string;
+        createdAt: number;
+      },
+      EntryRow
+    >(
+      `INSERT INTO registration_entries (${ENTRY_COLUMNS})
+       VALUES (@id, @spiffeId, @parentId, @x509, @jwt, @dnsNames, @createdAt) RETURNING ${ENTRY_COLUMNS}`,
+    ),
+    getEntry: db.prepare<[string], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM registration_entries WHERE id = ?`),
+    listEntries: db.prepare<[], EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM registration_entries ORDER BY created_at, rowid`,
+    ),
+    listEntriesByParent: db.prepare<[string], EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM registration_entries WHERE parent_id = ? ORDER BY created_at, rowid`,
+    ),
+    listEntriesBySpiffeId: db.prepare<[string], EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM registration_entries WHERE spiffe_id = ? ORDER BY created_at, rowid`,
+    ),
+    listEntriesByBoth: db.prepare<[string, string], EntryRow>(
+      `SELECT ${ENTRY_COLUMNS} FROM registration_entries WHERE parent_id = ? AND spiffe_id = ?
+       ORDER BY created_at, rowid`,
+    ),
+    deleteEntry: db.prepare<[string]>('DELETE FROM registration_entries WHERE id = ?'),
+
+    insertToken: db.prepare<[string, number, number], TokenRow>(
+      'INSERT INTO join_tokens (hash, expires_at, created_at) VALUES (?, ?, ?) RETURNING hash, expires_at, created_at',
+    ),
+    // The WHERE clause is the whole single-use guarantee: only one UPDATE can flip used from 0.
+    consumeToken: db.prepare<{ hash: string; now: number }>(
+      'UPDATE join_tokens SET used = 1, used_at = @now WHERE hash = @hash AND used = 0 AND expires_at > @now',
+    ),
+
+    upsertAgent: db.prepare<
+      { spiffeId: string; attestationType: AttestationType; serial: string; expiresAt: number; now: number },
+      AgentRow
+    >(
+      `INSERT INTO attested_agents (${AGENT_COLUMNS})
+       VALUES (@spiffeId, @attestationType, @serial, @expiresAt, 0, @now, @now)
+       ON CONFLICT (spiffe_id) DO UPDATE SET
+         attestation_type = excluded.attestation_type,
+         serial = excluded.serial,
+         expires_at = excluded.expires_at,
+         updated_at = excluded.updated_at
+       RETURNING ${AGENT_COLUMNS}`,
+    ),
+    getAgent: db.prepare<[string], AgentRow>(`SELECT ${AGENT_COLUMNS} FROM attested_agents WHERE spiffe_id = ?`),
+    listAgents: db.prepare<[], AgentRow>(`SELECT ${AGENT_COLUMNS} FROM attested_agents ORDER BY spiffe_id`),
+    banAgent: db.prepare<{ spiffeId: string; now: number }, AgentRow>(
+      `UPDATE attested_agents SET banned = 1, updated_at = CASE WHEN banned = 1 THEN updated_at ELSE @now END
+       WHERE spiffe_id = @spiffeId RETURNING ${AGENT_COLUMNS}`,
+    ),
+    isBanned: db.prepare<[string], number>('SELECT banned FROM attested_agents WHERE spiffe_id = ?').pluck(),
+
+    getCaKey: db.prepare<[string], CaKeyRow>(`SELECT ${CA_KEY_COLUMNS} FROM ca_keys WHERE id = ?`),
+    activeCaKey: db.prepare<[CaKeyKind], string>("SELECT id FROM ca_keys WHERE kind = ? AND state = 'active'").pluck(),
+    listCaKeys: db.prepare<[], CaKeyRow>(`SELECT ${CA_KEY_COLUMNS} FROM ca_keys ORDER BY created_at, rowid`),
+    listCaKeysByKind: db.prepare<[CaKeyKind], CaKeyRow>(
+      `SELECT ${CA_KEY_COLUMNS} FROM ca_keys WHERE kind = ? ORDER BY created_at, rowid`,
+    ),
+    insertCaKey: db.prepare<
+      {
+        id: string;
+        kind: CaKeyKind;
+        state: CaKeyState;
+        notAfter: number;
+        publicData: string;
+        keyPath: string | null;
+        tainted: number;
+        now: number;
+      },
+      CaKeyRow
+    >(
+      `INSERT INTO ca_keys (${CA_KEY_COLUMNS})
+       VALUES (@id, @kind, @state, @notAfter, @publicData, @keyPath, @tainted, @now, @now)
+       RETURNING ${CA_KEY_COLUMNS}`,
+    ),
+    retireActiveCaKey: db.prepare<{ kind: CaKeyKind; now: number }>(
+      "UPDATE ca_keys SET state = 'old', updated_at = @now WHERE kind = @kind AND state = 'active'",
+    ),
+    setCaKeyState: db.prepare<{ id: string; state: CaKeyState; now: number }, CaKeyRow>(
+      `UPDATE ca_keys SET state = @state, updated_at = @now WHERE id = @id RETURNING ${CA_KEY_COLUMNS}`,
+    ),
+    taintCaKey: db.prepare<{ id: string; now: number }, CaKeyRow>(
+      `UPDATE ca_keys SET tainted = 1, updated_at = CASE WHEN tainted = 1 THEN updated_at ELSE @now END
+       WHERE id = @id RETURNING ${CA_KEY_COLUMNS}`,
+    ),
+
+    nextBundleSequence: db
+      .prepare<[], number>('UPDATE bundle_sequence SET value = value + 1 WHERE id = 1 RETURNING value')
+      .pluck(),
+    currentBundleSequence: db.prepare<[], number>('SELECT value FROM bundle_sequence WHERE id = 1').pluck(),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** The SQLite Datastore; open it with SqliteStore.open. */
+export class SqliteStore implements Datastore {
+  /** Absolute path of the database file, or ':memory:'. */
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly clock: () => Date;
+  private readonly stmts: Statements;
+  private readonly consumeTx: Database.Transaction<(hash: string, now: number) => boolean>;
+  private readonly putCaKeyTx: Database.Transaction<(key: NewCaKeyRecord, now: number) => CaKeyRow>;
+  private readonly setCaKeyStateTx: Database.Transaction<(id: string, state: CaKeyState, now: number) => CaKeyRow>;
+  private closed = false;
+
+  /**
+   * Opens (creating if missing, with a 0700 directory and a 0600 file) the store at `path`, or an
+   * in-memory store for ':memory:'. Fails with ERR_STORE_CORRUPT for a damaged, foreign or newer
+   * file, ERR_STORE_LOCKED when another process keeps the write lock past the busy timeout, and
+   * ERR_STORE_IO for filesystem errors.
+   */
+  static async open(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+      throw invalid('busyTimeoutMs must be a non-negative integer');
+    }
+    const clock = options.clock ?? (() => new Date());
+    if (path === MEMORY) return new SqliteStore(connect(MEMORY, busyTimeoutMs), clock, MEMORY);
+    nonEmpty(path, 'path');
+    const file = resolve(path);
+    if (!createStoreFile(file)) inspectExisting(file, busyTimeoutMs);
+    return new SqliteStore(connect(file, busyTimeoutMs), clock, file);
+  }
+
+  private constructor(db: Database.Database, clock: () => Date, path: string) {
+    this.db = db;
+    this.clock = clock;
+    this.path = path;
+    try {
+      this.stmts = prepareStatements(db);
+    } catch (err) {
+      db.close();
+      throw mapError(err, `open ${path}`);
+    }
+    const s = this.stmts;
+
+    this.consumeTx = db.transaction((hash: string, now: number) => s.consumeToken.run({ hash, now }).changes === 1);
+
+    this.putCaKeyTx = db.transaction((key: NewCaKeyRecord, now: number): CaKeyRow => {
+      if (s.getCaKey.get(key.id) !== undefined) {
+        throw storeError('ERR_STORE_CONFLICT', `a CA key with id ${key.id} already exists`);
+      }
+      if (key.state === 'active') {
+        if (key.tainted === true) throw storeError('ERR_STORE_CONFLICT', 'a tainted CA key cannot be active');
+        if (s.activeCaKey.get(key.kind) !== undefined) {
+          throw storeError('ERR_STORE_CONFLICT', `an active ${key.kind} CA key already exists`);
+        }
+      }
+      return s.insertCaKey.get({
+        id: key.id,
+        kind: key.kind,
+        state: key.state,
+        notAfter: millis(key.notAfter, 'notAfter'),
+        publicData: key.publicData,
+        keyPath: key.keyPath ?? null,
+        tainted: key.tainted === true ? 1 : 0,
+        now,
+      })!;
+    });
+
+    this.setCaKeyStateTx = db.transaction((id: string, state: CaKeyState, now: number): CaKeyRow => {
+      const row = s.getCaKey.get(id);
+      if (row === undefined) throw storeError('ERR_STORE_NOT_FOUND', `no CA key with id ${id}`);
+      if (row.state === state) return row;
+      if (rank(state) < rank(row.state)) {
+        throw storeError('ERR_STORE_CONFLICT', `CA key ${id} cannot move back from ${row.state} to ${state}`);
+      }
+      if (state === 'active') {
+        if (row.tainted === 1) throw storeError('ERR_STORE_CONFLICT', `CA key ${id} is tainted and cannot be active`);
+        s.retireActiveCaKey.run({ kind: row.kind, now });
+      }
+      return s.setCaKeyState.get({ id, state, now })!;
+    });
+  }
+
+  // Every public method goes through here, so a closed store and SQLite errors look the same everywhere.
+  private run<T>(action: string, fn: () => T, conflict?: string): T {
+    if (this.closed) throw storeError('ERR_STORE_IO', `${action}: the store is closed`);
+    try {
+      return fn();
+    } catch (err) {
+      if (conflict !== undefined && isUniqueViolation(err)) throw storeError('ERR_STORE_CONFLICT', conflict, err);
+      throw mapError(err, action);
+    }
+  }
+
+  private now(): number {
+    return millis(this.clock(), 'clock()');
+  }
+
+  async createEntry(entry: NewRegistrationEntry): Promise<RegistrationEntry> {
+    const params = {
+      id: randomUUID(),
+      spiffeId: nonEmpty(entry.spiffeId, 'spiffeId'),
+      parentId: nonEmpty(entry.parentId, 'parentId'),
+      x509: positiveInteger(entry.x509SvidTtlSeconds, 'x509SvidTtlSeconds'),
+      jwt: positiveInteger(entry.jwtSvidTtlSeconds, 'jwtSvidTtlSeconds'),
+      dnsNames: JSON.stringify(checkDnsNames(entry.dnsNames)),
+      createdAt: this.now(),
+    };
+    return this.run(
+      'create entry',
+      () => toEntry(this.stmts.insertEntry.get(params)!),
+      `an entry for ${entry.spiffeId} under parent ${entry.parentId} already exists`,
+    );
+  }
+
+  async getEntry(id: string): Promise<RegistrationEntry | undefined> {
+    return this.run('get entry', () => {
+      const row = this.stmts.getEntry.get(id);
+      return row === undefined ? undefined : toEntry(row);
+    });
+  }
+
+  async listEntries(filter: EntryFilter = {}): Promise<RegistrationEntry[]> {
+    const { parentId, spiffeId } = filter;
+    return this.run('list entries', () => {
+      const s = this.stmts;
+      let rows: EntryRow[];
+      if (parentId !== undefined && spiffeId !== undefined) rows = s.listEntriesByBoth.all(parentId, spiffeId);
+      else if (parentId !== undefined) rows = s.listEntriesByParent.all(parentId);
+      else if (spiffeId !== undefined) rows = s.listEntriesBySpiffeId.all(spiffeId);
+      else rows = s.listEntries.all();
+      return rows.map(toEntry);
+    });
+  }
+
+  async deleteEntry(id: string): Promise<void> {
+    this.run('delete entry', () => {
+      if (this.stmts.deleteEntry.run(id).changes === 0) {
+        throw storeError('ERR_STORE_NOT_FOUND', `no registration entry with id ${id}`);
+      }
+    });
+  }
+
+  async createJoinToken(hash: string, expiresAt: Date): Promise<JoinToken> {
+    checkHash(hash);
+    const expires = millis(expiresAt, 'expiresAt');
+    const now = this.now();
+    return this.run(
+      'create join token',
+      () => toToken(this.stmts.insertToken.get(hash, expires, now)!),
+      'this join token already exists',
+    );
+  }
+
+  async consumeJoinToken(hash: string, now: Date): Promise<boolean> {
+    checkHash(hash);
+    const at = millis(now, 'now');
+    // IMMEDIATE so that across processes the check and the mark happen under one write lock.
+    return this.run('consume join token', () => this.consumeTx.immediate(hash, at));
+  }
+
+  async upsertAgent(agent: AgentUpdate): Promise<AttestedAgent> {
+    if (agent.attestationType !== 'join_token' && agent.attestationType !== 'k8s_psat') {
+      throw invalid('attestationType must be join_token or k8s_psat');
+    }
+    const params = {
+      spiffeId: nonEmpty(agent.spiffeId, 'spiffeId'),
+      attestationType: agent.attestationType,
+      serial: nonEmpty(agent.serial, 'serial'),
+      expiresAt: millis(agent.expiresAt, 'expiresAt'),
+      now: this.now(),
+    };
+    return this.run('upsert agent', () => toAgent(this.stmts.upsertAgent.get(params)!));
+  }
+
+  async getAgent(spiffeId: string): Promise<AttestedAgent | undefined> {
+    return this.run('get agent', () => {
+      const row = this.stmts.getAgent.get(spiffeId);
+      return row === undefined ? undefined : toAgent(row);
+    });
+  }
+
+  async listAgents(): Promise<AttestedAgent[]> {
+    return this.run('list agents', () => this.stmts.listAgents.all().map(toAgent));
+  }
+
+  async banAgent(spiffeId: string): Promise<AttestedAgent> {
+    const now = this.now();
+    return this.run('ban agent', () => {
+      const row = this.stmts.banAgent.get({ spiffeId, now });
+      if (row === undefined) throw storeError('ERR_STORE_NOT_FOUND', `no attested agent ${spiffeId}`);
+      return toAgent(row);
+    });
+  }
+
+  async isBanned(spiffeId: string): Promise<boolean> {
+    return this.run('check agent ban', () => this.stmts.isBanned.get(spiffeId) === 1);
+  }
+
+  async putCaKey(key: NewCaKeyRecord): Promise<CaKeyRecord> {
+    nonEmpty(key.id, 'id');
+    nonEmpty(key.publicData, 'publicData');
+    if (key.kind !== 'x509' && key.kind !== 'jwt') throw invalid('kind must be x509 or jwt');
+    if (!CA_KEY_STATES.includes(key.state)) throw invalid(`state must be one of ${CA_KEY_STATES.join(', ')}`);
+    if (key.keyPath !== undefined) nonEmpty(key.keyPath, 'keyPath');
+    millis(key.notAfter, 'notAfter');
+    const now = this.now();
+    return this.run('put CA key', () => toCaKey(this.putCaKeyTx.immediate(key, now)));
+  }
+
+  async listCaKeys(kind?: CaKeyKind): Promise<CaKeyRecord[]> {
+    return this.run('list CA keys', () =>
+      (kind === undefined ? this.stmts.listCaKeys.all() : this.stmts.listCaKeysByKind.all(kind)).map(toCaKey),
+    );
+  }
+
+  async setCaKeyState(id: string, state: CaKeyState): Promise<CaKeyRecord> {
+    if (!CA_KEY_STATES.includes(state)) throw invalid(`state must be one of ${CA_KEY_STATES.join(', ')}`);
+    const now = this.now();
+    return this.run('set CA key state', () => toCaKey(this.setCaKeyStateTx.immediate(id, state, now)));
+  }
+
+  async taintCaKey(id: string): Promise<CaKeyRecord> {
+    const now = this.now();
+    return this.run('taint CA key', () => {
+      const row = this.stmts.taintCaKey.get({ id, now });
+      if (row === undefined) throw storeError('ERR_STORE_NOT_FOUND', `no CA key with id ${id}`);
+      return toCaKey(row);
+    });
+  }
+
+  async nextBundleSequence(): Promise<number> {
+    return this.run('next bundle sequence', () => this.stmts.nextBundleSequence.get()!);
+  }
+
+  async currentBundleSequence(): Promise<number> {
+    return this.run('current bundle sequence', () => this.stmts.currentBundleSequence.get()!);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      // Closing the last connection checkpoints the WAL into the main file and removes it.
+      this.db.close();
+    } catch (err) {
+      throw mapError(err, `close ${this.path}`);
+    }
+  }
+}
+
+function checkDnsNames(names: string[]): string[] {
+  if (!Array.isArray(names) || !names.every((n) => typeof n === 'string' && n.length > 0)) {
+    throw invalid('dnsNames must be an array of non-empty strings');
+  }
+  return names;
+}
