@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'data/**', 'node_modules/**'] },
+  { ignores: ['dist/**', 'data/**', 'node_modules/**', 'lib/generated/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,0 +1,18 @@
+// Original file: protos/svidkit/ca/v1/ca.proto
+
+
+export interface NewX509SvidParams {
+  'entryId'?: (string);
+  /**
+   * DER CSR; only its public key is used, and its signature must verify.
+   */
+  'csr'?: (Buffer | Uint8Array | string);
+}
+
+export interface NewX509SvidParams__Output {
+  'entryId': (string);
+  /**
+   * DER CSR; only its public key is used, and its signature must verify.
+   */
+  'csr': (Buffer);
+}
