@@ -104,6 +104,8 @@ export const ERROR_CODES = [
   'ERR_IO',
   'ERR_USAGE',
   'ERR_INTERNAL',
+  // configuration
+  'ERR_CONFIG',
 ] as const;
 
 /** A stable error code; switch on this, never on the message. */
