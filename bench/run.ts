@@ -3,15 +3,18 @@
  * run, because this machine is shared and noisy and absolute figures mean little. Rounds of the
  * subject and its baseline alternate and the median of each is kept.
  */
-import { verify as cryptoVerify } from 'node:crypto';
+import { createPublicKey, randomBytes, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jwtVerify } from 'jose';
 import { importJwtAuthority, JwtBundle } from '../lib/bundle/index.js';
+import { SvidIssuer } from '../lib/ca/issuer.js';
+import { signedPart } from '../lib/internal/der.js';
 import { mintJwtSvid, parseAndValidate } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
+import { buildCsr } from '../lib/x509/csr.js';
 import { verify } from '../lib/x509svid/index.js';
 import { T0, TestCa } from '../test/helpers/ca.js';
 
@@ -114,6 +117,29 @@ async function jwtValidate(): Promise<BenchResult> {
   );
 }
 
+async function caIssuance(): Promise<BenchResult> {
+  const ca = TestCa.root();
+  const issuer = new SvidIssuer(ca);
+  const id = SpiffeId.parse('spiffe://example.org/bench/workload');
+  const { privateKey, publicKey } = generateKeyPair('ec-p256');
+  const csrDer = buildCsr({ key: privateKey, uris: [id.toString()] });
+  const info = signedPart(csrDer);
+  const csrSig = cryptoSign('sha256', info, privateKey);
+  const jwk = publicKey.export({ format: 'jwk' });
+  const tbs = randomBytes(300);
+  return compare(
+    'ca issuance in-process (CSR verify + build + sign, P-256)',
+    'svids/s',
+    () => issuer.issue({ id, csrDer, now: T0, ttlMs: 3600_000 }),
+    'raw bound: JWK import + crypto.verify + crypto.sign',
+    () => {
+      const key = createPublicKey({ key: jwk, format: 'jwk' });
+      if (!cryptoVerify('sha256', info, key, csrSig)) throw new Error('bad');
+      cryptoSign('sha256', tbs, ca.key);
+    },
+  );
+}
+
 function fmt(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(2);
 }
@@ -121,7 +147,7 @@ function fmt(n: number): string {
 /** Runs every benchmark, prints a table and writes bench/results.json. */
 export async function main(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
-  for (const b of [x509Verify, jwtValidate]) {
+  for (const b of [x509Verify, jwtValidate, caIssuance]) {
     const r = await b();
     results.push(r);
     process.stdout.write(

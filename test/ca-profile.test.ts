@@ -143,3 +143,30 @@ describe('CA certificate profiles', () => {
     );
   });
 });
+
+describe('CA certificate profiles: DNS names', () => {
+  it('refuses a DNS name that an IA5String cannot hold', () => {
+    const pair = generateKeyPair();
+    const cert = selfSignedRoot({
+      trustDomain: td,
+      key: pair.privateKey,
+      publicKey: pair.publicKey,
+      now: T0,
+      ttlMs: HOUR,
+    });
+    for (const bad of ['', 'é.example', 'a b.example']) {
+      assert.throws(
+        () =>
+          signWorkloadSvid({
+            id: SpiffeId.parse('spiffe://example.org/w'),
+            publicKey: generateKeyPair().publicKey,
+            dnsNames: [bad],
+            signer: { cert, key: pair.privateKey },
+            now: T0,
+            ttlMs: HOUR,
+          }),
+        { code: 'ERR_USAGE' },
+      );
+    }
+  });
+});

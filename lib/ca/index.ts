@@ -1,2 +1,3 @@
-/** The CA's certificate profiles (the daemon itself comes with svidkit-ca). */
-export { CLOCK_SKEW_MS, type Signer, selfSignedRoot, signWorkloadSvid } from './profile.js';
+/** The CA: certificate profiles, the fast issuance path, and (with svidkit-ca) the daemon. */
+export { type IssuedSvid, type IssueRequest, SvidIssuer } from './issuer.js';
+export { CLOCK_SKEW_MS, isDnsText, type Signer, selfSignedRoot, signWorkloadSvid } from './profile.js';

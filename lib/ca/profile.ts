@@ -14,6 +14,16 @@ import { OID_CLIENT_AUTH, OID_SERVER_AUTH } from '../x509svid/index.js';
 /** How far notBefore is backdated to absorb clock skew between CA and peers. */
 export const CLOCK_SKEW_MS = 30_000;
 
+/** True for text a DNS name SAN can hold: non-empty printable ASCII, as an IA5String requires. */
+export function isDnsText(d: unknown): d is string {
+  if (typeof d !== 'string' || d.length === 0) return false;
+  for (let i = 0; i < d.length; i++) {
+    const c = d.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
 /** A CA certificate with its private key. */
 export interface Signer {
   readonly cert: Certificate;
@@ -66,6 +76,10 @@ export function signWorkloadSvid(params: {
 }): Certificate {
   const { id, publicKey, signer, now } = params;
   if (id.isTrustDomainId()) throw new SvidkitError('ERR_X509SVID_INVALID_ID', 'ca: a workload ID needs a path');
+  for (const d of params.dnsNames ?? []) {
+    if (!isDnsText(d))
+      throw new SvidkitError('ERR_USAGE', 'ca: a DNS name must be a non-empty string of printable ASCII');
+  }
   const isRsa = keyTypeOf(publicKey).startsWith('rsa');
   const notAfter = Math.min(now.getTime() + params.ttlMs, signer.cert.notAfter.getTime());
   return signCertificate(
