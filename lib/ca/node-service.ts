@@ -1,0 +1,308 @@
+/**
+ * The Node service agents call. AttestAgent authenticates with a join token or a Kubernetes token;
+ * every other method authenticates with the agent's X.509-SVID, which OpenSSL has already chained to
+ * our bundle (grpc-js only reports a peer certificate for a verified handshake). Failures go back as
+ * gRPC statuses with safe messages; the cause is logged, never sent.
+ */
+import { randomUUID } from 'node:crypto';
+import { type ServerUnaryCall, type ServerWritableStream, status } from '@grpc/grpc-js';
+import { agentIdForJoinToken, hashJoinToken, validateJoinToken } from '../attest/index.js';
+import { isSvidkitError } from '../errors/index.js';
+import type { AttestAgentRequest__Output } from '../generated/svidkit/ca/v1/AttestAgentRequest.js';
+import type { Bundle } from '../generated/svidkit/ca/v1/Bundle.js';
+import type { BatchNewX509SvidResult } from '../generated/svidkit/ca/v1/BatchNewX509SvidResult.js';
+import type { NodeHandlers } from '../generated/svidkit/ca/v1/Node.js';
+import type { RegistrationEntry as EntryMessage } from '../generated/svidkit/ca/v1/RegistrationEntry.js';
+import type { X509Svid } from '../generated/svidkit/ca/v1/X509Svid.js';
+import { mintJwtSvid } from '../jwtsvid/index.js';
+import { audit } from '../observe/index.js';
+import { SpiffeId } from '../spiffeid/index.js';
+import type { AttestationType, RegistrationEntry } from '../store/index.js';
+import { Certificate } from '../x509/certificate.js';
+import { idFromLeaf } from '../x509svid/index.js';
+import type { CaContext } from './context.js';
+
+/** Path prefix of agent IDs; only IDs under it may call the agent methods. */
+export const AGENT_PATH_PREFIX = '/svidkit/agent/';
+/** Most audiences in one JWT-SVID request, and the longest audience. */
+export const MAX_AUDIENCES = 16;
+const MAX_AUDIENCE_LENGTH = 2048;
+
+/** A gRPC status error with a message that is safe to send. */
+export class StatusError extends Error {
+  readonly code: status;
+  constructor(code: status, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Maps an error to a gRPC status with a safe message; refusals are logged as warnings, the rest as errors. */
+export function toStatus(err: unknown, ctx: CaContext, method: string): { code: status; details: string } {
+  if (err instanceof StatusError) {
+    ctx.log.warn({ method, code: status[err.code], reason: err.message, cause: describe(err.cause) }, 'call refused');
+    return { code: err.code, details: err.message };
+  }
+  if (isSvidkitError(err) && (err.code.startsWith('ERR_CSR_') || err.code === 'ERR_KEY_UNSUPPORTED')) {
+    ctx.log.warn({ method, code: err.code, reason: err.message }, 'bad CSR');
+    return { code: status.INVALID_ARGUMENT, details: err.message };
+  }
+  ctx.log.error({ method, err }, 'internal error');
+  return { code: status.INTERNAL, details: 'internal error' };
+}
+
+function describe(cause: unknown): string | undefined {
+  if (cause === undefined) return undefined;
+  return isSvidkitError(cause)
+    ? `${cause.code}: ${cause.message}`
+    : cause instanceof Error
+      ? cause.message
+      : String(cause);
+}
+
+function unixSeconds(d: Date): number {
+  return Math.floor(d.getTime() / 1000);
+}
+
+/** The agent ID of an mTLS caller, after the SPIFFE leaf rules, the agent-path rule and the ban list. */
+export async function authenticateAgent(
+  call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+  ctx: CaContext,
+): Promise<SpiffeId> {
+  const peer = call.getAuthContext()?.sslPeerCertificate;
+  if (!peer?.raw) throw new StatusError(status.UNAUTHENTICATED, 'an agent X.509-SVID is required');
+  let id: SpiffeId;
+  try {
+    id = idFromLeaf(Certificate.fromDer(peer.raw));
+  } catch (cause) {
+    throw new StatusError(status.UNAUTHENTICATED, 'the client certificate is not a valid X.509-SVID', { cause });
+  }
+  if (!id.memberOf(ctx.config.trustDomain) || !id.path.startsWith(AGENT_PATH_PREFIX)) {
+    throw new StatusError(status.PERMISSION_DENIED, 'the caller is not an agent of this trust domain');
+  }
+  const agent = await ctx.store.getAgent(id.toString());
+  if (!agent) throw new StatusError(status.PERMISSION_DENIED, 'the agent is not attested');
+  if (agent.banned) throw new StatusError(status.PERMISSION_DENIED, 'the agent is banned');
+  return id;
+}
+
+/** Loads an entry the agent is parent of; an unknown entry and a foreign one give the same answer. */
+async function entryFor(ctx: CaContext, agent: SpiffeId, entryId: string): Promise<RegistrationEntry> {
+  const entry = entryId.length > 0 && entryId.length <= 128 ? await ctx.store.getEntry(entryId) : undefined;
+  if (!entry || entry.parentId !== agent.toString()) {
+    throw new StatusError(
+      status.PERMISSION_DENIED,
+      `entry "${entryId.slice(0, 128)}" is not authorized for this agent`,
+    );
+  }
+  return entry;
+}
+
+function bundleMessage(ctx: CaContext): Bundle {
+  const b = ctx.keys.bundle();
+  return { trustDomain: b.trustDomain.name, spiffeBundleJson: JSON.stringify(b.toJson()), sequence: b.sequence ?? 0 };
+}
+
+function entryMessage(e: RegistrationEntry): EntryMessage {
+  return {
+    id: e.id,
+    spiffeId: e.spiffeId,
+    parentId: e.parentId,
+    x509SvidTtlSeconds: e.x509SvidTtlSeconds,
+    jwtSvidTtlSeconds: e.jwtSvidTtlSeconds,
+    dnsNames: e.dnsNames,
+    createdAt: unixSeconds(e.createdAt),
+  };
+}
+
+/** Issues an X.509-SVID for `id` from a CSR, writes the audit line and counts it. */
+function issueX509(
+  ctx: CaContext,
+  id: SpiffeId,
+  csr: Buffer,
+  ttlMs: number,
+  dnsNames: readonly string[],
+  caller: string,
+): X509Svid {
+  const { issuer, chain } = ctx.issuer();
+  const ttl = Math.min(ttlMs, ctx.keys.maxSvidTtlMs);
+  const cert = issuer.issue({ id, csrDer: csr, now: ctx.clock(), ttlMs: ttl, dnsNames });
+  const leaf = Certificate.fromDer(cert.der);
+  audit(ctx.log, {
+    event: 'x509svid_issued',
+    serial: cert.serialHex,
+    spiffe_id: id.toString(),
+    agent: caller,
+    not_after: cert.notAfter.toISOString(),
+    sha256: leaf.fingerprint256(),
+  });
+  ctx.metrics.issued.inc({ kind: 'x509', result: 'ok' });
+  return { spiffeId: id.toString(), certChain: [cert.der, ...chain], expiresAt: unixSeconds(cert.notAfter) };
+}
+
+async function attest(
+  ctx: CaContext,
+  req: AttestAgentRequest__Output,
+): Promise<{ id: SpiffeId; type: AttestationType }> {
+  if (req.credential === 'joinToken' && req.joinToken) {
+    const token = req.joinToken.token;
+    try {
+      validateJoinToken(token);
+    } catch (cause) {
+      throw new StatusError(status.INVALID_ARGUMENT, 'the join token is malformed', { cause });
+    }
+    // Consumed before anything else can fail, so a token is never usable twice.
+    if (!(await ctx.store.consumeJoinToken(hashJoinToken(token), ctx.clock()))) {
+      throw new StatusError(status.PERMISSION_DENIED, 'the join token is unknown, expired or already used');
+    }
+    return { id: agentIdForJoinToken(ctx.config.trustDomain, token), type: 'join_token' };
+  }
+  if (req.credential === 'k8sPsat' && req.k8sPsat) {
+    if (!ctx.psat) throw new StatusError(status.FAILED_PRECONDITION, 'Kubernetes attestation is not configured');
+    try {
+      const r = await ctx.psat.attest(req.k8sPsat.token, req.k8sPsat.cluster || undefined);
+      return { id: r.agentId, type: 'k8s_psat' };
+    } catch (cause) {
+      if (!isSvidkitError(cause)) throw cause;
+      throw new StatusError(status.PERMISSION_DENIED, 'the Kubernetes token was refused', { cause });
+    }
+  }
+  throw new StatusError(status.INVALID_ARGUMENT, 'a join token or a Kubernetes token is required');
+}
+
+/** The Node service handlers. */
+export function nodeHandlers(ctx: CaContext): NodeHandlers {
+  const cfg = ctx.config;
+  const unary =
+    <Req, Res>(method: string, fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>) =>
+    (call: ServerUnaryCall<Req, Res>, callback: (err: { code: status; details: string } | null, res?: Res) => void) => {
+      const started = process.hrtime.bigint();
+      fn(call)
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => callback(toStatus(err, ctx, method)),
+        )
+        .finally(() => ctx.metrics.latency.observe(Number(process.hrtime.bigint() - started) / 1e9, { method }));
+    };
+
+  return {
+    AttestAgent: unary('AttestAgent', async (call) => {
+      const { id, type } = await attest(ctx, call.request).catch((err: unknown) => {
+        ctx.metrics.attestationFailures.inc({ type: call.request.credential ?? 'none' });
+        throw err;
+      });
+      if (await ctx.store.isBanned(id.toString()))
+        throw new StatusError(status.PERMISSION_DENIED, 'the agent is banned');
+      const svid = issueX509(ctx, id, call.request.csr, cfg.defaultX509SvidTtlMs, [], id.toString());
+      await ctx.store.upsertAgent({
+        spiffeId: id.toString(),
+        attestationType: type,
+        serial: Certificate.fromDer(svid.certChain![0] as Buffer).serialHex,
+        expiresAt: new Date(Number(svid.expiresAt) * 1000),
+      });
+      ctx.log.info({ agent: id.toString(), attestation: type }, 'agent attested');
+      return { svid, bundle: bundleMessage(ctx) };
+    }),
+
+    RenewAgent: unary('RenewAgent', async (call) => {
+      const id = await authenticateAgent(call, ctx);
+      const agent = (await ctx.store.getAgent(id.toString()))!;
+      const svid = issueX509(ctx, id, call.request.csr, cfg.defaultX509SvidTtlMs, [], id.toString());
+      await ctx.store.upsertAgent({
+        spiffeId: id.toString(),
+        attestationType: agent.attestationType,
+        serial: Certificate.fromDer(svid.certChain![0] as Buffer).serialHex,
+        expiresAt: new Date(Number(svid.expiresAt) * 1000),
+      });
+      return { svid };
+    }),
+
+    ListAuthorizedEntries: unary('ListAuthorizedEntries', async (call) => {
+      const id = await authenticateAgent(call, ctx);
+      return { entries: (await ctx.store.listEntries({ parentId: id.toString() })).map(entryMessage) };
+    }),
+
+    BatchNewX509Svid: unary('BatchNewX509Svid', async (call) => {
+      const agent = await authenticateAgent(call, ctx);
+      const params = call.request.params;
+      if (params.length === 0) throw new StatusError(status.INVALID_ARGUMENT, 'the batch is empty');
+      if (params.length > cfg.limits.maxBatch) {
+        throw new StatusError(status.RESOURCE_EXHAUSTED, `at most ${cfg.limits.maxBatch} CSRs per batch`);
+      }
+      const results: BatchNewX509SvidResult[] = [];
+      for (const p of params) {
+        // Each item stands alone: one bad CSR or foreign entry does not fail the others.
+        try {
+          const entry = await entryFor(ctx, agent, p.entryId);
+          const svid = issueX509(
+            ctx,
+            SpiffeId.parse(entry.spiffeId),
+            p.csr,
+            entry.x509SvidTtlSeconds * 1000,
+            entry.dnsNames,
+            agent.toString(),
+          );
+          results.push({ statusCode: status.OK, statusMessage: '', svid });
+        } catch (err) {
+          const s = toStatus(err, ctx, 'BatchNewX509Svid');
+          ctx.metrics.issued.inc({ kind: 'x509', result: 'refused' });
+          results.push({ statusCode: s.code, statusMessage: s.details });
+        }
+      }
+      return { results };
+    }),
+
+    NewJwtSvid: unary('NewJwtSvid', async (call) => {
+      const agent = await authenticateAgent(call, ctx);
+      const entry = await entryFor(ctx, agent, call.request.entryId);
+      const audience = call.request.audience;
+      if (
+        audience.length === 0 ||
+        audience.length > MAX_AUDIENCES ||
+        audience.some((a) => a.length === 0 || a.length > MAX_AUDIENCE_LENGTH)
+      ) {
+        throw new StatusError(status.INVALID_ARGUMENT, `1 to ${MAX_AUDIENCES} non-empty audiences are required`);
+      }
+      const signer = ctx.keys.jwtSigner();
+      const now = ctx.clock();
+      const ttlSeconds = Math.max(
+        1,
+        Math.floor(Math.min(entry.jwtSvidTtlSeconds * 1000, ctx.keys.maxJwtSvidTtlMs) / 1000),
+      );
+      const token = await mintJwtSvid({
+        id: SpiffeId.parse(entry.spiffeId),
+        audience: [...audience],
+        key: signer.key,
+        kid: signer.kid,
+        alg: signer.alg,
+        ttlSeconds,
+        clock: () => now,
+      });
+      audit(ctx.log, {
+        event: 'jwtsvid_issued',
+        spiffe_id: entry.spiffeId,
+        agent: agent.toString(),
+        audience: [...audience],
+        kid: signer.kid,
+        jti: randomUUID(),
+      });
+      ctx.metrics.issued.inc({ kind: 'jwt', result: 'ok' });
+      return { spiffeId: entry.spiffeId, token, expiresAt: unixSeconds(now) + ttlSeconds };
+    }),
+
+    WatchBundle: (call) => {
+      authenticateAgent(call, ctx).then(
+        () => {
+          call.write(bundleMessage(ctx));
+          const off = ctx.keys.onBundleChange(() => call.write(bundleMessage(ctx)));
+          call.on('cancelled', off);
+          call.on('close', off);
+        },
+        (err: unknown) => {
+          const s = toStatus(err, ctx, 'WatchBundle');
+          call.emit('error', s);
+        },
+      );
+    },
+  };
+}
