@@ -4,7 +4,7 @@
  * our bundle (grpc-js only reports a peer certificate for a verified handshake). Failures go back as
  * gRPC statuses with safe messages; the cause is logged, never sent.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { type ServerUnaryCall, type ServerWritableStream, status } from '@grpc/grpc-js';
 import { agentIdForJoinToken, hashJoinToken, validateJoinToken } from '../attest/index.js';
 import { isSvidkitError } from '../errors/index.js';
@@ -127,14 +127,13 @@ function issueX509(
   const { issuer, chain } = ctx.issuer();
   const ttl = Math.min(ttlMs, ctx.keys.maxSvidTtlMs);
   const cert = issuer.issue({ id, csrDer: csr, now: ctx.clock(), ttlMs: ttl, dnsNames });
-  const leaf = Certificate.fromDer(cert.der);
   audit(ctx.log, {
     event: 'x509svid_issued',
     serial: cert.serialHex,
     spiffe_id: id.toString(),
     agent: caller,
     not_after: cert.notAfter.toISOString(),
-    sha256: leaf.fingerprint256(),
+    sha256: createHash('sha256').update(cert.der).digest('hex'),
   });
   ctx.metrics.issued.inc({ kind: 'x509', result: 'ok' });
   return { spiffeId: id.toString(), certChain: [cert.der, ...chain], expiresAt: unixSeconds(cert.notAfter) };

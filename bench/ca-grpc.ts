@@ -1,0 +1,182 @@
+/**
+ * Issuance over gRPC with mTLS: svidkit-ca runs as its own process (as in production) and this process
+ * is the load generator, so both share this machine's two cores. An agent attests with a join token,
+ * then sends batches of CSRs with several calls in flight.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { SvidIssuer } from '../lib/ca/issuer.js';
+import type { AdminClient } from '../lib/generated/svidkit/ca/v1/Admin.js';
+import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
+import type { CreateEntryResponse__Output } from '../lib/generated/svidkit/ca/v1/CreateEntryResponse.js';
+import type { GetCaStatusResponse__Output } from '../lib/generated/svidkit/ca/v1/GetCaStatusResponse.js';
+import type { NodeClient } from '../lib/generated/svidkit/ca/v1/Node.js';
+import { caProto, healthProto } from '../lib/grpc/protos.js';
+import { generateKeyPair, privateKeyToPem } from '../lib/keys/index.js';
+import { SpiffeBundle } from '../lib/bundle/index.js';
+import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
+import { Certificate } from '../lib/x509/certificate.js';
+import { buildCsr } from '../lib/x509/csr.js';
+import { T0, TestCa } from '../test/helpers/ca.js';
+import type { BenchResult } from './run.js';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit-ca.js');
+const BATCH = 50;
+const IN_FLIGHT = 8;
+const RUN_MS = Number(process.env.BENCH_GRPC_MS ?? 4000);
+
+function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
+}
+
+function startCa(dir: string): Promise<{ child: ChildProcess; nodePort: number; socket: string }> {
+  const config = join(dir, 'ca.yaml');
+  writeFileSync(
+    config,
+    `trust_domain: bench.example\ndata_dir: ${join(dir, 'data')}\nlog_level: warn\nlisten: { port: 0 }\nobservability: { port: 0 }\n`,
+  );
+  const child = spawn(process.execPath, [BIN, '--config', config, '--log-level', 'info'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const line = buf.split('\n').find((l) => l.includes('svidkit-ca ready'));
+      if (line) {
+        const r = JSON.parse(line) as { node_port: number; admin_socket: string };
+        child.stdout!.removeAllListeners('data');
+        child.stdout!.resume();
+        resolve({ child, nodePort: r.node_port, socket: r.admin_socket });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`svidkit-ca exited ${code}`)));
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Throughput and latency of BatchNewX509Svid over mTLS against a separate svidkit-ca process. */
+export async function caGrpc(): Promise<BenchResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'svidkit-bench-'));
+  const ca = await startCa(dir);
+  try {
+    const admin = new (caProto().svidkit.ca.v1.Admin)(
+      `unix://${ca.socket}`,
+      credentials.createInsecure(),
+    ) as unknown as AdminClient;
+    const jt = await unary<{ token: string; agentId: string }>((cb) => admin.CreateJoinToken({ ttlSeconds: 600 }, cb));
+    const status = await unary<GetCaStatusResponse__Output>((cb) => admin.GetCaStatus({}, cb));
+    const roots = SpiffeBundle.parse(TrustDomain.parse('bench.example'), status.bundle!.spiffeBundleJson).x509.toPem();
+    const entry = await unary<CreateEntryResponse__Output>((cb) =>
+      admin.CreateEntry({ entry: { spiffeId: 'spiffe://bench.example/ns/bench/sa/load', parentId: jt.agentId } }, cb),
+    );
+    const agentKey = generateKeyPair();
+    const tls = new (caProto().svidkit.ca.v1.Node)(
+      `localhost:${ca.nodePort}`,
+      credentials.createSsl(Buffer.from(roots)),
+    ) as unknown as NodeClient;
+    const att = await unary<AttestAgentResponse__Output>((cb) =>
+      tls.AttestAgent({ joinToken: { token: jt.token }, csr: buildCsr({ key: agentKey.privateKey }) }, cb),
+    );
+    tls.close();
+    const chainPem = att.svid!.certChain.map((d) => Certificate.fromDer(d).toPem()).join('');
+    const creds = credentials.createSsl(
+      Buffer.from(roots),
+      Buffer.from(privateKeyToPem(agentKey.privateKey)),
+      Buffer.from(chainPem),
+    );
+    const node = new (caProto().svidkit.ca.v1.Node)(`localhost:${ca.nodePort}`, creds) as unknown as NodeClient;
+    const health = new (healthProto().grpc.health.v1.Health)(`localhost:${ca.nodePort}`, creds);
+
+    const workloadKey = generateKeyPair();
+    const csr = buildCsr({ key: workloadKey.privateKey, uris: ['spiffe://bench.example/ns/bench/sa/load'] });
+    const params = Array.from({ length: BATCH }, () => ({ entryId: entry.entry!.id, csr }));
+    const batch = () => unary<{ results: { statusCode: number }[] }>((cb) => node.BatchNewX509Svid({ params }, cb));
+    const check = () => unary<unknown>((cb) => health.Check({ service: '' }, cb));
+
+    // Baseline latency: a plain grpc-js unary call on the same mTLS channel.
+    for (let i = 0; i < 50; i++) await check();
+    const base: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const t = performance.now();
+      await check();
+      base.push(performance.now() - t);
+    }
+    await batch(); // warm-up
+    const latencies: number[] = [];
+    let issued = 0;
+    const end = performance.now() + RUN_MS;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (performance.now() < end) {
+          const t = performance.now();
+          const res = await batch();
+          latencies.push(performance.now() - t);
+          issued += res.results.filter((r) => r.statusCode === 0).length;
+        }
+      }),
+    );
+    const rate = (issued * 1000) / (performance.now() - started);
+    node.close();
+    health.close();
+    admin.close();
+
+    // Same-run reference: the issuer alone, in this process.
+    const rootCa = TestCa.root();
+    const issuer = new SvidIssuer(rootCa);
+    const id = SpiffeId.parse('spiffe://example.org/bench');
+    const csr2 = buildCsr({ key: workloadKey.privateKey });
+    const t0 = performance.now();
+    let n = 0;
+    while (performance.now() - t0 < 1000) {
+      issuer.issue({ id, csrDer: csr2, now: T0, ttlMs: 3600_000 });
+      n++;
+    }
+    const inProcess = (n * 1000) / (performance.now() - t0);
+
+    latencies.sort((a, b) => a - b);
+    base.sort((a, b) => a - b);
+    const p50 = percentile(latencies, 50);
+    const p99 = percentile(latencies, 99);
+    const b50 = percentile(base, 50);
+    const b99 = percentile(base, 99);
+    return [
+      {
+        name: `ca issuance over gRPC mTLS (batches of ${BATCH}, ${IN_FLIGHT} in flight)`,
+        unit: 'svids/s',
+        value: rate,
+        baseline: 'in-process issuer, one core',
+        baseline_value: inProcess,
+        ratio: rate / inProcess,
+      },
+      {
+        name: 'ca batch call latency p50',
+        unit: 'ms',
+        value: p50,
+        baseline: 'grpc health Check p50 (same channel)',
+        baseline_value: b50,
+        ratio: p50 / b50,
+      },
+      {
+        name: 'ca batch call latency p99',
+        unit: 'ms',
+        value: p99,
+        baseline: 'grpc health Check p99 (same channel)',
+        baseline_value: b99,
+        ratio: p99 / b99,
+      },
+    ];
+  } finally {
+    ca.child.kill('SIGTERM');
+    await new Promise((r) => ca.child.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
