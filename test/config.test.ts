@@ -119,6 +119,12 @@ limits: { max_batch: 50, max_message_bytes: 65536 }
       ['an SVID TTL longer than CA TTL / 6', { ca: { ttl: '6h' }, x509_svid_ttl: '2h' }, 'ERR_CONFIG', /x509_svid_ttl/],
       ['an unknown key type', { ca: { key_type: 'dsa' } }, 'ERR_CONFIG', /ca\.key_type: must be one of/],
       ['Ed25519 for JWT keys', { ca: { jwt_key_type: 'ed25519' } }, 'ERR_CONFIG', /ca\.jwt_key_type/],
+      [
+        'an unknown allowed key type',
+        { allowed_key_types: ['ec-p256', 'dsa'] },
+        'ERR_CONFIG',
+        /allowed_key_types\[1\]/,
+      ],
       ['an invalid trust domain', { trust_domain: 'Example.org' }, 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR', /spiffeid/],
       ['a list where a mapping belongs', { listen: [1] }, 'ERR_CONFIG', /listen: must be a mapping/],
       [

@@ -4,6 +4,7 @@
  */
 import { resolve } from 'node:path';
 import { applyOverrides, envOverrides, readConfigFile, Section } from '../config/index.js';
+import { SvidkitError } from '../errors/index.js';
 import { KEY_TYPES, type KeyType } from '../keys/index.js';
 import { TrustDomain } from '../spiffeid/index.js';
 
@@ -47,7 +48,13 @@ export interface CaConfig {
   readonly defaultJwtSvidTtlMs: number;
   readonly joinTokenDefaultTtlMs: number;
   readonly k8sPsat: readonly PsatClusterSettings[];
+  /** Key types a workload or agent CSR may use. */
+  readonly allowedKeyTypes: readonly KeyType[];
   readonly limits: { readonly maxBatch: number; readonly maxMessageBytes: number };
+}
+
+function bad(path: string, message: string): never {
+  throw new SvidkitError('ERR_CONFIG', `config: ${path}: ${message}`);
 }
 
 /** Dotted keys that environment variables (SVIDKIT_CA_<KEY>) and flags may override. */
@@ -144,6 +151,13 @@ export function parseCaConfig(doc: unknown, baseDir = process.cwd()): CaConfig {
   psatS.done();
   att.done();
 
+  const allowed = root.strings('allowed_key_types', KEY_TYPES.length);
+  for (const [i, t] of allowed.entries()) {
+    if (!(KEY_TYPES as readonly string[]).includes(t))
+      bad(`allowed_key_types[${i}]`, `must be one of ${KEY_TYPES.join(', ')}`);
+  }
+  const allowedKeyTypes: readonly KeyType[] = allowed.length > 0 ? (allowed as KeyType[]) : KEY_TYPES;
+
   const limS = root.section('limits');
   const limits = {
     maxBatch: limS.int('max_batch', 100, 1, 1000),
@@ -164,6 +178,7 @@ export function parseCaConfig(doc: unknown, baseDir = process.cwd()): CaConfig {
     defaultJwtSvidTtlMs,
     joinTokenDefaultTtlMs,
     k8sPsat,
+    allowedKeyTypes,
     limits,
   };
 }

@@ -45,6 +45,8 @@ export interface RunningCa {
   readonly nodePort: number;
   readonly observabilityPort: number;
   readonly adminSocket: string;
+  /** The bound admin mTLS port, when admin.mtls is configured. */
+  readonly adminTlsPort: number | undefined;
   /** Stops accepting calls, lets in-flight ones finish (up to `graceMs`), then closes everything. */
   close(graceMs?: number): Promise<void>;
 }
@@ -144,6 +146,16 @@ export async function run(config: CaConfig, options: CaRunOptions = {}): Promise
   }
   await chmod(config.admin.socket, 0o600);
 
+  // Optional: the admin API over mTLS for configured admin SPIFFE IDs; a client certificate is required.
+  let adminTlsServer: Server | undefined;
+  let adminTlsPort: number | undefined;
+  if (config.admin.mtls) {
+    adminTlsServer = new Server(grpcOptions);
+    adminTlsServer.addService(caProto().svidkit.ca.v1.Admin.service, adminHandlers(ctx, { transport: 'mtls' }));
+    const creds = experimental.createCertificateProviderServerCredentials(identity, roots, true);
+    adminTlsPort = await bindAsync(adminTlsServer, `${config.admin.mtls.address}:${config.admin.mtls.port}`, creds);
+  }
+
   let ready = true;
   const obs = await startObservabilityServer({
     host: config.observability.address,
@@ -180,13 +192,15 @@ export async function run(config: CaConfig, options: CaRunOptions = {}): Promise
     nodePort,
     observabilityPort: obs.port,
     adminSocket: config.admin.socket,
+    adminTlsPort,
     close(graceMs = 10_000) {
       closing ??= (async () => {
         ready = false;
         health.shutdown();
         clearInterval(timer);
         offBundle();
-        await Promise.all([drain(nodeServer, graceMs), drain(adminServer, graceMs)]);
+        const servers = [nodeServer, adminServer, ...(adminTlsServer ? [adminTlsServer] : [])];
+        await Promise.all(servers.map((s) => drain(s, graceMs)));
         await obs.close();
         await store.close();
         await rm(config.admin.socket, { force: true });

@@ -126,7 +126,14 @@ function issueX509(
 ): X509Svid {
   const { issuer, chain } = ctx.issuer();
   const ttl = Math.min(ttlMs, ctx.keys.maxSvidTtlMs);
-  const cert = issuer.issue({ id, csrDer: csr, now: ctx.clock(), ttlMs: ttl, dnsNames });
+  const cert = issuer.issue({
+    id,
+    csrDer: csr,
+    now: ctx.clock(),
+    ttlMs: ttl,
+    dnsNames,
+    allowedKeyTypes: ctx.config.allowedKeyTypes,
+  });
   audit(ctx.log, {
     event: 'x509svid_issued',
     serial: cert.serialHex,
