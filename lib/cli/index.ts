@@ -8,6 +8,7 @@ import { registerIdCommands } from './id.js';
 import type { CliIo } from './io.js';
 import { registerJwtCommands } from './jwt.js';
 import { registerSvidCommands } from './svid.js';
+import { registerUpstreamCommands } from './upstream.js';
 
 export type { CliIo } from './io.js';
 
@@ -17,13 +18,14 @@ export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const program = new Command('svidkit')
-    .description('SPIFFE workload identity toolkit: inspect and verify SVIDs, bundles and JWT-SVIDs')
+    .description('SPIFFE workload identity toolkit: SVIDs, bundles, JWT-SVIDs and an offline upstream root')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: () => {} })
     .exitOverride()
     .showHelpAfterError(false);
   registerIdCommands(program, io);
   registerSvidCommands(program, io);
   registerJwtCommands(program, io);
+  registerUpstreamCommands(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT.ok;
