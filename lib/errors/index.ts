@@ -119,6 +119,9 @@ export const ERROR_CODES = [
   'ERR_INTERNAL',
   // configuration
   'ERR_CONFIG',
+  // agent (CA calls)
+  'ERR_AGENT_CA',
+  'ERR_AGENT_RELOAD',
 ] as const;
 
 /** A stable error code; switch on this, never on the message. */
