@@ -1,0 +1,601 @@
+/**
+ * svidkit-agent configuration: the YAML keys, their defaults and bounds. Documented key by key in
+ * docs/agent-config.md; this file is the one source of truth for the values.
+ *
+ * Every refusal is ERR_CONFIG and names the key path (`workloads[3].key_mode`); loadAgentConfig adds
+ * the file's name. Nothing here touches the network or reads the files the configuration points to
+ * (bundle, token, pid files): they are read when used, because several of them (the bootstrap bundle,
+ * a one-time join token) only matter on first contact and may legitimately be gone later.
+ */
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { constants as osConstants } from 'node:os';
+import { dirname, isAbsolute, resolve, sep } from 'node:path';
+import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import { validateJoinToken } from '../attest/join-token.js';
+import { applyOverrides, envOverrides, readConfigFile, Section } from '../config/index.js';
+import { isSvidkitError, SvidkitError } from '../errors/index.js';
+import { KEY_TYPES, type KeyType } from '../keys/index.js';
+import { SpiffeId, TrustDomain, validatePathSegment } from '../spiffeid/index.js';
+
+const S = 1000;
+const MIN = 60 * S;
+
+/** Environment variables that override the file start with this prefix (SVIDKIT_AGENT_CA_ADDRESS). */
+export const ENV_PREFIX = 'SVIDKIT_AGENT';
+/** The join token may come from this environment variable instead of the file. */
+export const JOIN_TOKEN_ENV = 'SVIDKIT_AGENT_JOIN_TOKEN';
+/** Most workloads one agent delivers files for. */
+export const MAX_WORKLOADS = 1000;
+/** Most JWT-SVID audiences per workload. */
+export const MAX_JWT_AUDIENCES = 16;
+/** The path of the CA's serving SVID (`spiffe://<td>/svidkit/ca`); the agent accepts no other server ID. */
+export const CA_SPIFFE_ID_PATH = '/svidkit/ca';
+/** Default projected service-account token path for `attestation.k8s_psat`. */
+export const DEFAULT_PSAT_TOKEN_FILE = '/var/run/secrets/tokens/svidkit-agent';
+/** Highest uid or gid accepted (2^31 − 1). */
+export const MAX_ID = 2 ** 31 - 1;
+
+// IDs under this path belong to svidkit itself (the CA, the agents); the CA refuses entries for them.
+const RESERVED_PATH = '/svidkit';
+
+/** Names of the files written into each workload's output directory. */
+export interface FileNames {
+  /** The X.509-SVID chain (leaf first). */
+  readonly svid: string;
+  /** The SVID's private key (PKCS#8). */
+  readonly key: string;
+  /** The trust domain's X.509 roots, PEM. */
+  readonly bundle: string;
+  /** The trust domain's bundle in SPIFFE bundle (JWKS) format. */
+  readonly spiffeBundle: string;
+  /** The JWT authorities as a JWKS. */
+  readonly jwtBundle: string;
+  /** Directory (inside the output directory) holding one `<audience>.token` per audience. */
+  readonly jwtDir: string;
+  /** Metadata: SPIFFE ID, expiry, serial. */
+  readonly meta: string;
+}
+
+/** The default file names; `file_names` in a workload overrides any of them. */
+export const DEFAULT_FILE_NAMES: FileNames = Object.freeze({
+  svid: 'svid.pem',
+  key: 'svid_key.pem',
+  bundle: 'svid_bundle.pem',
+  spiffeBundle: 'bundle.spiffe.json',
+  jwtBundle: 'jwt_bundle.json',
+  jwtDir: 'jwt',
+  meta: 'meta.json',
+});
+
+// YAML key -> FileNames property.
+const FILE_NAME_KEYS = [
+  ['svid', 'svid'],
+  ['key', 'key'],
+  ['bundle', 'bundle'],
+  ['spiffe_bundle', 'spiffeBundle'],
+  ['jwt_bundle', 'jwtBundle'],
+  ['jwt_dir', 'jwtDir'],
+  ['meta', 'meta'],
+] as const;
+
+/** What the agent does after it has replaced a workload's files (the shape runReload in reload.ts takes). */
+export type ReloadAction =
+  | { readonly signal: { readonly pidFile: string; readonly signal: NodeJS.Signals } }
+  | { readonly exec: { readonly command: readonly string[]; readonly timeoutMs: number } };
+
+/** One workload whose SVID, key, bundles and JWT-SVIDs the agent keeps fresh on disk. */
+export interface WorkloadConfig {
+  /** Position in `workloads`, for messages (`workloads[3]`). */
+  readonly index: number;
+  readonly spiffeId: SpiffeId;
+  /** Absolute path of the directory the files are written to. */
+  readonly outputDir: string;
+  /** Owner and group of the written files; unset keeps the agent's own. */
+  readonly uid?: number;
+  readonly gid?: number;
+  /** Permission bits of the certificate and bundle files. */
+  readonly certMode: number;
+  /** Permission bits of the private key file; never readable by others. */
+  readonly keyMode: number;
+  readonly keyType: KeyType;
+  readonly jwtAudiences: readonly string[];
+  readonly fileNames: FileNames;
+  readonly reload?: ReloadAction;
+}
+
+/**
+ * How the agent proves its node to the CA. A join token is kept off every enumerable property, so
+ * logging or JSON-encoding the configuration never shows it; read it as `attestation.token`.
+ */
+export type AgentAttestation =
+  | {
+      readonly method: 'join_token';
+      /** Not enumerable: a spread or structuredClone drops it. */
+      readonly token: string;
+    }
+  | { readonly method: 'join_token_file'; readonly tokenFile: string }
+  | { readonly method: 'k8s_psat'; readonly tokenFile: string; readonly cluster?: string };
+
+/** The whole, validated agent configuration. */
+export interface AgentConfig {
+  readonly trustDomain: TrustDomain;
+  /** The agent's own SVID, key and bundle live here (the agent creates it 0700). */
+  readonly dataDir: string;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly ca: {
+    /** `host:port` as configured. */
+    readonly address: string;
+    readonly host: string;
+    readonly port: number;
+    /** TLS server name (SNI) sent to the CA. */
+    readonly serverName: string;
+    /** The only SPIFFE ID the CA's serving certificate may carry: `spiffe://<td>/svidkit/ca`. */
+    readonly spiffeId: SpiffeId;
+    /** Roots that authenticate the CA on first contact. */
+    readonly bundleFile: string;
+  };
+  readonly attestation: AgentAttestation;
+  /** /metrics, /healthz and /readyz. */
+  readonly observability: { readonly address: string; readonly port: number };
+  readonly workloads: readonly WorkloadConfig[];
+  /** Renewal at `fraction` of the lifetime, ± `jitter` of that (see renewalTime). */
+  readonly rotation: { readonly fraction: number; readonly jitter: number };
+  /** Waits between retries after a failure (see backoffDelay). */
+  readonly backoff: { readonly minMs: number; readonly maxMs: number };
+  /** Things the agent must log loudly at start (e.g. insecure bootstrap). */
+  readonly warnings: readonly string[];
+}
+
+/** Dotted keys that environment variables (SVIDKIT_AGENT_<KEY>) and flags may override. */
+export const OVERRIDABLE_KEYS = [
+  'trust_domain',
+  'data_dir',
+  'log_level',
+  'ca.address',
+  'ca.bundle_file',
+  'ca.server_name',
+  'attestation.join_token_file',
+  'attestation.k8s_psat.token_file',
+  'attestation.k8s_psat.cluster',
+  'observability.address',
+  'observability.port',
+  'rotation.fraction',
+  'rotation.jitter',
+  'backoff.min',
+  'backoff.max',
+] as const;
+
+function bad(path: string, message: string, cause?: unknown): never {
+  throw new SvidkitError('ERR_CONFIG', `config: ${path}: ${message}`, cause === undefined ? undefined : { cause });
+}
+
+/** Runs `fn`, turning any SvidkitError it throws (e.g. ERR_SPIFFEID_*) into ERR_CONFIG for `path`. */
+function at<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (isSvidkitError(err) && err.code !== 'ERR_CONFIG') bad(path, err.message, err);
+    throw err;
+  }
+}
+
+function isMapping(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+// The raw value under `key` of a mapping the Section reader has already accepted (or undefined).
+function rawOf(v: unknown, key: string): unknown {
+  return isMapping(v) ? v[key] : undefined;
+}
+
+/**
+ * An optional integer. Section.int needs a default; reading the key even when it is absent or null
+ * marks it as used, so `uid: ~` means "unset" rather than "unknown key".
+ */
+function optionalInt(s: Section, key: string, min: number, max: number): number | undefined {
+  if (s.has(key)) return s.int(key, min, min, max);
+  s.int(key, min, min, max);
+  return undefined;
+}
+
+/**
+ * A number such as 0.5, given as a YAML number or, from an environment variable, as decimal text.
+ * Section has no accessor for fractions, so the caller takes the value from the raw mapping.
+ */
+function fractionValue(raw: unknown, path: string, def: number, min: number, max: number): number {
+  let v = raw ?? def;
+  if (typeof v === 'string' && /^\d+(\.\d+)?$/.test(v)) v = Number(v);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+    bad(path, `must be a number from ${min} to ${max}`);
+  }
+  return v;
+}
+
+/**
+ * A file mode: a number (YAML 0o644, or 420) or an octal string ('0644', '644', '0o644'). Only
+ * permission bits (at most 0o777) are accepted: set-id and sticky bits make no sense on these files.
+ */
+function modeValue(raw: unknown, path: string, def: number): number {
+  if (raw === undefined || raw === null) return def;
+  if (typeof raw === 'string') {
+    const m = /^(?:0o?)?([0-7]{3})$/.exec(raw);
+    if (!m) bad(path, `"${raw.slice(0, 16)}" is not an octal file mode like '0644'`);
+    return parseInt(m[1]!, 8);
+  }
+  if (typeof raw !== 'number') bad(path, "must be an octal file mode such as '0640' or 0o640");
+  if (!Number.isInteger(raw) || raw < 0 || raw > 0o777) {
+    bad(path, `${String(raw).slice(0, 16)} is not a file mode from 0 to 0o777; write it quoted ('0640') or as 0o640`);
+  }
+  return raw;
+}
+
+function octal(mode: number): string {
+  return '0' + mode.toString(8).padStart(3, '0');
+}
+
+const DNS_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** Splits `host:port` or `[v6]:port`; the host is a DNS name or an IP address, the port 1-65535. */
+function hostPort(value: string, path: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : 0;
+  if (!m || port < 1 || port > 65535) bad(path, `"${value.slice(0, 64)}" is not host:port (port 1-65535)`);
+  const host = m[1] ?? m[2]!;
+  const ok =
+    m[1] !== undefined ? isIP(host) === 6 : isIP(host) === 4 || (DNS_NAME.test(host) && !/^[\d.]+$/.test(host));
+  if (!ok) {
+    bad(path, `"${host.slice(0, 64)}" is not a DNS name or an IP address (IPv6 goes in brackets)`);
+  }
+  return { host, port };
+}
+
+/** A plain file name inside an output directory: no separators, not hidden behind `..` (the writer's own). */
+function fileName(value: string, path: string): string {
+  if (value.includes('/') || value.includes('\\') || value.includes('\0')) bad(path, 'must be a file name, not a path');
+  if (value === '.' || value.startsWith('..'))
+    bad(path, 'must not be "." or start with ".." (reserved for the writer)');
+  if (Buffer.byteLength(value) > 255) bad(path, 'is longer than 255 bytes');
+  return value;
+}
+
+/** True when `child` is `parent` or lies below it (both absolute and normalised). */
+function within(parent: string, child: string): boolean {
+  if (child === parent) return true;
+  return child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
+}
+
+function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, baseDir: string): WorkloadConfig {
+  const here = `workloads[${i}]`;
+  const idText = w.string('spiffe_id');
+  const spiffeId = at(`${here}.spiffe_id`, () => SpiffeId.parse(idText));
+  if (!spiffeId.memberOf(td)) bad(`${here}.spiffe_id`, `${idText} is not in trust domain ${td.name}`);
+  if (spiffeId.isTrustDomainId()) bad(`${here}.spiffe_id`, 'needs a path: the trust domain ID is not a workload');
+  if (spiffeId.path === RESERVED_PATH || spiffeId.path.startsWith(RESERVED_PATH + '/')) {
+    bad(`${here}.spiffe_id`, `is under ${RESERVED_PATH}/, which is reserved for svidkit's own identities`);
+  }
+  const outputDir = resolve(baseDir, w.string('output_dir'));
+  const uid = optionalInt(w, 'uid', 0, MAX_ID);
+  const gid = optionalInt(w, 'gid', 0, MAX_ID);
+
+  // A mode may be a number or a string, which no single Section accessor accepts: check the raw value,
+  // then let the accessor that fits its type mark the key as used.
+  const modeOf = (key: string, def: number): number => {
+    const v = rawOf(raw, key);
+    const mode = modeValue(v, `${here}.${key}`, def);
+    if (typeof v === 'number') w.int(key, def, 0, 0o777);
+    else w.optionalString(key);
+    return mode;
+  };
+  const certMode = modeOf('cert_mode', 0o644);
+  const keyMode = modeOf('key_mode', 0o600);
+  if ((keyMode & 0o007) !== 0) {
+    bad(
+      `${here}.key_mode`,
+      `${octal(keyMode)} gives other users (the last digit) access to the private key; use 0600 or 0640`,
+    );
+  }
+  if ((keyMode & 0o440) === 0) bad(`${here}.key_mode`, `${octal(keyMode)} lets no one read the private key`);
+
+  const keyType = w.choice('key_type', KEY_TYPES, 'ec-p256');
+  const jwtAudiences = w.strings('jwt_audiences', MAX_JWT_AUDIENCES);
+  const seenAud = new Map<string, number>();
+  for (const [j, aud] of jwtAudiences.entries()) {
+    // Each audience becomes a file name under the JWT directory, so keep it printable and short.
+    if (aud.length > 255 || [...aud].some((c) => c < ' ' || c === '\u007f')) {
+      bad(`${here}.jwt_audiences[${j}]`, 'must be at most 255 printable characters');
+    }
+    const prev = seenAud.get(aud);
+    if (prev !== undefined) bad(`${here}.jwt_audiences[${j}]`, `repeats ${here}.jwt_audiences[${prev}]`);
+    seenAud.set(aud, j);
+  }
+
+  const fnS = w.section('file_names');
+  const names: Record<string, string> = { ...DEFAULT_FILE_NAMES };
+  const byName = new Map<string, string>();
+  for (const [yamlKey, prop] of FILE_NAME_KEYS) {
+    const v = fnS.optionalString(yamlKey);
+    if (v !== undefined) names[prop] = fileName(v, `${here}.file_names.${yamlKey}`);
+    const other = byName.get(names[prop]!);
+    if (other !== undefined) {
+      bad(`${here}.file_names.${yamlKey}`, `"${names[prop]}" is also the name of file_names.${other}`);
+    }
+    byName.set(names[prop]!, yamlKey);
+  }
+  fnS.done();
+  const fileNames = Object.freeze(names) as unknown as FileNames;
+
+  let reload: ReloadAction | undefined;
+  const present = w.has('reload');
+  const r = w.section('reload');
+  if (present) {
+    const kinds = ['signal', 'exec'].filter((k) => r.has(k));
+    if (kinds.length !== 1) bad(`${here}.reload`, 'needs exactly one of signal or exec');
+    if (kinds[0] === 'signal') {
+      const sig = r.section('signal');
+      const pidFile = resolve(baseDir, sig.string('pid_file'));
+      const signal = sig.string('signal', 'SIGHUP');
+      if (!Object.hasOwn(osConstants.signals, signal)) {
+        bad(`${here}.reload.signal.signal`, `"${signal.slice(0, 16)}" is not a signal name such as SIGHUP or SIGUSR1`);
+      }
+      sig.done();
+      reload = { signal: { pidFile, signal: signal as NodeJS.Signals } };
+    } else {
+      const ex = r.section('exec');
+      const command = [...ex.strings('command', 256)];
+      if (command.length === 0) bad(`${here}.reload.exec.command`, 'must be a non-empty list: [program, args...]');
+      // No shell: the list is the argv. A relative program path is taken from baseDir like every path here;
+      // a bare name is looked up in PATH.
+      if (command[0]!.includes('/') && !isAbsolute(command[0]!)) command[0] = resolve(baseDir, command[0]!);
+      const timeoutMs = ex.duration('timeout', 30 * S, S, 10 * MIN);
+      ex.done();
+      reload = { exec: { command: Object.freeze(command), timeoutMs } };
+    }
+  }
+  r.done();
+  w.done();
+
+  return {
+    index: i,
+    spiffeId,
+    outputDir,
+    uid,
+    gid,
+    certMode,
+    keyMode,
+    keyType,
+    jwtAudiences: Object.freeze([...jwtAudiences]),
+    fileNames,
+    reload,
+  };
+}
+
+/** Refuses workloads that share an ID or an output directory, or whose directories overlap. */
+function checkOverlaps(workloads: readonly WorkloadConfig[], dataDir: string): void {
+  const byId = new Map<string, number>();
+  const byDir = new Map<string, number>();
+  for (const w of workloads) {
+    const here = `workloads[${w.index}]`;
+    const id = w.spiffeId.toString();
+    const sameId = byId.get(id);
+    if (sameId !== undefined) bad(`${here}.spiffe_id`, `${id} is also workloads[${sameId}].spiffe_id`);
+    byId.set(id, w.index);
+    const sameDir = byDir.get(w.outputDir);
+    if (sameDir !== undefined) {
+      bad(`${here}.output_dir`, `${w.outputDir} is also workloads[${sameDir}].output_dir`);
+    }
+    byDir.set(w.outputDir, w.index);
+    // The agent's own key must never land where a workload (or its file writer) can reach it.
+    if (within(w.outputDir, dataDir) || within(dataDir, w.outputDir)) {
+      bad(`${here}.output_dir`, `${w.outputDir} overlaps data_dir (${dataDir}), where the agent keeps its own key`);
+    }
+  }
+  // One directory inside another: each writer swaps its directory's contents as a whole, so nesting
+  // would let one workload's files be replaced or read through another's. Walk each path's parents.
+  for (const w of workloads) {
+    for (let p = dirname(w.outputDir); ; p = dirname(p)) {
+      const outer = byDir.get(p);
+      if (outer !== undefined) {
+        bad(
+          `workloads[${w.index}].output_dir`,
+          `${w.outputDir} is inside workloads[${outer}].output_dir (${p}); give each workload its own directory`,
+        );
+      }
+      if (p === dirname(p)) break;
+    }
+  }
+}
+
+/** Builds the configuration from a decoded document; throws ERR_CONFIG naming the first bad key. */
+export function parseAgentConfig(doc: unknown, baseDir = process.cwd()): AgentConfig {
+  const root = new Section(doc);
+  const tdText = root.string('trust_domain', 'example.org');
+  const trustDomain = at('trust_domain', () => TrustDomain.parse(tdText));
+  const dataDir = resolve(baseDir, root.string('data_dir', './data/agent'));
+  const logLevel = root.choice('log_level', ['debug', 'info', 'warn', 'error'] as const, 'info');
+  const warnings: string[] = [];
+
+  const caS = root.section('ca');
+  const address = caS.string('address', '127.0.0.1:8081');
+  const { host, port } = hostPort(address, 'ca.address');
+  // The CA's serving SVID always carries the DNS name "localhost"; the SPIFFE ID check is what matters.
+  const serverName = caS.string('server_name', 'localhost');
+  if (isIP(serverName) || !DNS_NAME.test(serverName)) {
+    bad('ca.server_name', `"${serverName.slice(0, 64)}" is not a DNS name (TLS server names cannot be IP addresses)`);
+  }
+  const bundle = caS.optionalString('bundle_file');
+  // Trust on first use is refused outright: a node must know its CA before it talks to it.
+  const insecureBootstrap = caS.bool('insecure_bootstrap', false);
+  if (insecureBootstrap) {
+    bad('ca.insecure_bootstrap', 'is not supported: svidkit never trusts a CA on first use; set ca.bundle_file');
+  }
+  if (bundle === undefined) {
+    bad('ca.bundle_file', "is required: the CA's trust bundle authenticates the CA on first contact");
+  }
+  caS.done();
+  const ca = {
+    address,
+    host,
+    port,
+    serverName,
+    spiffeId: SpiffeId.fromPath(trustDomain, CA_SPIFFE_ID_PATH),
+    bundleFile: resolve(baseDir, bundle),
+  };
+
+  const att = root.section('attestation');
+  const methods = ['join_token', 'join_token_file', 'k8s_psat'].filter((k) => att.has(k));
+  const token = att.optionalString('join_token');
+  const tokenFile = att.optionalString('join_token_file');
+  const psatS = att.section('k8s_psat');
+  if (methods.length !== 1) {
+    bad(
+      'attestation',
+      `needs exactly one of join_token, join_token_file or k8s_psat (found ${methods.length === 0 ? 'none' : methods.join(', ')})`,
+    );
+  }
+  let attestation: AgentAttestation;
+  if (token !== undefined) {
+    at('attestation.join_token', () => validateJoinToken(token));
+    attestation = secretToken(token);
+  } else if (tokenFile !== undefined) {
+    attestation = { method: 'join_token_file', tokenFile: resolve(baseDir, tokenFile) };
+  } else {
+    const psatFile = resolve(baseDir, psatS.string('token_file', DEFAULT_PSAT_TOKEN_FILE));
+    const cluster = psatS.optionalString('cluster');
+    // The CA puts the cluster name into agent IDs, so it must be a SPIFFE path segment there too.
+    if (cluster !== undefined) at('attestation.k8s_psat.cluster', () => validatePathSegment(cluster));
+    attestation = { method: 'k8s_psat', tokenFile: psatFile, cluster };
+  }
+  psatS.done();
+  att.done();
+
+  const obsS = root.section('observability');
+  const observability = { address: obsS.string('address', '127.0.0.1'), port: obsS.int('port', 8091, 0, 65535) };
+  obsS.done();
+
+  const rawWorkloads = rawOf(doc, 'workloads');
+  const workloads = root
+    .sections('workloads', MAX_WORKLOADS)
+    .map((w, i) =>
+      parseWorkload(w, Array.isArray(rawWorkloads) ? rawWorkloads[i] : undefined, i, trustDomain, baseDir),
+    );
+  checkOverlaps(workloads, dataDir);
+
+  // rotation holds fractions, which Section cannot read: take them from the raw mapping and let a
+  // Section over the remaining keys refuse anything unknown.
+  root.section('rotation');
+  const {
+    fraction: rawFraction,
+    jitter: rawJitter,
+    ...rotRest
+  } = isMapping(rawOf(doc, 'rotation')) ? (rawOf(doc, 'rotation') as Record<string, unknown>) : {};
+  new Section(rotRest, 'rotation').done();
+  const fraction = fractionValue(rawFraction, 'rotation.fraction', 0.5, 0.1, 0.9);
+  const jitter = fractionValue(rawJitter, 'rotation.jitter', 0.1, 0, 0.5);
+  if (fraction * (1 + jitter) > 0.95) {
+    bad('rotation.jitter', `fraction × (1 + jitter) is ${(fraction * (1 + jitter)).toFixed(3)}; keep it at most 0.95`);
+  }
+
+  const boS = root.section('backoff');
+  const minMs = boS.duration('min', S, 100, MIN);
+  const maxMs = boS.duration('max', MIN, S, 10 * MIN);
+  if (maxMs < minMs) bad('backoff.max', `must not be shorter than backoff.min (${minMs / 1000}s)`);
+  boS.done();
+  root.done();
+
+  return {
+    trustDomain,
+    dataDir,
+    logLevel,
+    ca,
+    attestation,
+    observability,
+    workloads: Object.freeze(workloads),
+    rotation: { fraction, jitter },
+    backoff: { minMs, maxMs },
+    warnings: Object.freeze(warnings),
+  };
+}
+
+function secretToken(token: string): AgentAttestation {
+  const a = { method: 'join_token' as const };
+  // Not enumerable: JSON.stringify, util.inspect and pino leave it out.
+  Object.defineProperty(a, 'token', { value: token, enumerable: false });
+  return a as AgentAttestation;
+}
+
+/**
+ * YAML 1.2 reads an unquoted `key_mode: 0600` as the decimal number 600, and `0400` as 400 (which is
+ * 0o620). Everyone who writes a leading zero means octal, so the loader looks at how each workload's
+ * mode was spelt in the file and hands such literals to the parser as the octal strings they are.
+ */
+async function keepOctalLiterals(file: string, doc: unknown): Promise<void> {
+  const list = rawOf(doc, 'workloads');
+  const numeric = (w: unknown) => typeof rawOf(w, 'cert_mode') === 'number' || typeof rawOf(w, 'key_mode') === 'number';
+  if (!Array.isArray(list) || !list.some(numeric)) return;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new SvidkitError('ERR_CONFIG', `config: cannot read ${file} (${code})`, { cause: err });
+  }
+  const seq = parseDocument(text, { uniqueKeys: true }).get('workloads', true);
+  if (!isSeq(seq)) return;
+  for (const [i, item] of seq.items.entries()) {
+    const target = list[i];
+    if (!isMap(item) || !isMapping(target)) continue;
+    for (const key of ['cert_mode', 'key_mode']) {
+      const node = item.get(key, true);
+      if (
+        isScalar(node) &&
+        node.type === 'PLAIN' &&
+        typeof target[key] === 'number' &&
+        /^0[0-7]+$/.test(node.source ?? '')
+      ) {
+        target[key] = node.source;
+      }
+    }
+  }
+}
+
+/** Puts a join token from SVIDKIT_AGENT_JOIN_TOKEN in place of the file's join token settings. */
+function withEnvToken(doc: Record<string, unknown>, token: string): Record<string, unknown> {
+  const att = doc['attestation'];
+  if (att !== undefined && att !== null && !isMapping(att)) return doc; // the parser refuses it
+  const next: Record<string, unknown> = { ...(att ?? {}) };
+  if (next['k8s_psat'] !== undefined && next['k8s_psat'] !== null) {
+    bad('attestation', `${JOIN_TOKEN_ENV} is set but attestation.k8s_psat is configured; use one method`);
+  }
+  delete next['join_token_file'];
+  next['join_token'] = token;
+  return { ...doc, attestation: next };
+}
+
+/**
+ * Reads the YAML file (if any), applies SVIDKIT_AGENT_* environment variables (and the join token from
+ * SVIDKIT_AGENT_JOIN_TOKEN, which replaces join_token or join_token_file from the file), then flags.
+ * Errors name the file as well as the key.
+ */
+export async function loadAgentConfig(options: {
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  flags?: ReadonlyMap<string, string>;
+  baseDir?: string;
+}): Promise<AgentConfig> {
+  const file = options.configFile;
+  const env = options.env ?? {};
+  const doc = await readConfigFile(file);
+  try {
+    if (file !== undefined) await keepOctalLiterals(file, doc);
+    let merged = applyOverrides(doc, envOverrides(ENV_PREFIX, OVERRIDABLE_KEYS, env));
+    const token = env[JOIN_TOKEN_ENV];
+    if (token !== undefined && token !== '') merged = withEnvToken(merged, token);
+    merged = applyOverrides(merged, options.flags ?? new Map());
+    return parseAgentConfig(merged, options.baseDir);
+  } catch (err) {
+    if (file === undefined || !isSvidkitError(err, 'ERR_CONFIG') || err.message.includes(file)) throw err;
+    throw new SvidkitError('ERR_CONFIG', err.message.replace(/^config: /, `config: ${file}: `), { cause: err });
+  }
+}
