@@ -122,6 +122,12 @@ export const ERROR_CODES = [
   // agent (CA calls)
   'ERR_AGENT_CA',
   'ERR_AGENT_RELOAD',
+  'ERR_AGENT_STATE',
+  // agent (file delivery)
+  'ERR_AGENT_INVALID_SVID',
+  'ERR_AGENT_INVALID_JWT',
+  'ERR_AGENT_WRITE',
+  'ERR_AGENT_READ',
 ] as const;
 
 /** A stable error code; switch on this, never on the message. */

@@ -1,0 +1,551 @@
+/**
+ * The node agent: proves the node's identity to the CA, keeps every configured workload's SVID, key,
+ * bundles and JWT-SVIDs fresh on disk, and fires reload actions. One loop decides what is due; CA
+ * failures back off with jitter while the files already on disk stay in place.
+ */
+import { readFile } from 'node:fs/promises';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import { BundleSet, parseBundleDocument, SpiffeBundle } from '../bundle/index.js';
+import { isSvidkitError } from '../errors/index.js';
+import type { Bundle__Output } from '../generated/svidkit/ca/v1/Bundle.js';
+import { parseInsecure } from '../jwtsvid/index.js';
+import { generateKeyPair, type KeyType } from '../keys/index.js';
+import type { Logger } from '../observe/index.js';
+import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
+import { Certificate } from '../x509/certificate.js';
+import { buildCsr } from '../x509/csr.js';
+import { createCsr, X509Svid } from '../x509svid/index.js';
+import { CaCallError, CaClient } from './ca-client.js';
+import { runReload, type ReloadAction } from './reload.js';
+import { Backoff, renewalTime } from './schedule.js';
+import { AgentState } from './state.js';
+import { type FileNames, type WriterFs, writeWorkloadFiles } from './writer.js';
+
+/** The SPIFFE ID path of the CA's serving certificate. */
+export const CA_SERVER_PATH = '/svidkit/ca';
+
+/** One workload the agent keeps files for. */
+export interface WorkloadSettings {
+  readonly spiffeId: SpiffeId;
+  readonly outputDir: string;
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly certMode: number;
+  readonly keyMode: number;
+  readonly keyType: KeyType;
+  readonly jwtAudiences: readonly string[];
+  readonly fileNames?: Partial<FileNames>;
+  readonly reload?: ReloadAction;
+}
+
+/** How the agent proves the node's identity. */
+export type AttestationSettings =
+  | { readonly joinToken: () => Promise<string> }
+  | { readonly k8sPsat: { readonly tokenFile: string; readonly cluster?: string } };
+
+/** Everything the agent needs, already validated. */
+export interface AgentSettings {
+  readonly trustDomain: TrustDomain;
+  readonly dataDir: string;
+  readonly caAddress: string;
+  readonly caServerName: string;
+  /** PEM or SPIFFE bundle that the CA's certificate must chain to on first contact (never trust on first use). */
+  readonly bootstrapBundle: string;
+  readonly attestation: AttestationSettings;
+  readonly workloads: readonly WorkloadSettings[];
+  readonly rotationFraction: number;
+  readonly rotationJitter: number;
+  readonly backoffMinMs: number;
+  readonly backoffMaxMs: number;
+  /** How often authorized entries are refetched. */
+  readonly entrySyncMs?: number;
+}
+
+/** What the agent reports for one workload. */
+export interface WorkloadStatus {
+  readonly spiffeId: string;
+  readonly outputDir: string;
+  readonly entryId?: string;
+  readonly serial?: string;
+  readonly expiresAt?: string;
+  readonly nextRotation?: string;
+  readonly lastError?: string;
+  readonly rotations: number;
+  readonly failures: number;
+}
+
+/** Hooks for metrics; the daemon wires them to Prometheus. */
+export interface AgentEvents {
+  rotated?(spiffeId: string): void;
+  failed?(spiffeId: string, reason: string): void;
+  caReachable?(up: boolean): void;
+  reloaded?(spiffeId: string, ok: boolean): void;
+}
+
+interface Workload {
+  readonly cfg: WorkloadSettings;
+  entryId?: string;
+  svid?: X509Svid;
+  jwt: Map<string, { token: string; renewAt: number; expiresAt: number }>;
+  renewAt: number;
+  version: number;
+  rotations: number;
+  failures: number;
+  lastError?: string;
+  /** Set when the bundle changed and the files must be rewritten even without a new SVID. */
+  dirty: boolean;
+}
+
+/** Options of Agent.start. */
+export interface AgentOptions {
+  readonly logger: Logger;
+  readonly clock?: () => Date;
+  readonly rand?: () => number;
+  readonly events?: AgentEvents;
+  /** File-system calls used to deliver files; tests inject faults (ENOSPC, EACCES) through it. */
+  readonly writerFs?: WriterFs;
+}
+
+/** A running agent. */
+export class Agent {
+  readonly #s: AgentSettings;
+  readonly #log: Logger;
+  readonly #clock: () => Date;
+  readonly #rand: () => number;
+  readonly #events: AgentEvents;
+  readonly #writerFs: WriterFs | undefined;
+  readonly #state: AgentState;
+  readonly #client: CaClient;
+  readonly #workloads: Workload[];
+  readonly #backoff: Backoff;
+  readonly #watchBackoff: Backoff;
+  #identity: X509Svid | undefined;
+  #identityRenewAt = 0;
+  #bundle: SpiffeBundle | undefined;
+  #bootstrapRoots: string | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #watchTimer: NodeJS.Timeout | undefined;
+  #cancelWatch: (() => void) | undefined;
+  #lastEntrySync = 0;
+  #running = false;
+  #stopped = false;
+  #loop: Promise<void> = Promise.resolve();
+
+  private constructor(s: AgentSettings, o: AgentOptions) {
+    this.#s = s;
+    this.#log = o.logger;
+    this.#clock = o.clock ?? (() => new Date());
+    this.#rand = o.rand ?? Math.random;
+    this.#events = o.events ?? {};
+    this.#writerFs = o.writerFs;
+    this.#state = new AgentState(s.dataDir);
+    this.#backoff = new Backoff(this.#rand, s.backoffMinMs, s.backoffMaxMs);
+    this.#watchBackoff = new Backoff(this.#rand, s.backoffMinMs, s.backoffMaxMs);
+    this.#workloads = s.workloads.map((cfg) => ({
+      cfg,
+      jwt: new Map(),
+      renewAt: 0,
+      version: 0,
+      rotations: 0,
+      failures: 0,
+      dirty: false,
+    }));
+    this.#client = new CaClient({
+      address: s.caAddress,
+      caId: SpiffeId.fromPath(s.trustDomain, CA_SERVER_PATH),
+      serverName: s.caServerName,
+      roots: () => this.#roots(),
+      identity: () =>
+        this.#identity
+          ? { certificatePem: this.#identity.certificatesPem(), privateKeyPem: this.#identity.privateKeyPem() }
+          : undefined,
+    });
+  }
+
+  /** Starts the agent: loads its state and begins the loop (which attests or renews as needed). */
+  static async start(settings: AgentSettings, options: AgentOptions): Promise<Agent> {
+    const agent = new Agent(settings, options);
+    await agent.#init();
+    return agent;
+  }
+
+  async #init(): Promise<void> {
+    await this.#state.init();
+    const set = parseBundleDocument(this.#s.bootstrapBundle, this.#s.trustDomain);
+    this.#bootstrapRoots = set.getX509BundleForTrustDomain(this.#s.trustDomain)?.toPem();
+    this.#bundle = await this.#state.loadBundle(this.#s.trustDomain);
+    const id = await this.#state.loadIdentity();
+    if (id && id.expiresAt.getTime() > this.#now()) {
+      this.#identity = id;
+      this.#identityRenewAt = this.#renewAt(id.leaf);
+      this.#log.info(
+        { agent: id.id.toString(), expires_at: id.expiresAt.toISOString() },
+        'agent SVID loaded from the data dir',
+      );
+    }
+    this.#running = true;
+    this.#schedule(0);
+  }
+
+  #now(): number {
+    return this.#clock().getTime();
+  }
+
+  #renewAt(cert: Certificate): number {
+    // The CA backdates notBefore by 30 s for clock skew; counting the lifetime from there would make a
+    // short-lived SVID due again at once. The lifetime starts when we received it.
+    const start = new Date(Math.min(Math.max(cert.notBefore.getTime(), this.#now()), cert.notAfter.getTime()));
+    return renewalTime(start, cert.notAfter, this.#rand, this.#s.rotationFraction, this.#s.rotationJitter).getTime();
+  }
+
+  #roots(): string {
+    const fromBundle = this.#bundle?.x509.toPem();
+    if (fromBundle) return fromBundle;
+    return this.#bootstrapRoots ?? '';
+  }
+
+  #schedule(delayMs: number): void {
+    if (!this.#running) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(
+      () => {
+        this.#loop = this.#loop
+          .then(() => this.#tick())
+          .catch((err: unknown) => this.#log.error({ err }, 'agent loop failed'));
+      },
+      Math.max(0, delayMs),
+    );
+    this.#timer.unref?.();
+  }
+
+  async #tick(): Promise<void> {
+    if (!this.#running) return;
+    try {
+      await this.#ensureIdentity();
+      this.#events.caReachable?.(true);
+      this.#ensureWatch();
+      if (this.#now() - this.#lastEntrySync >= (this.#s.entrySyncMs ?? 30_000)) await this.#syncEntries();
+      await this.#rotateDue();
+      this.#backoff.reset();
+      this.#schedule(this.#nextWakeup());
+    } catch (err) {
+      const reachable = !(err instanceof CaCallError) || err.grpcCode !== grpcStatus.UNAVAILABLE;
+      this.#events.caReachable?.(
+        reachable && !(err instanceof CaCallError && err.grpcCode === grpcStatus.DEADLINE_EXCEEDED),
+      );
+      const delay = this.#backoff.next();
+      this.#log.warn(
+        { reason: describe(err), retry_in_ms: delay },
+        'agent: CA step failed; files on disk stay in place',
+      );
+      this.#schedule(delay);
+    }
+  }
+
+  #nextWakeup(): number {
+    const now = this.#now();
+    let next = Math.min(this.#identityRenewAt, this.#lastEntrySync + (this.#s.entrySyncMs ?? 30_000));
+    for (const w of this.#workloads) {
+      if (w.entryId === undefined) continue;
+      next = Math.min(next, w.renewAt);
+      for (const j of w.jwt.values()) next = Math.min(next, j.renewAt);
+    }
+    return Math.min(Math.max(next - now, 0), 60_000);
+  }
+
+  async #ensureIdentity(): Promise<void> {
+    const now = this.#now();
+    if (this.#identity && this.#identity.expiresAt.getTime() <= now) {
+      // After a long outage the agent's own SVID expired: attest again by itself instead of staying broken.
+      this.#log.warn({ agent: this.#identity.id.toString() }, 'agent SVID expired; attesting again');
+      this.#identity = undefined;
+    }
+    if (!this.#identity) {
+      await this.#attest();
+      return;
+    }
+    if (now >= this.#identityRenewAt) {
+      const key = generateKeyPair();
+      try {
+        const res = await this.#client.renew(buildCsr({ key: key.privateKey }));
+        await this.#adoptIdentity(res.svid!.certChain, key.privateKey);
+      } catch (err) {
+        if (
+          err instanceof CaCallError &&
+          (err.grpcCode === grpcStatus.PERMISSION_DENIED || err.grpcCode === grpcStatus.UNAUTHENTICATED)
+        ) {
+          this.#log.warn({ reason: err.message }, 'agent renewal refused; attesting again');
+          this.#identity = undefined;
+          await this.#attest();
+          return;
+        }
+        throw err;
+      }
+    }
+  }
+
+  async #attest(): Promise<void> {
+    const key = generateKeyPair();
+    const csr = buildCsr({ key: key.privateKey });
+    const a = this.#s.attestation;
+    // The Kubernetes token is re-read every time: the kubelet rotates it.
+    const credential =
+      'joinToken' in a
+        ? { joinToken: await a.joinToken() }
+        : { k8sPsat: { token: (await readFile(a.k8sPsat.tokenFile, 'utf8')).trim(), cluster: a.k8sPsat.cluster } };
+    const res = await this.#client.attest(credential, csr);
+    const bundle = SpiffeBundle.parse(this.#s.trustDomain, res.bundle!.spiffeBundleJson);
+    this.#bundle = bundle;
+    await this.#state.saveBundle(bundle);
+    await this.#adoptIdentity(res.svid!.certChain, key.privateKey);
+    this.#log.info({ agent: this.#identity!.id.toString() }, 'agent attested');
+  }
+
+  async #adoptIdentity(chain: Buffer[], key: import('node:crypto').KeyObject): Promise<void> {
+    const svid = X509Svid.fromParts(
+      chain.map((d) => Certificate.fromDer(d)),
+      key,
+    );
+    this.#identity = svid;
+    this.#identityRenewAt = this.#renewAt(svid.leaf);
+    await this.#state.saveIdentity(svid);
+  }
+
+  #ensureWatch(): void {
+    if (this.#cancelWatch || this.#watchTimer) return;
+    this.#cancelWatch = this.#client.watchBundle(
+      (b) => this.#onBundle(b),
+      (err) => {
+        this.#cancelWatch = undefined;
+        if (!this.#running) return;
+        const delay = this.#watchBackoff.next();
+        if (err) this.#log.warn({ reason: err.message, retry_in_ms: delay }, 'bundle stream ended');
+        this.#watchTimer = setTimeout(() => {
+          this.#watchTimer = undefined;
+          if (this.#identity) this.#ensureWatch();
+        }, delay);
+        this.#watchTimer.unref?.();
+      },
+    );
+  }
+
+  #onBundle(msg: Bundle__Output): void {
+    this.#watchBackoff.reset();
+    let bundle: SpiffeBundle;
+    try {
+      bundle = SpiffeBundle.parse(this.#s.trustDomain, msg.spiffeBundleJson);
+    } catch (err) {
+      this.#log.error({ reason: describe(err) }, 'CA sent a bundle that does not parse; keeping the current one');
+      return;
+    }
+    if (
+      this.#bundle &&
+      (bundle.sequence ?? 0) <= (this.#bundle.sequence ?? 0) &&
+      this.#bundle.marshal() === bundle.marshal()
+    )
+      return;
+    this.#bundle = bundle;
+    this.#log.info({ sequence: bundle.sequence }, 'trust bundle updated');
+    for (const w of this.#workloads) if (w.svid) w.dirty = true;
+    this.#loop = this.#loop
+      .then(async () => {
+        await this.#state.saveBundle(bundle);
+        await this.#writeDirty();
+      })
+      .catch((err: unknown) => this.#log.error({ err }, 'rewriting bundles failed'));
+  }
+
+  async #syncEntries(): Promise<void> {
+    const res = await this.#client.listEntries();
+    const byId = new Map(res.entries.map((e) => [e.spiffeId, e]));
+    for (const w of this.#workloads) {
+      const entry = byId.get(w.cfg.spiffeId.toString());
+      if (!entry) {
+        if (w.entryId !== undefined || w.lastError === undefined) {
+          this.#log.warn(
+            { workload: w.cfg.spiffeId.toString() },
+            'no registration entry parented by this agent for the workload',
+          );
+        }
+        w.entryId = undefined;
+        w.lastError = 'no registration entry';
+        continue;
+      }
+      if (w.entryId !== entry.id) w.renewAt = 0; // a new entry: issue now
+      w.entryId = entry.id;
+    }
+    this.#lastEntrySync = this.#now();
+  }
+
+  async #rotateDue(): Promise<void> {
+    const now = this.#now();
+    const due = this.#workloads.filter((w) => w.entryId !== undefined && (!w.svid || now >= w.renewAt));
+    const keys = new Map<Workload, import('node:crypto').KeyObject>();
+    if (due.length > 0) {
+      // Keys are made here and never leave the node; only CSRs go to the CA, in batches.
+      for (let i = 0; i < due.length; i += 100) {
+        const chunk = due.slice(i, i + 100);
+        const params = chunk.map((w) => {
+          const pair = generateKeyPair(w.cfg.keyType);
+          keys.set(w, pair.privateKey);
+          return { entryId: w.entryId!, csr: createCsr(w.cfg.spiffeId, pair.privateKey) };
+        });
+        const res = await this.#client.batchX509(params);
+        res.results.forEach((r, j) => {
+          const w = chunk[j]!;
+          if (r.statusCode !== 0 || !r.svid) {
+            this.#fail(w, `CA refused the CSR: ${r.statusMessage}`);
+            return;
+          }
+          try {
+            w.svid = X509Svid.fromParts(
+              r.svid.certChain.map((d) => Certificate.fromDer(d)),
+              keys.get(w)!,
+            );
+            w.renewAt = this.#renewAt(w.svid.leaf);
+            w.dirty = true;
+          } catch (err) {
+            this.#fail(w, describe(err));
+          }
+        });
+      }
+    }
+    for (const w of this.#workloads) {
+      if (w.entryId === undefined || !w.svid) continue;
+      for (const aud of w.cfg.jwtAudiences) {
+        const cur = w.jwt.get(aud);
+        if (cur && now < cur.renewAt) continue;
+        const res = await this.#client.newJwt(w.entryId, [aud]);
+        const parsed = parseInsecure(res.token); // our own token from the CA: only its times are read
+        const issued = parsed.issuedAt?.getTime() ?? now;
+        const renewAt = renewalTime(
+          new Date(issued),
+          parsed.expiry,
+          this.#rand,
+          this.#s.rotationFraction,
+          this.#s.rotationJitter,
+        ).getTime();
+        w.jwt.set(aud, { token: res.token, renewAt, expiresAt: parsed.expiry.getTime() });
+        w.dirty = true;
+      }
+    }
+    await this.#writeDirty();
+  }
+
+  async #writeDirty(): Promise<void> {
+    const bundles = this.#bundle ? new BundleSet([this.#bundle]) : undefined;
+    if (!bundles) return;
+    for (const w of this.#workloads) {
+      if (!w.dirty || !w.svid) continue;
+      try {
+        await writeWorkloadFiles(
+          {
+            svid: w.svid,
+            bundles,
+            jwtTokens: new Map([...w.jwt].map(([aud, j]) => [aud, j.token])),
+            version: w.version + 1,
+          },
+          {
+            dir: w.cfg.outputDir,
+            names: w.cfg.fileNames,
+            certMode: w.cfg.certMode,
+            keyMode: w.cfg.keyMode,
+            uid: w.cfg.uid,
+            gid: w.cfg.gid,
+            clock: this.#clock,
+          },
+          this.#writerFs,
+        );
+      } catch (err) {
+        this.#fail(w, describe(err));
+        continue;
+      }
+      w.version++;
+      w.rotations++;
+      w.dirty = false;
+      w.lastError = undefined;
+      this.#events.rotated?.(w.cfg.spiffeId.toString());
+      this.#log.info(
+        {
+          workload: w.cfg.spiffeId.toString(),
+          serial: w.svid.leaf.serialHex,
+          expires_at: w.svid.expiresAt.toISOString(),
+          version: w.version,
+        },
+        'workload files written',
+      );
+      if (w.cfg.reload) {
+        try {
+          const what = await runReload(w.cfg.reload);
+          this.#events.reloaded?.(w.cfg.spiffeId.toString(), true);
+          this.#log.info({ workload: w.cfg.spiffeId.toString(), action: what }, 'reload action fired');
+        } catch (err) {
+          this.#events.reloaded?.(w.cfg.spiffeId.toString(), false);
+          this.#log.warn({ workload: w.cfg.spiffeId.toString(), reason: describe(err) }, 'reload action failed');
+        }
+      }
+    }
+  }
+
+  #fail(w: Workload, reason: string): void {
+    w.failures++;
+    w.lastError = reason;
+    // Retry this workload after a short, jittered pause; its files on disk stay as they are.
+    w.renewAt = this.#now() + this.#s.backoffMinMs * (1 + this.#rand());
+    this.#events.failed?.(w.cfg.spiffeId.toString(), reason);
+    this.#log.warn({ workload: w.cfg.spiffeId.toString(), reason }, 'workload rotation failed');
+  }
+
+  /** True when every configured workload has a valid SVID written to disk. */
+  ready(): boolean {
+    const now = this.#now();
+    return this.#workloads.every((w) => w.svid !== undefined && w.version > 0 && w.svid.expiresAt.getTime() > now);
+  }
+
+  /** The agent's own SPIFFE ID, once attested. */
+  get agentId(): SpiffeId | undefined {
+    return this.#identity?.id;
+  }
+
+  /** Per-workload status. */
+  status(): WorkloadStatus[] {
+    return this.#workloads.map((w) => ({
+      spiffeId: w.cfg.spiffeId.toString(),
+      outputDir: w.cfg.outputDir,
+      entryId: w.entryId,
+      serial: w.svid?.leaf.serialHex,
+      expiresAt: w.svid?.expiresAt.toISOString(),
+      nextRotation: w.svid ? new Date(w.renewAt).toISOString() : undefined,
+      lastError: w.lastError,
+      rotations: w.rotations,
+      failures: w.failures,
+    }));
+  }
+
+  /** Expiry of each workload's SVID in seconds from now (for metrics). */
+  secondsToExpiry(): Map<string, number> {
+    const now = this.#now();
+    return new Map(
+      this.#workloads
+        .filter((w) => w.svid)
+        .map((w) => [w.cfg.spiffeId.toString(), (w.svid!.expiresAt.getTime() - now) / 1000]),
+    );
+  }
+
+  /** Stops the loop and the bundle stream; files on disk stay. */
+  async close(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#running = false;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#watchTimer);
+    this.#cancelWatch?.();
+    await this.#loop;
+    this.#client.close();
+  }
+}
+
+function describe(err: unknown): string {
+  if (isSvidkitError(err)) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}

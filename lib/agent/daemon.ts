@@ -1,0 +1,164 @@
+/**
+ * svidkit-agent assembled from its configuration: the Agent, its metrics, /healthz and /readyz, and
+ * a status file that `svidkit-agent status` reads.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { SvidkitError } from '../errors/index.js';
+import { Counter, Gauge, type Logger, Registry, startObservabilityServer } from '../observe/index.js';
+import { Agent, type AgentSettings, type WorkloadStatus } from './agent.js';
+import type { AgentConfig } from './config.js';
+import { writeFileAtomic } from './state.js';
+import type { WriterFs } from './writer.js';
+
+/** File in the data dir that holds the last status. */
+export const STATUS_FILE = 'status.json';
+const MAX_FILE = 64 * 1024;
+
+async function readSmall(path: string, what: string): Promise<string> {
+  try {
+    const buf = await readFile(path);
+    if (buf.length > MAX_FILE) throw new SvidkitError('ERR_CONFIG', `config: ${what}: ${path} is too large`);
+    return buf.toString('utf8');
+  } catch (err) {
+    if (err instanceof SvidkitError) throw err;
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new SvidkitError('ERR_CONFIG', `config: ${what}: cannot read ${path} (${code})`, { cause: err });
+  }
+}
+
+/** Turns the validated configuration into the agent's settings (reading the bundle file). */
+export async function agentSettings(config: AgentConfig): Promise<AgentSettings> {
+  const a = config.attestation;
+  const attestation: AgentSettings['attestation'] =
+    a.method === 'k8s_psat'
+      ? { k8sPsat: { tokenFile: a.tokenFile, cluster: a.cluster } }
+      : a.method === 'join_token'
+        ? { joinToken: async () => a.token }
+        : { joinToken: async () => (await readSmall(a.tokenFile, 'attestation.join_token_file')).trim() };
+  return {
+    trustDomain: config.trustDomain,
+    dataDir: config.dataDir,
+    caAddress: config.ca.address,
+    caServerName: config.ca.serverName,
+    bootstrapBundle: await readSmall(config.ca.bundleFile, 'ca.bundle_file'),
+    attestation,
+    workloads: config.workloads,
+    rotationFraction: config.rotation.fraction,
+    rotationJitter: config.rotation.jitter,
+    backoffMinMs: config.backoff.minMs,
+    backoffMaxMs: config.backoff.maxMs,
+  };
+}
+
+/** A running agent daemon. */
+export interface RunningAgent {
+  readonly agent: Agent;
+  readonly observabilityPort: number;
+  close(): Promise<void>;
+}
+
+/** Starts the agent with metrics and health endpoints. */
+export async function runAgent(
+  config: AgentConfig,
+  options: { logger: Logger; clock?: () => Date; statusIntervalMs?: number; writerFs?: WriterFs },
+): Promise<RunningAgent> {
+  for (const w of config.warnings) options.logger.warn({}, w);
+  const registry = new Registry();
+  const rotations = registry.register(
+    new Counter({
+      name: 'svidkit_agent_rotations_total',
+      help: 'workload file sets written',
+      labelNames: ['workload'],
+    }),
+  );
+  const failures = registry.register(
+    new Counter({
+      name: 'svidkit_agent_rotation_failures_total',
+      help: 'failed workload rotations',
+      labelNames: ['workload'],
+    }),
+  );
+  const reloads = registry.register(
+    new Counter({
+      name: 'svidkit_agent_reloads_total',
+      help: 'reload actions fired, by result',
+      labelNames: ['workload', 'result'],
+    }),
+  );
+  let caUp = 0;
+  registry.register(
+    new Gauge({ name: 'svidkit_agent_ca_reachable', help: '1 when the last CA call succeeded', collect: () => caUp }),
+  );
+  const expiry = registry.register(
+    new Gauge({
+      name: 'svidkit_agent_svid_expiry_seconds',
+      help: 'seconds until each workload SVID expires',
+      labelNames: ['workload'],
+    }),
+  );
+  const running = await Agent.start(await agentSettings(config), {
+    logger: options.logger,
+    clock: options.clock,
+    writerFs: options.writerFs,
+    events: {
+      rotated: (id) => rotations.inc({ workload: id }),
+      failed: (id) => failures.inc({ workload: id }),
+      reloaded: (id, ok) => reloads.inc({ workload: id, result: ok ? 'ok' : 'failed' }),
+      caReachable: (up) => {
+        caUp = up ? 1 : 0;
+      },
+    },
+  });
+  const refreshExpiry = () => {
+    for (const [id, s] of running.secondsToExpiry()) expiry.set(s, { workload: id });
+  };
+  const obs = await startObservabilityServer({
+    host: config.observability.address,
+    port: config.observability.port,
+    registry,
+    ready: () => {
+      refreshExpiry();
+      return running.ready();
+    },
+  });
+  const writeStatus = async () => {
+    refreshExpiry();
+    const doc = {
+      agent: running.agentId?.toString() ?? null,
+      written_at: new Date().toISOString(),
+      workloads: running.status(),
+    };
+    await writeFileAtomic(join(config.dataDir, STATUS_FILE), JSON.stringify(doc, null, 2) + '\n', 0o644).catch(
+      (err: unknown) => options.logger.warn({ err }, 'cannot write the status file'),
+    );
+  };
+  const timer = setInterval(() => void writeStatus(), options.statusIntervalMs ?? 5_000);
+  timer.unref();
+  let closing: Promise<void> | undefined;
+  return {
+    agent: running,
+    observabilityPort: obs.port,
+    close() {
+      closing ??= (async () => {
+        clearInterval(timer);
+        await running.close();
+        await writeStatus();
+        await obs.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Reads the status file of a data dir, for `svidkit-agent status`. */
+export async function readStatus(
+  dataDir: string,
+): Promise<{ agent: string | null; written_at: string; workloads: WorkloadStatus[] }> {
+  const text = await readSmall(join(dataDir, STATUS_FILE), 'status');
+  try {
+    return JSON.parse(text) as { agent: string | null; written_at: string; workloads: WorkloadStatus[] };
+  } catch (cause) {
+    throw new SvidkitError('ERR_AGENT_STATE', `agent: ${join(dataDir, STATUS_FILE)} is not valid JSON`, { cause });
+  }
+}

@@ -1,0 +1,313 @@
+import { strict as assert } from 'node:assert';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { parseAgentConfig } from '../lib/agent/config.js';
+import { type RunningAgent, runAgent } from '../lib/agent/daemon.js';
+import { AgentState } from '../lib/agent/state.js';
+import type { WriterFs } from '../lib/agent/writer.js';
+import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../lib/attest/index.js';
+import { BundleSet } from '../lib/bundle/index.js';
+import { parseCaConfig } from '../lib/ca/config.js';
+import { run, type RunningCa } from '../lib/ca/daemon.js';
+import { parseAndValidate } from '../lib/jwtsvid/index.js';
+import { generateKeyPair } from '../lib/keys/index.js';
+import { createLogger } from '../lib/observe/index.js';
+import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
+import { Certificate } from '../lib/x509/certificate.js';
+import { buildCsr } from '../lib/x509/csr.js';
+import { verifyPem, X509Svid } from '../lib/x509svid/index.js';
+import { faultyFs, tempDir } from './helpers/agent-fs.js';
+import { psatClaims, signPsat } from './helpers/k8s.js';
+
+const TD = TrustDomain.parse('example.org');
+const ISSUER = 'https://kubernetes.default.svc.cluster.local';
+
+/** Waits for a condition; the limit only guards against a hang, it is not a performance check. */
+async function until(what: string, cond: () => boolean | Promise<boolean>, limitMs = 60_000): Promise<number> {
+  const start = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return Date.now() - start;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const quiet = (name: string) =>
+  createLogger({ name, destination: process.env.SVIDKIT_TEST_LOGS ? process.stderr : new PassThrough().resume() });
+
+async function readPair(dir: string): Promise<X509Svid> {
+  // Resolve ..data once, so certificate and key come from one version, as a careful reader does.
+  const { readlink } = await import('node:fs/promises');
+  const version = await readlink(join(dir, '..data'));
+  const [cert, key] = await Promise.all([
+    readFile(join(dir, version, 'svid.pem')),
+    readFile(join(dir, version, 'svid_key.pem')),
+  ]);
+  return X509Svid.parse(cert, key);
+}
+
+describe('svidkit-agent against a real CA on loopback', function () {
+  this.timeout(180_000);
+  let dir: string;
+  let ca: RunningCa;
+  let caPort: number;
+  const clusterKey = generateKeyPair('rsa-2048');
+  const token = generateJoinToken();
+  const agentId = agentIdForJoinToken(TD, token);
+  let agent: RunningAgent | undefined;
+  const fault = { on: false };
+  const broken = faultyFs('write', 'ENOSPC', 1);
+  const healthy = faultyFs('write', 'ENOSPC', Number.POSITIVE_INFINITY);
+  const switchable = new Proxy({} as WriterFs, {
+    get: (_t, k: keyof WriterFs) => (fault.on ? broken : healthy)[k],
+  });
+
+  const caConfig = () =>
+    parseCaConfig(
+      {
+        trust_domain: 'example.org',
+        data_dir: join(dir, 'ca'),
+        listen: { port: caPort },
+        observability: { port: 0 },
+        x509_svid_ttl: '30s',
+        attestation: {
+          k8s_psat: {
+            clusters: [
+              {
+                name: 'c1',
+                issuer: ISSUER,
+                audience: 'svidkit-ca',
+                jwks_file: join(dir, 'jwks.json'),
+                allow: [{ namespace: 'svidkit', service_account: 'svidkit-agent' }],
+              },
+            ],
+          },
+        },
+      },
+      dir,
+    );
+  const startCa = async () => {
+    ca = await run(caConfig(), { logger: quiet('svidkit-ca') });
+  };
+
+  before(async () => {
+    dir = await tempDir('svidkit-agent-it-');
+    caPort = await freePort();
+    writeFileSync(
+      join(dir, 'jwks.json'),
+      JSON.stringify({ keys: [{ ...clusterKey.publicKey.export({ format: 'jwk' }), kid: 'k1' }] }),
+    );
+    await startCa();
+    writeFileSync(join(dir, 'bundle.pem'), ca.context.keys.bundle().x509.toPem());
+    await ca.context.store.createJoinToken(hashJoinToken(token), new Date(Date.now() + 600_000));
+    for (const [path, ttl] of [
+      ['/ns/prod/sa/web', 12],
+      ['/ns/prod/sa/api', 600],
+    ] as const) {
+      await ca.context.store.createEntry({
+        spiffeId: `spiffe://example.org${path}`,
+        parentId: agentId.toString(),
+        x509SvidTtlSeconds: ttl,
+        jwtSvidTtlSeconds: 60,
+        dnsNames: [],
+      });
+    }
+  });
+  after(async () => {
+    await agent?.close();
+    await ca?.close(500);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const agentConfig = (dataDir: string, attestation: Record<string, unknown>, workloads: Record<string, unknown>[]) =>
+    parseAgentConfig(
+      {
+        trust_domain: 'example.org',
+        data_dir: dataDir,
+        ca: { address: `127.0.0.1:${caPort}`, bundle_file: join(dir, 'bundle.pem') },
+        attestation,
+        observability: { port: 0 },
+        backoff: { min: '100ms', max: '1s' },
+        workloads,
+      },
+      dir,
+    );
+
+  it('attests with a join token and writes every workload set, ready only then', async () => {
+    const reloadLog = join(dir, 'reloads.log');
+    const config = agentConfig(join(dir, 'agent'), { join_token: token }, [
+      {
+        spiffe_id: 'spiffe://example.org/ns/prod/sa/web',
+        output_dir: join(dir, 'out', 'web'),
+        jwt_audiences: ['spiffe://example.org/ns/prod/sa/db'],
+        reload: {
+          exec: {
+            command: [process.execPath, '-e', `require('fs').appendFileSync(${JSON.stringify(reloadLog)}, 'r\\n')`],
+          },
+        },
+      },
+      { spiffe_id: 'spiffe://example.org/ns/prod/sa/api', output_dir: join(dir, 'out', 'api'), key_type: 'rsa-2048' },
+      { spiffe_id: 'spiffe://example.org/ns/prod/sa/nobody', output_dir: join(dir, 'out', 'nobody') },
+    ]);
+    agent = await runAgent(config, { logger: quiet('svidkit-agent'), writerFs: switchable, statusIntervalMs: 200 });
+    await until('web and api files', () => agent!.agent.status().filter((w) => w.rotations > 0).length === 2);
+    assert.equal(agent.agent.ready(), false, 'a workload without an entry keeps the agent not ready');
+    const readyz = await fetch(`http://127.0.0.1:${agent.observabilityPort}/readyz`);
+    assert.equal(readyz.status, 503);
+    assert.equal(agent.agent.status().find((w) => w.spiffeId.endsWith('/nobody'))?.lastError, 'no registration entry');
+
+    const web = await readPair(join(dir, 'out', 'web'));
+    assert.equal(web.id.toString(), 'spiffe://example.org/ns/prod/sa/web');
+    verifyPem(readFileSync(join(dir, 'out', 'web', 'svid.pem')), new BundleSet([ca.context.keys.bundle()]));
+    const api = await readPair(join(dir, 'out', 'api'));
+    assert.equal(api.leaf.publicKey.asymmetricKeyType, 'rsa');
+    const jwt = readFileSync(join(dir, 'out', 'web', 'jwt', 'spiffe___example.org_ns_prod_sa_db.token'), 'utf8').trim();
+    const parsed = await parseAndValidate(
+      jwt,
+      new BundleSet([ca.context.keys.bundle()]),
+      'spiffe://example.org/ns/prod/sa/db',
+    );
+    assert.equal(parsed.id.toString(), 'spiffe://example.org/ns/prod/sa/web');
+    const meta = JSON.parse(readFileSync(join(dir, 'out', 'web', 'meta.json'), 'utf8')) as Record<string, unknown>;
+    assert.equal(meta['spiffe_id'], 'spiffe://example.org/ns/prod/sa/web');
+    // The agent keeps its own SVID and key in its data dir, key file 0600.
+    const { statSync } = await import('node:fs');
+    assert.equal(statSync(join(dir, 'agent')).mode & 0o777, 0o700);
+    assert.equal(statSync(join(dir, 'agent', 'agent_identity.json')).mode & 0o777, 0o600);
+  });
+
+  it('rotates at half-life; a reader never sees a certificate with another version key; reload fires once per write', async () => {
+    const out = join(dir, 'out', 'web');
+    const first = (await readPair(out)).leaf.serialHex;
+    let reads = 0;
+    let mismatches = 0;
+    let stop = false;
+    const reader = (async () => {
+      while (!stop) {
+        try {
+          await readPair(out);
+        } catch (err) {
+          // A version dir removed between readlink and read is retried by readers; a key mismatch is not.
+          if ((err as { code?: string }).code === 'ERR_X509SVID_KEY_MISMATCH') mismatches++;
+        }
+        reads++;
+      }
+    })();
+    await until('two rotations of web', async () => {
+      const s = agent!.agent.status().find((w) => w.spiffeId.endsWith('/web'))!;
+      return s.rotations >= 3 && (await readPair(out)).leaf.serialHex !== first && reads >= 10_000;
+    });
+    stop = true;
+    await reader;
+    assert.equal(mismatches, 0);
+    process.stdout.write(`      (${reads} reads during rotations, ${mismatches} mismatches)\n`);
+    // The reload runs just after each write; once it has caught up, there is one line per written version.
+    const written = () => agent!.agent.status().find((w) => w.spiffeId.endsWith('/web'))!.rotations;
+    const reloads = () => readFileSync(join(dir, 'reloads.log'), 'utf8').trim().split('\n').length;
+    await until('reloads to catch up with writes', () => reloads() >= written());
+    assert.equal(reloads(), written(), 'the reload action fires exactly once per written version');
+  });
+
+  it('keeps the previous files when the output dir fails (ENOSPC) and counts the failure', async () => {
+    const out = join(dir, 'out', 'web');
+    const before = readFileSync(join(out, 'svid.pem'));
+    const failuresBefore = agent!.agent.status().find((w) => w.spiffeId.endsWith('/web'))!.failures;
+    fault.on = true;
+    await until(
+      'a failed rotation',
+      () => agent!.agent.status().find((w) => w.spiffeId.endsWith('/web'))!.failures > failuresBefore,
+    );
+    assert.deepEqual(readFileSync(join(out, 'svid.pem')), before, 'the files in place are untouched');
+    await readPair(out);
+    const metrics = await (await fetch(`http://127.0.0.1:${agent!.observabilityPort}/metrics`)).text();
+    assert.match(
+      metrics,
+      /svidkit_agent_rotation_failures_total\{workload="spiffe:\/\/example.org\/ns\/prod\/sa\/web"\} [1-9]/,
+    );
+    fault.on = false;
+    const serial = (await readPair(out)).leaf.serialHex;
+    await until('recovery after the fault', async () => (await readPair(out)).leaf.serialHex !== serial);
+  });
+
+  it('survives a CA outage with files in place and recovers when the CA is back', async () => {
+    const out = join(dir, 'out', 'web');
+    const before = await readPair(out);
+    await ca.close(200);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const during = await readPair(out);
+    assert.equal(during.leaf.serialHex, before.leaf.serialHex, 'nothing is rewritten while the CA is away');
+    await startCa();
+    const t = await until(
+      'a rotation after the CA came back',
+      async () => (await readPair(out)).leaf.serialHex !== before.leaf.serialHex,
+    );
+    process.stdout.write(
+      `      (first new SVID ${t} ms after the CA came back; backoff max 1 s, web renews every ~6 s)\n`,
+    );
+  });
+
+  it('renews over mTLS after a restart without attesting again (the join token is single use)', async () => {
+    await agent!.close();
+    agent = undefined;
+    const config = agentConfig(join(dir, 'agent'), { join_token: token }, [
+      { spiffe_id: 'spiffe://example.org/ns/prod/sa/api', output_dir: join(dir, 'out', 'api2') },
+    ]);
+    agent = await runAgent(config, { logger: quiet('svidkit-agent') });
+    await until('api2 files', () => agent!.agent.ready());
+    assert.equal(agent.agent.agentId?.toString(), agentId.toString());
+    await agent.close();
+    agent = undefined;
+  });
+
+  it('attests again by itself when its own SVID has expired (Kubernetes token re-read from its file)', async () => {
+    const data = join(dir, 'agent-k8s');
+    const psatId = 'spiffe://example.org/svidkit/agent/k8s_psat/c1/node-1';
+    await ca.context.store.createEntry({
+      spiffeId: 'spiffe://example.org/ns/k8s/sa/w',
+      parentId: psatId,
+      x509SvidTtlSeconds: 600,
+      jwtSvidTtlSeconds: 60,
+      dnsNames: [],
+    });
+    // An agent SVID signed by the CA that expired an hour ago, as after a long outage.
+    const key = generateKeyPair();
+    const { issuer } = ca.context.issuer();
+    const old = issuer.issue({
+      id: SpiffeId.parse(psatId),
+      csrDer: buildCsr({ key: key.privateKey }),
+      now: new Date(Date.now() - 3 * 3600_000),
+      ttlMs: 3600_000,
+    });
+    const state = new AgentState(data);
+    await state.init();
+    await state.saveIdentity(X509Svid.fromParts([Certificate.fromDer(old.der)], key.privateKey));
+    const tokenFile = join(dir, 'psat.token');
+    const claims = psatClaims({
+      iss: ISSUER,
+      aud: 'svidkit-ca',
+      now: Math.floor(Date.now() / 1000),
+      nodeName: 'node-1',
+    });
+    writeFileSync(tokenFile, await signPsat(claims, clusterKey.privateKey, { alg: 'RS256', kid: 'k1' }));
+    const config = agentConfig(data, { k8s_psat: { token_file: tokenFile, cluster: 'c1' } }, [
+      { spiffe_id: 'spiffe://example.org/ns/k8s/sa/w', output_dir: join(dir, 'out', 'k8s') },
+    ]);
+    agent = await runAgent(config, { logger: quiet('svidkit-agent') });
+    await until('files after re-attestation', () => agent!.agent.ready());
+    const renewed = await state.loadIdentity();
+    assert.ok(renewed && renewed.expiresAt.getTime() > Date.now(), 'a fresh agent SVID replaced the expired one');
+    assert.notEqual(renewed.leaf.serialHex, old.serialHex);
+  });
+});
