@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { parseAgentConfig } from '../lib/agent/config.js';
 import { type RunningAgent, runAgent } from '../lib/agent/daemon.js';
@@ -218,6 +219,56 @@ describe('svidkit-agent against a real CA on loopback', function () {
     const reloads = () => readFileSync(join(dir, 'reloads.log'), 'utf8').trim().split('\n').length;
     await until('reloads to catch up with writes', () => reloads() >= written());
     assert.equal(reloads(), written(), 'the reload action fires exactly once per written version');
+  });
+
+  it('rewrites the bundle files and fires the reload when the CA publishes a new bundle', async () => {
+    const out = join(dir, 'out', 'api');
+    const before = readFileSync(join(out, 'svid_bundle.pem'), 'utf8');
+    const reloadsBefore = readFileSync(join(dir, 'reloads.log'), 'utf8').split('\n').length;
+    await ca.context.keys.rotate('x509');
+    const want = ca.context.keys.bundle().x509.toPem();
+    const t = await until('the new bundle on disk', () => readFileSync(join(out, 'svid_bundle.pem'), 'utf8') === want);
+    assert.notEqual(want, before);
+    process.stdout.write(`      (bundle rewritten ${t} ms after the CA published it)\n`);
+    await until(
+      'the reload after the bundle change',
+      () => readFileSync(join(dir, 'reloads.log'), 'utf8').split('\n').length > reloadsBefore,
+    );
+    // The trust bundle the agent uses to reach the CA follows too.
+    writeFileSync(join(dir, 'bundle.pem'), want);
+  });
+
+  it('exports per-workload expiry and CA reachability, and writes the status that `svidkit-agent status` prints', async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${agent!.observabilityPort}/metrics`)).text();
+    assert.match(
+      metrics,
+      /svidkit_agent_svid_expiry_seconds\{workload="spiffe:\/\/example.org\/ns\/prod\/sa\/api"\} \d+/,
+    );
+    assert.match(metrics, /svidkit_agent_ca_reachable 1/);
+    assert.match(metrics, /svidkit_agent_rotations_total\{workload="spiffe:\/\/example.org\/ns\/prod\/sa\/web"\} \d+/);
+    const cfgFile = join(dir, 'agent.yaml');
+    writeFileSync(
+      cfgFile,
+      `trust_domain: example.org\ndata_dir: ${join(dir, 'agent')}\nca: { address: "127.0.0.1:${caPort}", bundle_file: ${join(dir, 'bundle.pem')} }\nattestation: { join_token_file: ${join(dir, 'unused.token')} }\n`,
+    );
+    await until('a status file', async () => {
+      try {
+        return (await readFile(join(dir, 'agent', 'status.json'), 'utf8')).includes('/ns/prod/sa/web');
+      } catch {
+        return false;
+      }
+    });
+    const { execFileSync } = await import('node:child_process');
+    const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit-agent.js');
+    const table = execFileSync(process.execPath, [bin, 'status', '--config', cfgFile], { encoding: 'utf8' });
+    assert.match(table, /^agent: spiffe:\/\/example.org\/svidkit\/agent\/join_token\//);
+    assert.match(table, /spiffe:\/\/example.org\/ns\/prod\/sa\/web\s+\d{4}-\d{2}-\d{2}T/);
+    const json = JSON.parse(
+      execFileSync(process.execPath, [bin, 'status', '--config', cfgFile, '--json'], { encoding: 'utf8' }),
+    ) as {
+      workloads: { spiffeId: string; nextRotation?: string }[];
+    };
+    assert.ok(json.workloads.find((w) => w.spiffeId.endsWith('/api'))?.nextRotation);
   });
 
   it('keeps the previous files when the output dir fails (ENOSPC) and counts the failure', async () => {
