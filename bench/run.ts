@@ -17,6 +17,7 @@ import { SpiffeId } from '../lib/spiffeid/index.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { verify } from '../lib/x509svid/index.js';
 import { T0, TestCa } from '../test/helpers/ca.js';
+import { agentBench } from './agent.js';
 import { caGrpc } from './ca-grpc.js';
 
 /** One line of bench/results.json. */
@@ -148,7 +149,7 @@ function fmt(n: number): string {
 /** Runs every benchmark, prints a table and writes bench/results.json. */
 export async function main(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
-  for (const b of [x509Verify, jwtValidate, caIssuance, caGrpc]) {
+  for (const b of [x509Verify, jwtValidate, caIssuance, caGrpc, agentBench]) {
     const rows = await b();
     for (const r of Array.isArray(rows) ? rows : [rows]) {
       results.push(r);
