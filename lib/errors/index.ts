@@ -123,6 +123,9 @@ export const ERROR_CODES = [
   'ERR_AGENT_CA',
   'ERR_AGENT_RELOAD',
   'ERR_AGENT_STATE',
+  // library: sources and authorization
+  'ERR_SOURCE_NO_SVID',
+  'ERR_AUTHZ_DENIED',
   // agent (file delivery)
   'ERR_AGENT_INVALID_SVID',
   'ERR_AGENT_INVALID_JWT',
