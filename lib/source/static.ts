@@ -1,5 +1,5 @@
 /** A source whose contents the owner sets: for tests, and for programs that obtain SVIDs themselves. */
-import type { BundleSet, JwtBundle, X509Bundle } from '../bundle/index.js';
+import { BundleSet, type JwtBundle, type X509Bundle } from '../bundle/index.js';
 import { SvidkitError } from '../errors/index.js';
 import type { TrustDomain } from '../spiffeid/index.js';
 import type { X509Svid } from '../x509svid/index.js';
@@ -31,6 +31,11 @@ export class StaticSource implements X509Source, JwtSource, JwtSvidSource {
   getX509Svid(): X509Svid {
     if (!this.#svid) throw new SvidkitError('ERR_SOURCE_NO_SVID', 'source: no X.509-SVID yet');
     return this.#svid;
+  }
+
+  /** Every trusted bundle (empty when none was set). */
+  getBundleSet(): BundleSet {
+    return this.#bundles ?? new BundleSet();
   }
 
   /** Bundle source interface. */

@@ -3,7 +3,7 @@
  * gRPC configurations ask a source on every handshake instead of copying a snapshot, which is why
  * rotation needs no restart.
  */
-import type { JwtBundleSource, X509BundleSource } from '../bundle/index.js';
+import type { BundleSet, JwtBundleSource, X509BundleSource } from '../bundle/index.js';
 import type { X509Svid } from '../x509svid/index.js';
 
 /** Unsubscribes a listener. */
@@ -18,6 +18,11 @@ export interface X509SvidSource {
 export interface X509Source extends X509SvidSource, X509BundleSource {
   /** Calls `listener` after every change of the SVID or of any bundle. */
   onUpdate(listener: () => void): Unsubscribe;
+  /**
+   * Every trusted bundle. TLS stacks that verify against one flat root list (OpenSSL through node:tls)
+   * need them all; svidkit then re-checks each peer against its own trust domain's bundle.
+   */
+  getBundleSet?(): BundleSet;
 }
 
 /** Gives a JWT-SVID for an audience; throws ERR_SOURCE_NO_SVID when there is none for it. */

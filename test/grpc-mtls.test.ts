@@ -1,0 +1,127 @@
+import { strict as assert } from 'node:assert';
+import { credentials, Server, type ServiceError, status } from '@grpc/grpc-js';
+import { authorizeId, authorizeMemberOf } from '../lib/authorize/index.js';
+import { BundleSet } from '../lib/bundle/index.js';
+import type { HealthCheckResponse__Output } from '../lib/generated/grpc/health/v1/HealthCheckResponse.js';
+import { HealthService } from '../lib/grpc/health.js';
+import { authorizeService, callerId, mtlsChannelCredentials, mtlsServerCredentials } from '../lib/grpc/mtls.js';
+import { healthProto } from '../lib/grpc/protos.js';
+import { StaticSource } from '../lib/source/index.js';
+import type { SpiffeId } from '../lib/spiffeid/index.js';
+import { TestCa } from './helpers/ca.js';
+
+const now = Date.now();
+const window = { notBefore: new Date(now - 3600_000), notAfter: new Date(now + 3600_000) };
+const caWindow = { notBefore: new Date(now - 86400_000), notAfter: new Date(now + 86400_000) };
+
+describe('grpc-js with SPIFFE mTLS (real server on loopback)', function () {
+  this.timeout(30_000);
+  const ca = TestCa.root(caWindow);
+  const other = TestCa.root({ ...caWindow, trustDomain: 'other.org' });
+  const bundles = new BundleSet([ca.bundle()]);
+  const serverSource = new StaticSource({ svid: ca.svid('/ns/a/sa/server', window), bundles });
+  const server = new Server();
+  const health = new HealthService();
+  let seen: SpiffeId | undefined;
+  let port = 0;
+  let serverCreds: ReturnType<typeof mtlsServerCredentials>;
+
+  before(async () => {
+    health.setStatus('', 'SERVING');
+    const handlers = health.handlers();
+    const wrapped = authorizeService(
+      {
+        ...handlers,
+        Check: (call: Parameters<typeof handlers.Check>[0], cb: Parameters<typeof handlers.Check>[1]) => {
+          seen = callerId(call);
+          handlers.Check(call, cb);
+        },
+      },
+      serverSource,
+      { Check: authorizeMemberOf('example.org'), Watch: authorizeId('spiffe://example.org/ns/a/sa/admin') },
+    );
+    server.addService(healthProto().grpc.health.v1.Health.service, wrapped);
+    serverCreds = mtlsServerCredentials(serverSource);
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', serverCreds.credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  });
+  after(() => {
+    server.forceShutdown();
+    serverCreds.close();
+  });
+
+  const client = (source: StaticSource, serverId = 'spiffe://example.org/ns/a/sa/server') => {
+    const c = mtlsChannelCredentials(source, authorizeId(serverId));
+    return new (healthProto().grpc.health.v1.Health)(`127.0.0.1:${port}`, c.credentials);
+  };
+  const check = (c: ReturnType<typeof client>) =>
+    new Promise<HealthCheckResponse__Output>((resolve, reject) =>
+      c.Check(
+        { service: '' },
+        { deadline: Date.now() + 5000 },
+        (err: ServiceError | null, res?: HealthCheckResponse__Output) => (err ? reject(err) : resolve(res!)),
+      ),
+    );
+
+  it('authenticates both sides and gives the handler the caller ID', async () => {
+    const c = client(new StaticSource({ svid: ca.svid('/ns/a/sa/client', window), bundles }));
+    assert.equal((await check(c)).status, 'SERVING');
+    assert.equal(seen?.toString(), 'spiffe://example.org/ns/a/sa/client');
+    c.close();
+  });
+
+  it('answers PERMISSION_DENIED when the method authorizer refuses the caller', async () => {
+    const c = client(new StaticSource({ svid: ca.svid('/ns/a/sa/client', window), bundles }));
+    const stream = c.Watch({ service: '' });
+    const err = await new Promise<ServiceError>((resolve) => stream.on('error', resolve));
+    assert.equal(err.code, status.PERMISSION_DENIED);
+    c.close();
+  });
+
+  it('refuses a server whose SPIFFE ID the client does not expect', async () => {
+    const c = client(
+      new StaticSource({ svid: ca.svid('/ns/a/sa/client', window), bundles }),
+      'spiffe://example.org/ns/a/sa/other',
+    );
+    await assert.rejects(check(c), (err: ServiceError) => err.code === status.UNAVAILABLE);
+    c.close();
+  });
+
+  it('refuses a client from an untrusted trust domain, and a client without a certificate', async () => {
+    const foreign = new StaticSource({ svid: other.svid('/ns/x', window), bundles });
+    const c = client(foreign);
+    await assert.rejects(check(c), (err: ServiceError) => err.code === status.UNAVAILABLE);
+    c.close();
+    const bare = new (healthProto().grpc.health.v1.Health)(
+      `127.0.0.1:${port}`,
+      credentials.createSsl(Buffer.from(ca.cert.toPem())),
+    );
+    await assert.rejects(check(bare), (err: ServiceError) => err.code === status.UNAVAILABLE);
+    bare.close();
+  });
+
+  it('picks up a rotated server SVID for new connections without a restart', async () => {
+    const before = serverSource.getX509Svid().leaf.serialHex;
+    serverSource.set({ svid: ca.svid('/ns/a/sa/server', window) });
+    const after = serverSource.getX509Svid().leaf.serialHex;
+    assert.notEqual(before, after);
+    let presented = '';
+    const creds = mtlsChannelCredentials(
+      new StaticSource({ svid: ca.svid('/ns/a/sa/client', window), bundles }),
+      (id, chain) => {
+        authorizeId('spiffe://example.org/ns/a/sa/server')(id, chain);
+        presented = chain[0]!.serialHex;
+      },
+    );
+    const c = new (healthProto().grpc.health.v1.Health)(`127.0.0.1:${port}`, creds.credentials);
+    assert.equal((await check(c)).status, 'SERVING');
+    assert.equal(presented, after, 'a new handshake sees the new SVID');
+    c.close();
+  });
+
+  it('refuses to build credentials from a source without an SVID', () => {
+    assert.throws(() => mtlsServerCredentials(new StaticSource({ bundles })), { code: 'ERR_SOURCE_NO_SVID' });
+    assert.throws(() => mtlsChannelCredentials(new StaticSource({ bundles }), undefined as never), TypeError);
+  });
+});
