@@ -4,13 +4,11 @@
  * agent's memory once it holds them all. Baselines from the same run: the raw cost of the keys and
  * CSRs alone, and the process's RSS before the agent started.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { credentials } from '@grpc/grpc-js';
 import { parseAgentConfig } from '../lib/agent/config.js';
 import { runAgent } from '../lib/agent/daemon.js';
 import { SpiffeBundle } from '../lib/bundle/index.js';
@@ -23,42 +21,14 @@ import { createLogger } from '../lib/observe/index.js';
 import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { createCsr } from '../lib/x509svid/index.js';
 import type { BenchResult } from './run.js';
+import { startCaProcess, unary } from './support.js';
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit-ca.js');
 const WORKLOADS = Number(process.env.BENCH_AGENT_WORKLOADS ?? 1000);
-
-function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
-}
-
-function startCa(dir: string): Promise<{ child: ChildProcess; nodePort: number; socket: string }> {
-  const config = join(dir, 'ca.yaml');
-  writeFileSync(
-    config,
-    `trust_domain: bench.example\ndata_dir: ${join(dir, 'ca')}\nlisten: { port: 0 }\nobservability: { port: 0 }\n`,
-  );
-  const child = spawn(process.execPath, [BIN, '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const onData = (d: Buffer) => {
-      buf += d.toString();
-      const line = buf.split('\n').find((l) => l.includes('svidkit-ca ready'));
-      if (line) {
-        const r = JSON.parse(line) as { node_port: number; admin_socket: string };
-        child.stdout!.off('data', onData);
-        child.stdout!.resume();
-        resolve({ child, nodePort: r.node_port, socket: r.admin_socket });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`svidkit-ca exited ${code}`)));
-  });
-}
 
 /** The agent benchmark rows. */
 export async function agentBench(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'svidkit-bench-agent-'));
-  const ca = await startCa(dir);
+  const ca = await startCaProcess(dir);
   try {
     const admin = new (caProto().svidkit.ca.v1.Admin)(
       `unix://${ca.socket}`,
@@ -134,8 +104,7 @@ export async function agentBench(): Promise<BenchResult[]> {
       },
     ];
   } finally {
-    ca.child.kill('SIGTERM');
-    await new Promise((r) => ca.child.once('exit', r));
+    await ca.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -3,12 +3,10 @@
  * is the load generator, so both share this machine's two cores. An agent attests with a join token,
  * then sends batches of CSRs with several calls in flight.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { credentials, type ServiceError } from '@grpc/grpc-js';
+import { join } from 'node:path';
+import { credentials } from '@grpc/grpc-js';
 import { SvidIssuer } from '../lib/ca/issuer.js';
 import type { AdminClient } from '../lib/generated/svidkit/ca/v1/Admin.js';
 import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
@@ -23,40 +21,11 @@ import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { T0, TestCa } from '../test/helpers/ca.js';
 import type { BenchResult } from './run.js';
+import { startCaProcess, unary } from './support.js';
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit-ca.js');
 const BATCH = 50;
 const IN_FLIGHT = 8;
 const RUN_MS = Number(process.env.BENCH_GRPC_MS ?? 4000);
-
-function unary<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
-}
-
-function startCa(dir: string): Promise<{ child: ChildProcess; nodePort: number; socket: string }> {
-  const config = join(dir, 'ca.yaml');
-  writeFileSync(
-    config,
-    `trust_domain: bench.example\ndata_dir: ${join(dir, 'data')}\nlog_level: warn\nlisten: { port: 0 }\nobservability: { port: 0 }\n`,
-  );
-  const child = spawn(process.execPath, [BIN, '--config', config, '--log-level', 'info'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const line = buf.split('\n').find((l) => l.includes('svidkit-ca ready'));
-      if (line) {
-        const r = JSON.parse(line) as { node_port: number; admin_socket: string };
-        child.stdout!.removeAllListeners('data');
-        child.stdout!.resume();
-        resolve({ child, nodePort: r.node_port, socket: r.admin_socket });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`svidkit-ca exited ${code}`)));
-  });
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -65,7 +34,7 @@ function percentile(sorted: number[], p: number): number {
 /** Throughput and latency of BatchNewX509Svid over mTLS against a separate svidkit-ca process. */
 export async function caGrpc(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'svidkit-bench-'));
-  const ca = await startCa(dir);
+  const ca = await startCaProcess(dir);
   try {
     const admin = new (caProto().svidkit.ca.v1.Admin)(
       `unix://${ca.socket}`,
@@ -175,8 +144,7 @@ export async function caGrpc(): Promise<BenchResult[]> {
       },
     ];
   } finally {
-    ca.child.kill('SIGTERM');
-    await new Promise((r) => ca.child.once('exit', r));
+    await ca.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -9,34 +9,24 @@ import { BundleSet, parseBundleDocument, SpiffeBundle } from '../bundle/index.js
 import { isSvidkitError } from '../errors/index.js';
 import type { Bundle__Output } from '../generated/svidkit/ca/v1/Bundle.js';
 import { parseInsecure } from '../jwtsvid/index.js';
-import { generateKeyPair, type KeyType } from '../keys/index.js';
+import { generateKeyPair } from '../keys/index.js';
 import type { Logger } from '../observe/index.js';
 import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
 import { Certificate } from '../x509/certificate.js';
 import { buildCsr } from '../x509/csr.js';
 import { createCsr, X509Svid } from '../x509svid/index.js';
 import { CaCallError, CaClient } from './ca-client.js';
-import { runReload, type ReloadAction } from './reload.js';
+import { runReload } from './reload.js';
 import { Backoff, renewalTime } from './schedule.js';
 import { AgentState } from './state.js';
-import { type FileNames, type WriterFs, writeWorkloadFiles } from './writer.js';
+import type { WorkloadConfig } from './config.js';
+import { type WriterFs, writeWorkloadFiles } from './writer.js';
 
 /** The SPIFFE ID path of the CA's serving certificate. */
 export const CA_SERVER_PATH = '/svidkit/ca';
 
-/** One workload the agent keeps files for. */
-export interface WorkloadSettings {
-  readonly spiffeId: SpiffeId;
-  readonly outputDir: string;
-  readonly uid?: number;
-  readonly gid?: number;
-  readonly certMode: number;
-  readonly keyMode: number;
-  readonly keyType: KeyType;
-  readonly jwtAudiences: readonly string[];
-  readonly fileNames?: Partial<FileNames>;
-  readonly reload?: ReloadAction;
-}
+/** One workload the agent keeps files for: the validated configuration entry. */
+export type WorkloadSettings = Omit<WorkloadConfig, 'index'>;
 
 /** How the agent proves the node's identity. */
 export type AttestationSettings =

@@ -16,6 +16,7 @@ import { validateJoinToken } from '../attest/join-token.js';
 import { applyOverrides, envOverrides, readConfigFile, Section } from '../config/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { KEY_TYPES, type KeyType } from '../keys/index.js';
+import { DEFAULT_FILE_NAMES, type FileNames } from './writer.js';
 import { SpiffeId, TrustDomain, validatePathSegment } from '../spiffeid/index.js';
 
 const S = 1000;
@@ -39,34 +40,7 @@ export const MAX_ID = 2 ** 31 - 1;
 // IDs under this path belong to svidkit itself (the CA, the agents); the CA refuses entries for them.
 const RESERVED_PATH = '/svidkit';
 
-/** Names of the files written into each workload's output directory. */
-export interface FileNames {
-  /** The X.509-SVID chain (leaf first). */
-  readonly svid: string;
-  /** The SVID's private key (PKCS#8). */
-  readonly key: string;
-  /** The trust domain's X.509 roots, PEM. */
-  readonly bundle: string;
-  /** The trust domain's bundle in SPIFFE bundle (JWKS) format. */
-  readonly spiffeBundle: string;
-  /** The JWT authorities as a JWKS. */
-  readonly jwtBundle: string;
-  /** Directory (inside the output directory) holding one `<audience>.token` per audience. */
-  readonly jwtDir: string;
-  /** Metadata: SPIFFE ID, expiry, serial. */
-  readonly meta: string;
-}
-
-/** The default file names; `file_names` in a workload overrides any of them. */
-export const DEFAULT_FILE_NAMES: FileNames = Object.freeze({
-  svid: 'svid.pem',
-  key: 'svid_key.pem',
-  bundle: 'svid_bundle.pem',
-  spiffeBundle: 'bundle.spiffe.json',
-  jwtBundle: 'jwt_bundle.json',
-  jwtDir: 'jwt',
-  meta: 'meta.json',
-});
+export { DEFAULT_FILE_NAMES, type FileNames };
 
 // YAML key -> FileNames property.
 const FILE_NAME_KEYS = [

@@ -18,15 +18,14 @@ import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../attest
 import { type ErrorCode, isSvidkitError } from '../errors/index.js';
 import type { AdminHandlers } from '../generated/svidkit/ca/v1/Admin.js';
 import type { Agent as AgentMessage } from '../generated/svidkit/ca/v1/Agent.js';
-import type { Bundle as BundleMessage } from '../generated/svidkit/ca/v1/Bundle.js';
 import type { CaKey as CaKeyMessage } from '../generated/svidkit/ca/v1/CaKey.js';
-import type { RegistrationEntry as EntryMessage } from '../generated/svidkit/ca/v1/RegistrationEntry.js';
 import { audit } from '../observe/index.js';
 import { SpiffeId } from '../spiffeid/index.js';
-import type { AttestedAgent, EntryFilter, RegistrationEntry } from '../store/index.js';
+import type { AttestedAgent, EntryFilter } from '../store/index.js';
 import { Certificate } from '../x509/certificate.js';
 import { idFromLeaf } from '../x509svid/index.js';
 import type { CaContext } from './context.js';
+import { bundleMessage, entryMessage, unixSeconds } from './messages.js';
 import type { CaKeyStatus, RotationKind } from './keys.js';
 import { AGENT_PATH_PREFIX, StatusError, toStatus } from './node-service.js';
 
@@ -136,10 +135,6 @@ export function isValidDnsName(name: string): boolean {
   return labels.every((l) => DNS_LABEL.test(l));
 }
 
-function unixSeconds(d: Date): number {
-  return Math.floor(d.getTime() / 1000);
-}
-
 function invalid(message: string, cause?: unknown): StatusError {
   return new StatusError(status.INVALID_ARGUMENT, message, cause === undefined ? undefined : { cause });
 }
@@ -193,18 +188,6 @@ function dnsNames(names: readonly string[]): string[] {
   return [...names];
 }
 
-function entryMessage(e: RegistrationEntry): EntryMessage {
-  return {
-    id: e.id,
-    spiffeId: e.spiffeId,
-    parentId: e.parentId,
-    x509SvidTtlSeconds: e.x509SvidTtlSeconds,
-    jwtSvidTtlSeconds: e.jwtSvidTtlSeconds,
-    dnsNames: e.dnsNames,
-    createdAt: unixSeconds(e.createdAt),
-  };
-}
-
 function agentMessage(a: AttestedAgent): AgentMessage {
   return {
     spiffeId: a.spiffeId,
@@ -217,12 +200,6 @@ function agentMessage(a: AttestedAgent): AgentMessage {
 
 function keyMessage(k: CaKeyStatus): CaKeyMessage {
   return { id: k.id, kind: k.kind, state: k.state, notAfter: unixSeconds(k.notAfter), tainted: k.tainted };
-}
-
-/** The bundle in the form the Node service sends it. */
-function bundleMessage(ctx: CaContext): BundleMessage {
-  const b = ctx.keys.bundle();
-  return { trustDomain: b.trustDomain.name, spiffeBundleJson: JSON.stringify(b.toJson()), sequence: b.sequence ?? 0 };
 }
 
 function activeKeyIds(keys: readonly CaKeyStatus[]): string[] {

@@ -9,10 +9,8 @@ import { type ServerUnaryCall, type ServerWritableStream, status } from '@grpc/g
 import { agentIdForJoinToken, hashJoinToken, validateJoinToken } from '../attest/index.js';
 import { isSvidkitError } from '../errors/index.js';
 import type { AttestAgentRequest__Output } from '../generated/svidkit/ca/v1/AttestAgentRequest.js';
-import type { Bundle } from '../generated/svidkit/ca/v1/Bundle.js';
 import type { BatchNewX509SvidResult } from '../generated/svidkit/ca/v1/BatchNewX509SvidResult.js';
 import type { NodeHandlers } from '../generated/svidkit/ca/v1/Node.js';
-import type { RegistrationEntry as EntryMessage } from '../generated/svidkit/ca/v1/RegistrationEntry.js';
 import type { X509Svid } from '../generated/svidkit/ca/v1/X509Svid.js';
 import { mintJwtSvid } from '../jwtsvid/index.js';
 import { audit } from '../observe/index.js';
@@ -21,6 +19,7 @@ import type { AttestationType, RegistrationEntry } from '../store/index.js';
 import { Certificate } from '../x509/certificate.js';
 import { idFromLeaf } from '../x509svid/index.js';
 import type { CaContext } from './context.js';
+import { bundleMessage, entryMessage, unixSeconds } from './messages.js';
 
 /** Path prefix of agent IDs; only IDs under it may call the agent methods. */
 export const AGENT_PATH_PREFIX = '/svidkit/agent/';
@@ -60,10 +59,6 @@ function describe(cause: unknown): string | undefined {
       : String(cause);
 }
 
-function unixSeconds(d: Date): number {
-  return Math.floor(d.getTime() / 1000);
-}
-
 /** The agent ID of an mTLS caller, after the SPIFFE leaf rules, the agent-path rule and the ban list. */
 export async function authenticateAgent(
   call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
@@ -96,23 +91,6 @@ async function entryFor(ctx: CaContext, agent: SpiffeId, entryId: string): Promi
     );
   }
   return entry;
-}
-
-function bundleMessage(ctx: CaContext): Bundle {
-  const b = ctx.keys.bundle();
-  return { trustDomain: b.trustDomain.name, spiffeBundleJson: JSON.stringify(b.toJson()), sequence: b.sequence ?? 0 };
-}
-
-function entryMessage(e: RegistrationEntry): EntryMessage {
-  return {
-    id: e.id,
-    spiffeId: e.spiffeId,
-    parentId: e.parentId,
-    x509SvidTtlSeconds: e.x509SvidTtlSeconds,
-    jwtSvidTtlSeconds: e.jwtSvidTtlSeconds,
-    dnsNames: e.dnsNames,
-    createdAt: unixSeconds(e.createdAt),
-  };
 }
 
 /** Issues an X.509-SVID for `id` from a CSR, writes the audit line and counts it. */
