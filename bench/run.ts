@@ -19,6 +19,7 @@ import { verify } from '../lib/x509svid/index.js';
 import { T0, TestCa } from '../test/helpers/ca.js';
 import { agentBench } from './agent.js';
 import { caGrpc } from './ca-grpc.js';
+import { jwtAuthBench } from './jwtauth.js';
 
 /** One line of bench/results.json. */
 export interface BenchResult {
@@ -149,7 +150,7 @@ function fmt(n: number): string {
 /** Runs every benchmark, prints a table and writes bench/results.json. */
 export async function main(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
-  for (const b of [x509Verify, jwtValidate, caIssuance, caGrpc, agentBench]) {
+  for (const b of [x509Verify, jwtValidate, jwtAuthBench, caIssuance, caGrpc, agentBench]) {
     const rows = await b();
     for (const r of Array.isArray(rows) ? rows : [rows]) {
       results.push(r);

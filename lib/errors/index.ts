@@ -125,7 +125,23 @@ export const ERROR_CODES = [
   'ERR_AGENT_STATE',
   // library: sources and authorization
   'ERR_SOURCE_NO_SVID',
+  'ERR_SOURCE_READ',
+  'ERR_SOURCE_INVALID',
+  'ERR_SOURCE_KEY_MISMATCH',
+  'ERR_SOURCE_INVALID_JWT',
+  'ERR_SOURCE_WATCH',
+  'ERR_SOURCE_LISTENER',
   'ERR_AUTHZ_DENIED',
+  // library: mTLS over node:tls, https and http2
+  'ERR_TLS_NO_TRUSTED_ROOTS',
+  'ERR_TLS_CONNECT',
+  'ERR_TLS_HANDSHAKE',
+  'ERR_TLS_NO_PEER_CERTIFICATE',
+  'ERR_TLS_PEER_UNTRUSTED',
+  'ERR_TLS_PEER_DENIED',
+  // library: JWT-SVID authentication of requests (lib/jwtauth)
+  'ERR_JWTAUTH_UNAUTHENTICATED',
+  'ERR_JWTAUTH_FORBIDDEN',
   // agent (file delivery)
   'ERR_AGENT_INVALID_SVID',
   'ERR_AGENT_INVALID_JWT',

@@ -1,3 +1,15 @@
 /** Sources of SVIDs and bundles that notify listeners on change. */
+export {
+  DEFAULT_DEBOUNCE_MS,
+  DEFAULT_POLL_INTERVAL_MS,
+  FILE_LAYOUTS,
+  type FileLayout,
+  FileSource,
+  type FileSourceOptions,
+  type FileSourceStatus,
+  MAX_BUNDLE_FILE_BYTES,
+  MAX_PEM_FILE_BYTES,
+  MAX_TOKEN_FILE_BYTES,
+} from './file.js';
 export { StaticSource } from './static.js';
 export type { JwtSource, JwtSvidSource, Unsubscribe, X509Source, X509SvidSource } from './types.js';

@@ -1,0 +1,14 @@
+/** grpc-js integration: SPIFFE mTLS credentials from a source, per-method authorizers, health, protos. */
+export { HealthService, type ServingStatus } from './health.js';
+export {
+  assertSourceReady,
+  authorizeService,
+  callerId,
+  mtlsChannelCredentials,
+  mtlsServerCredentials,
+  providersFromSource,
+  type SourceProviders,
+  verifyPeer,
+} from './mtls.js';
+export { caProto, healthProto, LOADER_OPTIONS, PROTOS_DIR } from './protos.js';
+export { type ProvidedCertificates, PushCertificateProvider } from './provider.js';
