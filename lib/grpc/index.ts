@@ -12,3 +12,4 @@ export {
 } from './mtls.js';
 export { caProto, healthProto, LOADER_OPTIONS, PROTOS_DIR } from './protos.js';
 export { type ProvidedCertificates, PushCertificateProvider } from './provider.js';
+export { jwtCallCredentials, jwtSvidOfCall, requireJwtSvidForService } from './jwt.js';
