@@ -20,6 +20,7 @@ import { T0, TestCa } from '../test/helpers/ca.js';
 import { agentBench } from './agent.js';
 import { caGrpc } from './ca-grpc.js';
 import { jwtAuthBench } from './jwtauth.js';
+import { libraryBench } from './library.js';
 
 /** One line of bench/results.json. */
 export interface BenchResult {
@@ -150,7 +151,7 @@ function fmt(n: number): string {
 /** Runs every benchmark, prints a table and writes bench/results.json. */
 export async function main(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
-  for (const b of [x509Verify, jwtValidate, jwtAuthBench, caIssuance, caGrpc, agentBench]) {
+  for (const b of [x509Verify, jwtValidate, jwtAuthBench, libraryBench, caIssuance, caGrpc, agentBench]) {
     const rows = await b();
     for (const r of Array.isArray(rows) ? rows : [rows]) {
       results.push(r);
