@@ -20,8 +20,7 @@ import { generateKeyPair } from '../lib/keys/index.js';
 import { createLogger } from '../lib/observe/index.js';
 import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { createCsr } from '../lib/x509svid/index.js';
-import type { BenchResult } from './run.js';
-import { startCaProcess, unary } from './support.js';
+import { type BenchResult, startCaProcess, unary } from './support.js';
 
 const WORKLOADS = Number(process.env.BENCH_AGENT_WORKLOADS ?? 1000);
 

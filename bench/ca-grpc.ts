@@ -20,8 +20,7 @@ import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { T0, TestCa } from '../test/helpers/ca.js';
-import type { BenchResult } from './run.js';
-import { startCaProcess, unary } from './support.js';
+import { type BenchResult, startCaProcess, unary } from './support.js';
 
 const BATCH = 50;
 const IN_FLIGHT = 8;

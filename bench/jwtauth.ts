@@ -15,51 +15,10 @@ import { mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
 import { StaticSource } from '../lib/source/static.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
-import type { BenchResult } from './run.js';
+import { type BenchResult, compare } from './support.js';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
 const TOKENS = Number(process.env.BENCH_JWTAUTH_TOKENS ?? DEFAULT_MAX_CACHE_ENTRIES + 2000);
 const T0 = new Date('2030-06-01T12:00:00Z');
-
-async function opsPerSecond(fn: () => Promise<unknown>, ms: number): Promise<number> {
-  const start = performance.now();
-  const end = start + ms;
-  let n = 0;
-  let now = start;
-  while (now < end) {
-    for (let i = 0; i < 16; i++) await fn();
-    n += 16;
-    now = performance.now();
-  }
-  return (n * 1000) / (now - start);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-async function compare(
-  name: string,
-  unit: string,
-  subject: () => Promise<unknown>,
-  baseline: string,
-  base: () => Promise<unknown>,
-): Promise<BenchResult> {
-  await opsPerSecond(subject, 100);
-  await opsPerSecond(base, 100);
-  const a: number[] = [];
-  const b: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    a.push(await opsPerSecond(subject, ROUND_MS));
-    b.push(await opsPerSecond(base, ROUND_MS));
-  }
-  const value = median(a);
-  const baseline_value = median(b);
-  return { name, unit, value, baseline, baseline_value, ratio: value / baseline_value };
-}
 
 /** Two rows: first-seen tokens and a repeated token, each against jose jwtVerify. */
 export async function jwtAuthBench(): Promise<BenchResult[]> {

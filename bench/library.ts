@@ -25,52 +25,16 @@ import { StaticSource } from '../lib/source/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { connectMtls, createMtlsServer } from '../lib/tls/index.js';
 import { TestCa } from '../test/helpers/ca.js';
-import type { BenchResult } from './run.js';
+import { type BenchResult, compare } from './support.js';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 1000);
+/** Concurrent connections or calls, so that network waits overlap as in a real service. */
 const IN_FLIGHT = 8;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
+/** compare() with IN_FLIGHT concurrent loops and one-second rounds (handshakes are slow). */
+const compareInFlight = (...args: [string, string, () => unknown, string, () => unknown]) =>
+  compare(...args, { concurrency: IN_FLIGHT, roundMs: 1000 });
 
 /** Runs `op` with IN_FLIGHT concurrent loops for `ms`; returns operations per second. */
-async function rate(op: () => Promise<void>, ms: number): Promise<number> {
-  const end = performance.now() + ms;
-  const start = performance.now();
-  let n = 0;
-  await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
-      while (performance.now() < end) {
-        await op();
-        n++;
-      }
-    }),
-  );
-  return (n * 1000) / (performance.now() - start);
-}
-
-async function compare(
-  name: string,
-  unit: string,
-  ours: () => Promise<void>,
-  baseline: string,
-  base: () => Promise<void>,
-): Promise<BenchResult> {
-  await rate(ours, 200);
-  await rate(base, 200);
-  const a: number[] = [];
-  const b: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    a.push(await rate(ours, ROUND_MS));
-    b.push(await rate(base, ROUND_MS));
-  }
-  const value = median(a);
-  const baseline_value = median(b);
-  return { name, unit, value, baseline, baseline_value, ratio: value / baseline_value };
-}
 
 function pki() {
   const now = Date.now();
@@ -116,7 +80,7 @@ async function handshakes(): Promise<BenchResult> {
   await once(bare, 'listening');
   const portOf = (s: tls.Server) => (s.address() as AddressInfo).port;
   try {
-    return await compare(
+    return await compareInFlight(
       'tls: mTLS handshakes through svidkit (both sides checked)',
       'handshakes/s',
       async () => {
@@ -204,7 +168,7 @@ async function grpcCalls(): Promise<BenchResult> {
       c.Check({ service: '' }, (err: ServiceError | null) => (err ? reject(err) : resolve())),
     );
   try {
-    return await compare(
+    return await compareInFlight(
       'grpc: unary calls with mTLS + authorizer + JWT-SVID check',
       'calls/s',
       check(oursClient),

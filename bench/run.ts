@@ -19,63 +19,11 @@ import { verify } from '../lib/x509svid/index.js';
 import { T0, TestCa } from '../test/helpers/ca.js';
 import { agentBench } from './agent.js';
 import { caGrpc } from './ca-grpc.js';
+import { type BenchResult, compare } from './support.js';
 import { jwtAuthBench } from './jwtauth.js';
 import { libraryBench } from './library.js';
 
-/** One line of bench/results.json. */
-export interface BenchResult {
-  name: string;
-  unit: string;
-  value: number;
-  baseline: string;
-  baseline_value: number;
-  ratio: number;
-}
-
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
-
-async function opsPerSecond(fn: () => unknown | Promise<unknown>, ms: number): Promise<number> {
-  const end = performance.now() + ms;
-  let n = 0;
-  let now = performance.now();
-  const start = now;
-  while (now < end) {
-    for (let i = 0; i < 16; i++) {
-      const r = fn();
-      if (r instanceof Promise) await r;
-    }
-    n += 16;
-    now = performance.now();
-  }
-  return (n * 1000) / (now - start);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-async function compare(
-  name: string,
-  unit: string,
-  subject: () => unknown,
-  baseline: string,
-  base: () => unknown,
-): Promise<BenchResult> {
-  await opsPerSecond(subject, 100); // warm-up: JIT, lazy key imports
-  await opsPerSecond(base, 100);
-  const a: number[] = [];
-  const b: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    a.push(await opsPerSecond(subject, ROUND_MS));
-    b.push(await opsPerSecond(base, ROUND_MS));
-  }
-  const value = median(a);
-  const baseline_value = median(b);
-  return { name, unit, value, baseline, baseline_value, ratio: value / baseline_value };
-}
+export type { BenchResult } from './support.js';
 
 async function x509Verify(): Promise<BenchResult> {
   const root = TestCa.root();

@@ -5,6 +5,76 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServiceError } from '@grpc/grpc-js';
 
+/** One line of bench/results.json. */
+export interface BenchResult {
+  name: string;
+  unit: string;
+  value: number;
+  baseline: string;
+  baseline_value: number;
+  ratio: number;
+}
+
+/** How a comparison is run: rounds alternate between subject and baseline; the median of each is kept. */
+export interface CompareOptions {
+  rounds?: number;
+  roundMs?: number;
+  /** Concurrent loops (for I/O that overlaps); 1 runs the operation back to back. */
+  concurrency?: number;
+}
+
+/** Operations per second of `fn` over `ms`, with `concurrency` loops in parallel. */
+export async function opsPerSecond(fn: () => unknown, ms: number, concurrency = 1): Promise<number> {
+  const start = performance.now();
+  const end = start + ms;
+  let n = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        // Batches of 16 keep the clock reads out of the measured cost of fast operations.
+        for (let i = 0; i < 16; i++) {
+          const r = fn();
+          if (r instanceof Promise) await r;
+        }
+        n += 16;
+      }
+    }),
+  );
+  return (n * 1000) / (performance.now() - start);
+}
+
+/** The median of a list of numbers. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** Measures `subject` against `base` in alternating rounds of the same run and returns one result row. */
+export async function compare(
+  name: string,
+  unit: string,
+  subject: () => unknown,
+  baseline: string,
+  base: () => unknown,
+  options: CompareOptions = {},
+): Promise<BenchResult> {
+  const rounds = options.rounds ?? Number(process.env.BENCH_ROUNDS ?? 5);
+  const roundMs = options.roundMs ?? Number(process.env.BENCH_ROUND_MS ?? 400);
+  const c = options.concurrency ?? 1;
+  await opsPerSecond(subject, 100, c); // warm-up: JIT, lazy key imports, connections
+  await opsPerSecond(base, 100, c);
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    a.push(await opsPerSecond(subject, roundMs, c));
+    b.push(await opsPerSecond(base, roundMs, c));
+  }
+  const value = median(a);
+  const baseline_value = median(b);
+  return { name, unit, value, baseline, baseline_value, ratio: value / baseline_value };
+}
+
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit-ca.js');
 
 /** A svidkit-ca child process and where to reach it. */
