@@ -49,24 +49,32 @@ export function requireJwtSvidForService<T extends UntypedServiceImplementation>
     out[method] = (call: CallLike, callback?: (err: unknown) => void) => {
       const values = call.metadata.get('authorization');
       const header = values.length === 1 && typeof values[0] === 'string' ? values[0] : undefined;
-      validator.validate(header, callerId(call)).then(
-        (res) => {
-          results.set(call, res);
-          (handler as (c: CallLike, cb?: (err: unknown) => void) => void)(call, callback);
-        },
-        (err: unknown) => {
-          const code = grpcStatusOf(err) as status;
-          const details =
-            code === status.UNAUTHENTICATED
-              ? 'a valid JWT-SVID is required'
-              : code === status.PERMISSION_DENIED
-                ? 'permission denied'
-                : 'internal error';
-          const statusErr = { code, details };
-          if (typeof callback === 'function') callback(statusErr);
-          else call.emit('error', statusErr);
-        },
-      );
+      const run = (res: JwtAuthResult) => {
+        results.set(call, res);
+        (handler as (c: CallLike, cb?: (err: unknown) => void) => void)(call, callback);
+      };
+      const refuse = (err: unknown) => {
+        const code = grpcStatusOf(err) as status;
+        const details =
+          code === status.UNAUTHENTICATED
+            ? 'a valid JWT-SVID is required'
+            : code === status.PERMISSION_DENIED
+              ? 'permission denied'
+              : 'internal error';
+        const statusErr = { code, details };
+        if (typeof callback === 'function') callback(statusErr);
+        else call.emit('error', statusErr);
+      };
+      let checked: JwtAuthResult | Promise<JwtAuthResult>;
+      try {
+        // A remembered token is checked synchronously: no promise per call on the hot path.
+        checked = validator.check(header, callerId(call));
+      } catch (err) {
+        refuse(err);
+        return;
+      }
+      if (checked instanceof Promise) checked.then(run, refuse);
+      else run(checked);
     };
   }
   return out as T;

@@ -4,7 +4,7 @@
  * handler wrappers that authorize the caller's SPIFFE ID per service or method, and a channel check of
  * the server's SPIFFE ID.
  */
-import type { PeerCertificate } from 'node:tls';
+import { type PeerCertificate, TLSSocket } from 'node:tls';
 import {
   type ChannelCredentials,
   experimental,
@@ -18,6 +18,7 @@ import {
 } from '@grpc/grpc-js';
 import type { Authorizer } from '../authorize/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
+import { type CachedPeer, cachesOf, chainKey } from '../internal/peer-cache.js';
 import type { X509Source } from '../source/index.js';
 import type { SpiffeId } from '../spiffeid/index.js';
 import { Certificate } from '../x509/certificate.js';
@@ -68,14 +69,24 @@ export function providersFromSource(source: X509Source): SourceProviders {
  * of its own trust domain's bundle (never another's).
  */
 export function verifyPeer(leaf: Certificate, chain: readonly Certificate[], source: X509Source): SpiffeId {
+  return verifyPeerPath(leaf, chain, source).id;
+}
+
+/** verifyPeer, also giving the certificates the check relied on (their validity bounds a cached result). */
+function verifyPeerPath(
+  leaf: Certificate,
+  chain: readonly Certificate[],
+  source: X509Source,
+): { id: SpiffeId; path: readonly Certificate[] } {
   const id = idFromLeaf(leaf);
   const set = source.getBundleSet?.();
   if (set && set.size === 1 && set.get(id.trustDomain)) {
     // One trusted trust domain: OpenSSL's chain check ran against exactly this bundle, at this instant.
-    return id;
+    return { id, path: [leaf, ...chain] };
   }
   // Several trust domains: re-check against the leaf's own bundle (intermediates must be known here).
-  return verify([leaf, ...chain], source).id;
+  const verified = verify([leaf, ...chain], source);
+  return { id, path: [...verified.chain, ...chain] };
 }
 
 /** Server credentials that present the source's SVID and require a client SVID from a trusted bundle. */
@@ -86,15 +97,42 @@ export function mtlsServerCredentials(source: X509Source): { credentials: Server
   return { credentials, close: p.close };
 }
 
-function chainOf(cert: PeerCertificate & { issuerCertificate?: PeerCertificate }): Certificate[] {
-  const out: Certificate[] = [];
+/** The DER of the certificates the server presented (Node's detailed form), leaf first, at most 10. */
+function dersOf(cert: PeerCertificate & { issuerCertificate?: PeerCertificate }): Buffer[] {
+  const out: Buffer[] = [];
   let c: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = cert;
   while (c?.raw && out.length < 10) {
-    out.push(Certificate.fromDer(c.raw));
+    out.push(c.raw);
     if (!c.issuerCertificate || c.issuerCertificate === c) break;
     c = c.issuerCertificate;
   }
   return out;
+}
+
+/**
+ * The server's SPIFFE ID and its presented chain (what the authorizer sees), verified once per
+ * presented chain and source version (see lib/internal/peer-cache.ts); throws when the check fails.
+ */
+function verifiedServer(
+  cert: PeerCertificate,
+  source: X509Source,
+): { id: SpiffeId; chain: readonly Certificate[] } | undefined {
+  const ders = dersOf(cert);
+  if (ders.length === 0) return undefined;
+  const caches = cachesOf(source);
+  const key = caches === undefined ? '' : chainKey([ders[0]!]);
+  const hit = caches?.peers('grpc-client').get(key);
+  if (hit !== undefined) return hit;
+  const generation = caches?.generation;
+  const chain = ders.map((der) => Certificate.fromDer(der));
+  // Drop self-signed roots the peer echoed; verify builds the path from the bundle.
+  const { id, path } = verifyPeerPath(
+    chain[0]!,
+    chain.slice(1).filter((c) => !c.isSelfIssued()),
+    source,
+  );
+  if (caches === undefined || generation !== caches.generation) return { id, chain };
+  return caches.peers('grpc-client').set(key, id, chain, path);
 }
 
 /** Channel credentials that present the source's SVID and accept only a server the authorizer allows. */
@@ -108,16 +146,9 @@ export function mtlsChannelCredentials(
     // Replaces hostname checks: the server is who its SVID says, and the authorizer decides.
     checkServerIdentity: (_host, cert) => {
       try {
-        const chain = chainOf(cert);
-        const leaf = chain[0];
-        if (!leaf) return new Error('grpc: the server sent no certificate');
-        // Drop self-signed roots the peer echoed; verify builds the path from the bundle.
-        const id = verifyPeer(
-          leaf,
-          chain.slice(1).filter((c) => !c.isSelfIssued()),
-          source,
-        );
-        authorizer(id, chain);
+        const server = verifiedServer(cert, source);
+        if (!server) return new Error('grpc: the server sent no certificate');
+        authorizer(server.id, server.chain);
         return undefined;
       } catch (err) {
         return err instanceof Error ? err : new Error(String(err));
@@ -140,15 +171,70 @@ export function callerId(call: object): SpiffeId | undefined {
   return peers.get(call);
 }
 
-/** Authenticates a call's peer; throws a gRPC status object. */
+/**
+ * The TLS connection a server call arrived on, found through grpc-js's call objects (not public API:
+ * checked against grpc-js 1.14, see test/grpc-mtls.test.ts). Undefined when the shape differs, and
+ * callers then fall back to the public getAuthContext(). Node's http2 disables renegotiation on its
+ * sockets, so a connection's client certificate never changes. Exported for tests, not from the package.
+ */
+export function connectionOf(call: object): TLSSocket | undefined {
+  let at: unknown = (call as { call?: unknown }).call;
+  for (let hops = 0; hops < 16 && typeof at === 'object' && at !== null; hops++) {
+    const socket = (at as { stream?: { session?: { socket?: unknown } } }).stream?.session?.socket;
+    if (socket !== undefined) return socket instanceof TLSSocket && socket.authorized ? socket : undefined;
+    at = (at as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
+}
+
+/** A connection's verified client, remembered with the source version it was checked against. */
+interface ConnectionPeer {
+  readonly peer: CachedPeer;
+  readonly generation: number;
+}
+
+const byConnection = new WeakMap<TLSSocket, ConnectionPeer>();
+
+/**
+ * Authenticates a call's peer; throws a gRPC status object. The certificate of a connection is the same
+ * for all its calls, so it is parsed and checked once per connection and source version (see
+ * lib/internal/peer-cache.ts), not once per call; the validity window is checked on every call.
+ */
 function authenticate(call: AnyCall, source: X509Source): SpiffeId {
+  const caches = cachesOf(source);
+  const socket = caches === undefined ? undefined : connectionOf(call);
+  if (socket !== undefined) {
+    const known = byConnection.get(socket);
+    const now = Date.now();
+    if (
+      known !== undefined &&
+      known.generation === caches!.generation &&
+      now >= known.peer.validFrom &&
+      now <= known.peer.validUntil
+    ) {
+      return known.peer.id;
+    }
+  }
   const cert = call.getAuthContext()?.sslPeerCertificate;
   if (!cert?.raw) throw { code: status.UNAUTHENTICATED, details: 'a client X.509-SVID is required' };
-  try {
-    return verifyPeer(Certificate.fromDer(cert.raw), [], source);
-  } catch (err) {
-    throw { code: status.UNAUTHENTICATED, details: isSvidkitError(err) ? err.message : 'invalid client certificate' };
+  const key = caches === undefined ? '' : chainKey([cert.raw]);
+  const generation = caches?.generation;
+  let peer = caches?.peers('grpc-server').get(key);
+  if (peer === undefined) {
+    try {
+      const leaf = Certificate.fromDer(cert.raw);
+      const { id, path } = verifyPeerPath(leaf, [], source);
+      if (caches === undefined || generation !== caches.generation) return id;
+      peer = caches.peers('grpc-server').set(key, id, [], path);
+    } catch (err) {
+      throw {
+        code: status.UNAUTHENTICATED,
+        details: isSvidkitError(err) ? err.message : 'invalid client certificate',
+      };
+    }
   }
+  if (socket !== undefined) byConnection.set(socket, { peer, generation: generation! });
+  return peer.id;
 }
 
 /**

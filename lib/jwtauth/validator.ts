@@ -262,6 +262,15 @@ export class JwtValidator {
    * errors of the source or the clock pass through unchanged (httpStatusOf maps them to 500).
    */
   async validate(authorizationHeaderOrToken: string | undefined, peerId?: SpiffeId): Promise<JwtAuthResult> {
+    return this.check(authorizationHeaderOrToken, peerId);
+  }
+
+  /**
+   * validate for hot paths: the result itself when no asynchronous work is needed (a remembered token
+   * and a synchronous authorizer), else a promise. Refusals are thrown synchronously on the first path
+   * and reject the promise on the second, so callers must handle both.
+   */
+  check(authorizationHeaderOrToken: string | undefined, peerId?: SpiffeId): JwtAuthResult | Promise<JwtAuthResult> {
     if (peerId !== undefined && !(peerId instanceof SpiffeId)) {
       throw new TypeError('jwtauth: peerId must be a SpiffeId');
     }
@@ -270,37 +279,43 @@ export class JwtValidator {
     if (token.length > MAX_TOKEN_BYTES) throw unauthenticated('token is too large', 'ERR_JWTSVID_TOO_LARGE');
 
     const key = tokenKey(token);
-    let svid: JwtSvid;
     const cached = this.#cache.get(key);
-    if (cached !== undefined) {
-      if (this.#nowSeconds() > cached.expSeconds + this.#leeway) {
-        this.#cache.delete(key);
-        throw unauthenticated('token rejected: token expired', 'ERR_JWTSVID_EXPIRED');
-      }
-      this.#hits++;
-      svid = cached.svid;
-    } else {
-      this.#misses++;
-      const generation = this.#generation;
-      try {
-        svid = await parseAndValidate(token, this.#source, this.#audience, {
-          clock: this.#clock,
-          leewaySeconds: this.#leeway,
-        });
-      } catch (err) {
-        throw rejection(err, token);
-      }
-      if (generation === this.#generation && !this.#closed) {
-        this.#cache.set(key, { svid, expSeconds: svid.claims['exp'] as number });
-      }
+    if (cached === undefined) return this.#verifyAndAccept(token, key, peerId);
+    if (this.#nowSeconds() > cached.expSeconds + this.#leeway) {
+      this.#cache.delete(key);
+      throw unauthenticated('token rejected: token expired', 'ERR_JWTSVID_EXPIRED');
     }
+    this.#hits++;
+    return this.#accept(cached.svid, peerId);
+  }
 
+  /** The first sight of a token: full verification, then the same checks as a remembered token. */
+  async #verifyAndAccept(token: string, key: string, peerId: SpiffeId | undefined): Promise<JwtAuthResult> {
+    this.#misses++;
+    const generation = this.#generation;
+    let svid: JwtSvid;
+    try {
+      svid = await parseAndValidate(token, this.#source, this.#audience, {
+        clock: this.#clock,
+        leewaySeconds: this.#leeway,
+      });
+    } catch (err) {
+      throw rejection(err, token);
+    }
+    if (generation === this.#generation && !this.#closed) {
+      this.#cache.set(key, { svid, expSeconds: svid.claims['exp'] as number });
+    }
+    return this.#accept(svid, peerId);
+  }
+
+  /** The checks that run on every call: the peer comparison and the authorizer. */
+  #accept(svid: JwtSvid, peerId: SpiffeId | undefined): JwtAuthResult | Promise<JwtAuthResult> {
     const id = svid.id;
     this.#checkPeer(id, peerId);
-    // Only an async authorizer costs an extra await; the cache-hit path stays short.
+    const result: JwtAuthResult = { id, svid };
+    // Only an async authorizer costs an extra await; the cache-hit path stays synchronous.
     const pending = this.#authorize(id);
-    if (pending !== undefined) await pending;
-    return { id, svid };
+    return pending === undefined ? result : pending.then(() => result);
   }
 
   #nowSeconds(): number {

@@ -8,8 +8,14 @@ import * as tls from 'node:tls';
 import type { Authorizer } from '../authorize/index.js';
 import { SvidkitError } from '../errors/index.js';
 import type { X509Source } from '../source/index.js';
-import { buildClientOptions, checkArguments, type MtlsClientExtra } from './options.js';
-import { type PeerRole, type VerifiedPeer, verifySocketPeer } from './peer.js';
+import {
+  buildClientConnectOptions,
+  buildClientOptions,
+  checkArguments,
+  type MtlsClientExtra,
+  spiffeServerCheck,
+} from './options.js';
+import { type PeerRole, recordPeer, type VerifiedPeer, verifySocketPeer } from './peer.js';
 import { type TrustOptions, TrustScope } from './trust.js';
 
 /**
@@ -73,7 +79,11 @@ export function connectMtls(
   }
   const { host = 'localhost', port, trustDomains, ...tlsExtra } = target;
   const scope = new TrustScope(source, trustDomains);
-  const options = buildClientOptions(source, authorizer, scope, tlsExtra);
+  // The server this handshake's checkServerIdentity verified (these options serve one connection).
+  let checked: VerifiedPeer | undefined;
+  const options = buildClientConnectOptions(source, authorizer, scope, tlsExtra, (peer) => {
+    checked = peer;
+  });
   const where = `${host}:${port}`;
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ ...options, host, port });
@@ -89,8 +99,10 @@ export function connectMtls(
     socket.once('secureConnect', () => {
       socket.removeListener('error', onError);
       try {
-        // checkServerIdentity already refused bad servers; this records the ID (and would catch a resumption).
-        verifySocketPeer(socket, scope, authorizer, 'server');
+        // checkServerIdentity already verified and authorized the server; record its result. A resumed
+        // session (never offered: these options carry none) would skip it, so verify then instead.
+        if (checked !== undefined && !socket.isSessionReused()) recordPeer(socket, checked);
+        else verifySocketPeer(socket, scope, authorizer, 'server');
       } catch (err) {
         socket.destroy();
         reject(connectError(err, socket, where, true));
@@ -141,11 +153,21 @@ export class MtlsHttpsAgent extends https.Agent {
     options: https.RequestOptions,
     callback?: (err: Error | null, stream: Duplex) => void,
   ): Duplex | null | undefined {
-    const socket = super.createConnection(options, callback);
+    // The same SPIFFE check as the agent's options, but recording the server it verified for this
+    // connection, so that 'secureConnect' need not verify it again.
+    let checked: VerifiedPeer | undefined;
+    const perConnection = {
+      ...options,
+      checkServerIdentity: spiffeServerCheck(this.#scope, this.#authorizer, (peer) => {
+        checked = peer;
+      }),
+    };
+    const socket = super.createConnection(perConnection, callback);
     if (socket instanceof tls.TLSSocket) {
       socket.once('secureConnect', () => {
         try {
-          verifySocketPeer(socket, this.#scope, this.#authorizer, 'server');
+          if (checked !== undefined && !socket.isSessionReused()) recordPeer(socket, checked);
+          else verifySocketPeer(socket, this.#scope, this.#authorizer, 'server');
         } catch (err) {
           socket.destroy(err instanceof Error ? err : new Error(String(err)));
         }

@@ -3,10 +3,12 @@
  * trust domains' roots as `ca`, and on the client a checkServerIdentity that performs the SPIFFE check.
  */
 import { constants } from 'node:crypto';
+import * as tls from 'node:tls';
 import type { ConnectionOptions, PeerCertificate, SecureVersion, TlsOptions } from 'node:tls';
 import type { Authorizer } from '../authorize/index.js';
+import { cachesOf } from '../internal/peer-cache.js';
 import type { X509Source } from '../source/index.js';
-import { verifyPeerCertificate } from './peer.js';
+import { type VerifiedPeer, verifyPeerCertificate } from './peer.js';
 import { type TrustOptions, TrustScope } from './trust.js';
 
 /** Options svidkit owns on both sides; passing any of them in `extra` is a TypeError. */
@@ -120,10 +122,9 @@ export function mtlsServerOptions(source: X509Source, authorizer: Authorizer, ex
   return options;
 }
 
-/** Builds client options for the source's current SVID and roots. */
-export function buildClientOptions(
+/** The client options that depend on the source's SVID and roots: everything but checkServerIdentity. */
+function clientMaterial(
   source: X509Source,
-  authorizer: Authorizer,
   scope: TrustScope,
   tlsExtra: Omit<ConnectionOptions, OwnedKey>,
 ): ConnectionOptions {
@@ -137,17 +138,92 @@ export function buildClientOptions(
     rejectUnauthorized: true,
     // The server's certificate is checked once, so it must not change through a TLS 1.2 renegotiation.
     secureOptions: (tlsExtra.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION,
-    // SPIFFE authenticates the ID in the URI SAN, not a host name. Node calls this only after OpenSSL's
-    // chain check passed and only on full handshakes, which is why these options never carry a session.
-    checkServerIdentity: (_hostname: string, cert: PeerCertificate): Error | undefined => {
-      try {
-        verifyPeerCertificate(cert, scope, authorizer, 'server');
-        return undefined;
-      } catch (err) {
-        return err instanceof Error ? err : new Error(String(err));
-      }
-    },
   };
+}
+
+/**
+ * The SPIFFE checkServerIdentity. SPIFFE authenticates the ID in the URI SAN, not a host name. Node
+ * calls this only after OpenSSL's chain check passed and only on full handshakes, which is why these
+ * options never carry a session. `onVerified` receives the verified server of this handshake.
+ */
+export function spiffeServerCheck(
+  scope: TrustScope,
+  authorizer: Authorizer,
+  onVerified?: (peer: VerifiedPeer) => void,
+): (hostname: string, cert: PeerCertificate) => Error | undefined {
+  return (_hostname, cert) => {
+    try {
+      const peer = verifyPeerCertificate(cert, scope, authorizer, 'server');
+      onVerified?.(peer);
+      return undefined;
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+  };
+}
+
+/** Builds client options for the source's current SVID and roots. */
+export function buildClientOptions(
+  source: X509Source,
+  authorizer: Authorizer,
+  scope: TrustScope,
+  tlsExtra: Omit<ConnectionOptions, OwnedKey>,
+  onVerified?: (peer: VerifiedPeer) => void,
+): ConnectionOptions {
+  return {
+    ...clientMaterial(source, scope, tlsExtra),
+    checkServerIdentity: spiffeServerCheck(scope, authorizer, onVerified),
+  };
+}
+
+/**
+ * A key for the secure context built from `scope` and `tlsExtra`, or undefined when an extra option is
+ * not a plain value (a Buffer, a function...) and the context is better not shared.
+ */
+function contextKey(scope: TrustScope, tlsExtra: object): string | undefined {
+  // The defaults node:tls fills in when an option is absent; a program may change them.
+  const parts: unknown[] = [
+    scope.key,
+    tls.DEFAULT_CIPHERS,
+    tls.DEFAULT_ECDH_CURVE,
+    tls.DEFAULT_MIN_VERSION,
+    tls.DEFAULT_MAX_VERSION,
+  ];
+  for (const [name, value] of Object.entries(tlsExtra).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (value === undefined) continue;
+    const plain =
+      typeof value === 'string' ||
+      typeof value === 'number' ||
+      typeof value === 'boolean' ||
+      (Array.isArray(value) && value.every((v) => typeof v === 'string'));
+    if (!plain) return undefined;
+    parts.push(name, value);
+  }
+  return JSON.stringify(parts);
+}
+
+/**
+ * Client options like buildClientOptions, plus a `secureContext` created once per source version
+ * (and trust scope and extra options) instead of at every tls.connect. The cert, key and ca strings
+ * stay in the options (an https.Agent's pool key is made of them); node:tls uses the context.
+ */
+export function buildClientConnectOptions(
+  source: X509Source,
+  authorizer: Authorizer,
+  scope: TrustScope,
+  tlsExtra: Omit<ConnectionOptions, OwnedKey>,
+  onVerified?: (peer: VerifiedPeer) => void,
+): ConnectionOptions {
+  const key = contextKey(scope, tlsExtra);
+  const caches = key === undefined ? undefined : cachesOf(source);
+  if (caches === undefined) return buildClientOptions(source, authorizer, scope, tlsExtra, onVerified);
+  const material = caches.memo(`tls-client ${key!}`, () => {
+    const options = clientMaterial(source, scope, tlsExtra);
+    // The same options tls.connect would build its context from.
+    const secureContext = tls.createSecureContext({ ciphers: tls.DEFAULT_CIPHERS, ...options });
+    return Object.freeze({ ...options, secureContext });
+  });
+  return { ...material, checkServerIdentity: spiffeServerCheck(scope, authorizer, onVerified) };
 }
 
 /**

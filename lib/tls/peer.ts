@@ -9,9 +9,11 @@ import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:t
 import type { Authorizer } from '../authorize/index.js';
 import type { X509BundleSource } from '../bundle/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
+import { type CachedPeer, cachesOf, chainKey, type PeerCache } from '../internal/peer-cache.js';
 import type { SpiffeId } from '../spiffeid/index.js';
 import { Certificate } from '../x509/certificate.js';
-import { MAX_PATH_LENGTH, verify } from '../x509svid/index.js';
+import { MAX_PATH_LENGTH, verify, type VerifiedChain } from '../x509svid/index.js';
+import { TrustScope } from './trust.js';
 
 /** A peer that passed svidkit's verification: its SPIFFE ID and the path from its leaf to a bundle root. */
 export interface VerifiedPeer {
@@ -43,18 +45,73 @@ function messageOf(err: unknown): string {
  * issuer it found in its own CA store; self-issued certificates after the leaf are dropped because
  * trust anchors must come from the peer's trust domain bundle, never from the connection.
  */
-function presentedChain(cert: DetailedPeerCertificate): Certificate[] {
+function presentedChain(ders: readonly Buffer[]): Certificate[] {
   const chain: Certificate[] = [];
+  for (let i = 0; i < ders.length; i++) {
+    const parsed = Certificate.fromDer(ders[i]!);
+    if (i === 0 || !parsed.isSelfIssued()) chain.push(parsed);
+  }
+  return chain;
+}
+
+/** The DER of every certificate of the detailed peer certificate, leaf first, in Node's issuer order. */
+function presentedDers(cert: DetailedPeerCertificate): Buffer[] {
+  const ders: Buffer[] = [];
   let node: DetailedPeerCertificate | undefined = cert;
   // One node more than a path may hold, so an overlong chain reaches verify() and gets its own error.
   for (let i = 0; node?.raw && i <= MAX_PATH_LENGTH; i++) {
-    const parsed = Certificate.fromDer(node.raw);
-    if (i === 0 || !parsed.isSelfIssued()) chain.push(parsed);
+    ders.push(node.raw);
     const next: DetailedPeerCertificate | undefined = node.issuerCertificate;
     if (next === node || next?.raw === undefined || next.raw.equals(node.raw)) break;
     node = next;
   }
-  return chain;
+  return ders;
+}
+
+/** The remembered verifications of `bundles`' source, when `bundles` is a TrustScope over a source. */
+function cacheOf(bundles: X509BundleSource): { cache: PeerCache; generation: number } | undefined {
+  const caches = bundles instanceof TrustScope ? cachesOf(bundles.source) : undefined;
+  return caches === undefined ? undefined : { cache: caches.peers('tls'), generation: caches.generation };
+}
+
+/**
+ * A peer whose leaf (same DER bytes) passed verification before, against the same source version, still
+ * inside its path's validity window, and whose trust domain is still in the scope. Entries hold
+ * verifications against the source's own bundle of the peer's trust domain; a scope only narrows which
+ * trust domains count, which is checked on every hit.
+ */
+function remembered(leafDer: Uint8Array, bundles: X509BundleSource): CachedPeer | undefined {
+  const hit = cacheOf(bundles)?.cache.get(chainKey([leafDer]));
+  return hit !== undefined && bundles.getX509BundleForTrustDomain(hit.id.trustDomain) !== undefined ? hit : undefined;
+}
+
+/** Verifies the presented certificates against `bundles`, unless the leaf is remembered (see remembered). */
+function verifyPresented(cert: DetailedPeerCertificate, bundles: X509BundleSource): VerifiedChain {
+  const ders = presentedDers(cert);
+  const hit = remembered(ders[0]!, bundles);
+  if (hit !== undefined) return hit;
+  const before = cacheOf(bundles);
+  const result = verify(presentedChain(ders), bundles);
+  // A verification that started before a source update must not be remembered after it.
+  const after = cacheOf(bundles);
+  if (before === undefined || after === undefined || before.generation !== after.generation) return result;
+  return after.cache.set(chainKey([ders[0]!]), result.id, result.chain, result.chain);
+}
+
+/** Runs the authorizer on a verified peer; throws ERR_TLS_PEER_DENIED with the authorizer's error as cause. */
+function authorized(id: SpiffeId, chain: readonly Certificate[], authorizer: Authorizer, role: PeerRole): VerifiedPeer {
+  try {
+    authorizer(id, chain);
+  } catch (err) {
+    throw new SvidkitError(
+      'ERR_TLS_PEER_DENIED',
+      `tls: ${role} ${id.toString()} is not authorized: ${messageOf(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  return Object.freeze({ id, chain });
 }
 
 /**
@@ -71,10 +128,9 @@ export function verifyPeerCertificate(
   if (!cert?.raw) {
     throw new SvidkitError('ERR_TLS_NO_PEER_CERTIFICATE', `tls: the ${role} presented no certificate`);
   }
-  let id: SpiffeId;
-  let chain: readonly Certificate[];
+  let verifiedChain: VerifiedChain;
   try {
-    ({ id, chain } = verify(presentedChain(cert as DetailedPeerCertificate), bundles));
+    verifiedChain = verifyPresented(cert as DetailedPeerCertificate, bundles);
   } catch (err) {
     if (!isSvidkitError(err)) throw err;
     throw new SvidkitError(
@@ -83,16 +139,7 @@ export function verifyPeerCertificate(
       { cause: err },
     );
   }
-  try {
-    authorizer(id, chain);
-  } catch (err) {
-    throw new SvidkitError(
-      'ERR_TLS_PEER_DENIED',
-      `tls: ${role} ${id.toString()} is not authorized: ${messageOf(err)}`,
-      { cause: err },
-    );
-  }
-  return Object.freeze({ id, chain });
+  return authorized(verifiedChain.id, verifiedChain.chain, authorizer, role);
 }
 
 /** Verifies the peer of a connected socket (see verifyPeerCertificate) and records it for peerSpiffeId. */
@@ -102,8 +149,22 @@ export function verifySocketPeer(
   authorizer: Authorizer,
   role: PeerRole,
 ): VerifiedPeer {
+  // The detailed certificate object costs about ten times the leaf alone (Node converts every
+  // certificate of the chain to an object), so a remembered leaf skips it. Not getPeerX509Certificate:
+  // in Node 20 its first call consumes the peer chain, and every later getPeerCertificate(true) (ours
+  // or the application's) would see the leaf alone.
+  const leaf = socket.getPeerCertificate();
+  const hit = leaf?.raw === undefined ? undefined : remembered(leaf.raw, bundles);
+  if (hit !== undefined) return recordPeer(socket, authorized(hit.id, hit.chain, authorizer, role));
   // Node reports a missing certificate as an empty object, and a closed socket as null.
-  const peer = verifyPeerCertificate(socket.getPeerCertificate(true), bundles, authorizer, role);
+  return recordPeer(socket, verifyPeerCertificate(socket.getPeerCertificate(true), bundles, authorizer, role));
+}
+
+/**
+ * Records a peer verified during this socket's own handshake (the client's checkServerIdentity) for
+ * peerSpiffeId, without verifying it a second time.
+ */
+export function recordPeer(socket: TLSSocket, peer: VerifiedPeer): VerifiedPeer {
   verified.set(socket, peer);
   if (!Object.prototype.hasOwnProperty.call(socket, kSelf)) {
     Object.defineProperty(socket, kSelf, { value: socket, enumerable: false, writable: false, configurable: false });

@@ -39,6 +39,19 @@ export class TrustScope implements X509BundleSource {
     }
   }
 
+  /** The source the scope reads from. */
+  get source(): X509Source {
+    return this.#source;
+  }
+
+  /**
+   * A key that tells scopes apart: equal keys for the same source mean the same accepted trust domains
+   * (an explicit list, or the source's own default).
+   */
+  get key(): string {
+    return this.#explicit ? this.#explicit.map((td) => td.name).join(' ') : '*';
+  }
+
   /** The accepted trust domains now (the source's bundle set and SVID may change between calls). */
   trustDomains(): readonly TrustDomain[] {
     if (this.#explicit) return this.#explicit;
