@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { inspect } from 'node:util';
+import { compactVerify } from 'jose';
 import { importJwtAuthority, JwtBundle, MAX_KID_LENGTH } from '../lib/bundle/jwt.js';
 import type { JwtBundleSource } from '../lib/bundle/source.js';
 import { type ErrorCode, SvidkitError } from '../lib/errors/index.js';
@@ -635,13 +636,36 @@ describe('jwtsvid', () => {
       });
     }
 
-    it("keeps jose's error as the cause of a signature failure", async () => {
-      await assert.rejects(parseAndValidate(craft(H(), C(), K.rogue.privateKey), source, AUD, { clock }), (err) => {
-        checkError(err, 'ERR_JWTSVID_SIGNATURE');
-        const cause = (err as SvidkitError).cause as { code?: unknown } | undefined;
-        assert.equal(cause?.code, 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
-        return true;
+    it('refuses a signature by another key, as jose does', async () => {
+      const token = craft(H(), C(), K.rogue.privateKey);
+      await assert.rejects(parseAndValidate(token, source, AUD, { clock }), (err) =>
+        checkError(err, 'ERR_JWTSVID_SIGNATURE', token),
+      );
+      await assert.rejects(compactVerify(token, K.ec256.publicKey, { algorithms: ['ES256'] }), {
+        code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED',
       });
+    });
+
+    it('refuses an ES256 signature in DER form (only the fixed-size r||s form is JWS)', async () => {
+      const input = `${b64(H())}.${b64(C())}`;
+      const der = sign('sha256', Buffer.from(input), { key: K.ec256.privateKey, dsaEncoding: 'der' });
+      const token = `${input}.${der.toString('base64url')}`;
+      await assert.rejects(parseAndValidate(token, source, AUD, { clock }), (err) =>
+        checkError(err, 'ERR_JWTSVID_SIGNATURE', token),
+      );
+    });
+
+    it('refuses a token whose payload was changed after signing, and one with a truncated signature', async () => {
+      const good = es256();
+      const [h, , sig] = good.split('.') as [string, string, string];
+      const swapped = `${h}.${b64(C({ sub: 'spiffe://example.org/ns/prod/sa/admin' }))}.${sig}`;
+      await assert.rejects(parseAndValidate(swapped, source, AUD, { clock }), (err) =>
+        checkError(err, 'ERR_JWTSVID_SIGNATURE', swapped),
+      );
+      const short = `${good.slice(0, good.lastIndexOf('.'))}.${Buffer.from(sig, 'base64url').subarray(0, 63).toString('base64url')}`;
+      await assert.rejects(parseAndValidate(short, source, AUD, { clock }), (err) =>
+        checkError(err, 'ERR_JWTSVID_SIGNATURE', short),
+      );
     });
 
     it('treats a bundle with no authorities as knowing no kid', async () => {
