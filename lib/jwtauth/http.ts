@@ -57,7 +57,7 @@ function respond(err: unknown, req: IncomingMessage, res: ServerResponse): void 
  * body, and does not call next; on success it stores the result (getJwtSvidOf(req)) and calls next().
  */
 export function requireJwtSvid(validator: JwtValidator, options: RequireJwtSvidOptions = {}): JwtMiddleware {
-  if (typeof validator?.validate !== 'function') throw new TypeError('jwtauth: validator must be a JwtValidator');
+  if (typeof validator?.check !== 'function') throw new TypeError('jwtauth: validator must be a JwtValidator');
   const { onError, peerIdOf } = options;
   if (onError !== undefined && typeof onError !== 'function')
     throw new TypeError('jwtauth: onError must be a function');
@@ -72,7 +72,9 @@ export function requireJwtSvid(validator: JwtValidator, options: RequireJwtSvidO
   return async (req, res, next) => {
     let result: JwtAuthResult;
     try {
-      result = await validator.validate(req.headers.authorization, peerIdOf?.(req));
+      // check() answers a remembered token without a promise; only a first sight is awaited.
+      const checked = validator.check(req.headers.authorization, peerIdOf?.(req));
+      result = checked instanceof Promise ? await checked : checked;
     } catch (err) {
       try {
         onError?.(err, req, res);
