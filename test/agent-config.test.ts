@@ -75,6 +75,7 @@ describe('agent configuration', () => {
       assert.deepEqual(c.workloads, []);
       assert.deepEqual(c.rotation, { fraction: 0.5, jitter: 0.1 });
       assert.deepEqual(c.backoff, { minMs: 1000, maxMs: 60_000 });
+      assert.equal(c.entrySyncMs, 5000);
       assert.deepEqual(c.warnings, []);
     });
 
@@ -177,6 +178,7 @@ workloads:
       exec: { command: [systemctl, reload, batch] }
 rotation: { fraction: 0.6, jitter: 0.05 }
 backoff: { min: 500ms, max: 2m }
+entry_sync_interval: 20s
 `,
       );
       const c = await loadAgentConfig({ configFile: path, baseDir: dir });
@@ -196,6 +198,7 @@ backoff: { min: 500ms, max: 2m }
       assert.deepEqual(c.observability, { address: '0.0.0.0', port: 9091 });
       assert.deepEqual(c.rotation, { fraction: 0.6, jitter: 0.05 });
       assert.deepEqual(c.backoff, { minMs: 500, maxMs: 120_000 });
+      assert.equal(c.entrySyncMs, 20_000);
 
       const [web, api, batch] = c.workloads;
       assert.ok(web && api && batch);
@@ -442,6 +445,8 @@ backoff: { min: 500ms, max: 2m }
       ['a backoff max of 1h', base({ backoff: { max: '1h' } }), 'backoff.max'],
       ['a backoff max below min', base({ backoff: { min: '30s', max: '10s' } }), 'backoff.max'],
       ['a backoff as a word', base({ backoff: { min: 'soon' } }), 'backoff.min'],
+      ['an entry sync interval of 100ms', base({ entry_sync_interval: '100ms' }), 'entry_sync_interval'],
+      ['an entry sync interval of 1h', base({ entry_sync_interval: '1h' }), 'entry_sync_interval'],
     ];
     for (const [name, doc, path] of refusals) {
       it(`refuses ${name} at ${path}`, () => {

@@ -117,6 +117,8 @@ export interface AgentConfig {
   readonly rotation: { readonly fraction: number; readonly jitter: number };
   /** Waits between retries after a failure (see backoffDelay). */
   readonly backoff: { readonly minMs: number; readonly maxMs: number };
+  /** How often the agent asks the CA which entries it may fetch (new and deleted entries show up then). */
+  readonly entrySyncMs: number;
   /** Things the agent must log loudly at start (e.g. insecure bootstrap). */
   readonly warnings: readonly string[];
 }
@@ -138,6 +140,7 @@ export const OVERRIDABLE_KEYS = [
   'rotation.jitter',
   'backoff.min',
   'backoff.max',
+  'entry_sync_interval',
 ] as const;
 
 function bad(path: string, message: string, cause?: unknown): never {
@@ -476,6 +479,7 @@ export function parseAgentConfig(doc: unknown, baseDir = process.cwd()): AgentCo
   const maxMs = boS.duration('max', MIN, S, 10 * MIN);
   if (maxMs < minMs) bad('backoff.max', `must not be shorter than backoff.min (${minMs / 1000}s)`);
   boS.done();
+  const entrySyncMs = root.duration('entry_sync_interval', 5 * S, S, 10 * MIN);
   root.done();
 
   return {
@@ -488,6 +492,7 @@ export function parseAgentConfig(doc: unknown, baseDir = process.cwd()): AgentCo
     workloads: Object.freeze(workloads),
     rotation: { fraction, jitter },
     backoff: { minMs, maxMs },
+    entrySyncMs,
     warnings: Object.freeze(warnings),
   };
 }

@@ -48,6 +48,7 @@ export async function agentSettings(config: AgentConfig): Promise<AgentSettings>
     rotationJitter: config.rotation.jitter,
     backoffMinMs: config.backoff.minMs,
     backoffMaxMs: config.backoff.maxMs,
+    entrySyncMs: config.entrySyncMs,
   };
 }
 

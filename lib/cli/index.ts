@@ -1,9 +1,11 @@
 /**
  * The `svidkit` command line. Each command prints its result on stdout and exits 0, or prints one line
- * `error <CODE>: <message>` on stderr and exits 1; usage mistakes exit 2. Never a stack trace.
+ * `error <CODE>: <message>` on stderr and exits 1; usage mistakes exit 2, an unreachable CA 3. Never a
+ * stack trace.
  */
 import { Command, CommanderError } from 'commander';
 import { isSvidkitError } from '../errors/index.js';
+import { registerAdminCommands } from './admin.js';
 import { registerIdCommands } from './id.js';
 import type { CliIo } from './io.js';
 import { registerJwtCommands } from './jwt.js';
@@ -12,8 +14,8 @@ import { registerUpstreamCommands } from './upstream.js';
 
 export type { CliIo } from './io.js';
 
-/** Exit codes scripts can rely on. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+/** Exit codes scripts can rely on: 3 means the CA could not be reached (worth retrying). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, unreachable: 3 } as const;
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
@@ -26,6 +28,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   registerSvidCommands(program, io);
   registerJwtCommands(program, io);
   registerUpstreamCommands(program, io);
+  registerAdminCommands(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT.ok;
@@ -38,7 +41,8 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     }
     if (isSvidkitError(err)) {
       io.stderr(`error ${err.code}: ${err.message}\n`);
-      return err.code === 'ERR_USAGE' ? EXIT.usage : EXIT.failure;
+      if (err.code === 'ERR_USAGE') return EXIT.usage;
+      return err.code === 'ERR_ADMIN_UNREACHABLE' ? EXIT.unreachable : EXIT.failure;
     }
     // Anything else is a bug; still one line, and the class name helps a report.
     io.stderr(`error ERR_INTERNAL: ${(err as Error)?.name ?? 'Error'}: ${(err as Error)?.message ?? String(err)}\n`);
