@@ -120,4 +120,37 @@ describe('grpc-js with JWT-SVID audience checks over mTLS', function () {
   it('fails the call on the client when the source has no token for the audience', async () => {
     await assert.rejects(call('/ns/a/sa/client', new Map()), (err: ServiceError) => err.code !== status.OK);
   });
+
+  it('sends the rotated token on the next call of the same channel', async () => {
+    const id = 'spiffe://example.org/ns/a/sa/client';
+    const source = new StaticSource({
+      svid: ca.svid('/ns/a/sa/client', window),
+      bundles,
+      jwtSvids: new Map([[AUD, await mint(id)]]),
+    });
+    const channel = mtlsChannelCredentials(source, authorizeId(AUD));
+    const c = new (healthProto().grpc.health.v1.Health)(
+      `127.0.0.1:${port}`,
+      credentials.combineChannelCredentials(channel.credentials, jwtCallCredentials(source, AUD)),
+    );
+    const check = () =>
+      new Promise<HealthCheckResponse__Output>((resolve, reject) =>
+        c.Check(
+          { service: '' },
+          { deadline: Date.now() + 5000 },
+          (err: ServiceError | null, res?: HealthCheckResponse__Output) => (err ? reject(err) : resolve(res!)),
+        ),
+      );
+    try {
+      assert.equal((await check()).status, 'SERVING');
+      // A token whose subject is not the peer: refused, so the new token was the one sent.
+      source.set({ jwtSvids: new Map([[AUD, await mint('spiffe://example.org/ns/a/sa/someone-else')]]) });
+      await fails(check(), status.PERMISSION_DENIED);
+      source.set({ jwtSvids: new Map([[AUD, await mint(id)]]) });
+      assert.equal((await check()).status, 'SERVING');
+    } finally {
+      c.close();
+      channel.close();
+    }
+  });
 });

@@ -11,11 +11,18 @@ import { callerId } from './mtls.js';
 /** Call credentials that add the source's current JWT-SVID for `audience` to every call. */
 export function jwtCallCredentials(source: JwtSvidSource, audience: string): CallCredentials {
   if (typeof audience !== 'string' || audience === '') throw new TypeError('grpc: an audience is required');
+  // grpc-js only reads the generated metadata (it merges it into each call's own), so one object per
+  // token serves every call until the source hands out another token.
+  let last: { token: string; md: Metadata } | undefined;
   return credentials.createFromMetadataGenerator((_params, callback) => {
     try {
-      const md = new Metadata();
-      md.set('authorization', `Bearer ${source.getJwtSvid(audience)}`);
-      callback(null, md);
+      const token = source.getJwtSvid(audience);
+      if (last?.token !== token) {
+        const md = new Metadata();
+        md.set('authorization', `Bearer ${token}`);
+        last = { token, md };
+      }
+      callback(null, last.md);
     } catch (err) {
       // No token: the call fails here instead of going out unauthenticated.
       callback(err instanceof Error ? err : new Error(String(err)));
