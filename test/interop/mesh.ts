@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAgentConfig } from '../../lib/agent/config.js';
 import { type RunningAgent, runAgent } from '../../lib/agent/daemon.js';
 import { AgentState } from '../../lib/agent/state.js';
+import { tokenFileName } from '../../lib/agent/writer.js';
 import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../../lib/attest/index.js';
 import { parseCaConfig } from '../../lib/ca/config.js';
 import { run, type RunningCa } from '../../lib/ca/daemon.js';
@@ -176,7 +177,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
         key: join(out, 'svid_key.pem'),
         bundle: join(out, 'svid_bundle.pem'),
         jwtBundle: join(out, 'jwt_bundle.json'),
-        jwt: (aud) => join(out, 'jwt', `${aud.replace(/[^A-Za-z0-9._-]/g, '_')}.token`),
+        jwt: (aud) => join(out, 'jwt', tokenFileName(aud)),
       };
     };
     return {
