@@ -191,8 +191,15 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
       files,
       svid(name) {
         const out = files(name).dir;
-        const version = join(out, readlinkSync(join(out, '..data')));
-        return X509Svid.parse(readFileSync(join(version, 'svid.pem')), readFileSync(join(version, 'svid_key.pem')));
+        for (let attempt = 0; ; attempt++) {
+          const version = join(out, readlinkSync(join(out, '..data')));
+          try {
+            return X509Svid.parse(readFileSync(join(version, 'svid.pem')), readFileSync(join(version, 'svid_key.pem')));
+          } catch (err) {
+            // The agent removed that version right after swapping ..data: resolve ..data again.
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 10) throw err;
+          }
+        }
       },
       async agentSvid() {
         const svid = await new AgentState(agentDataDir).loadIdentity();
