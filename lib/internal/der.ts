@@ -40,6 +40,24 @@ export function readElement(buf: Uint8Array, offset: number, limit = buf.length)
   return { tag, start: offset, contentStart: pos, end };
 }
 
+/** Deepest nesting checkStructure follows; real certificates and CSRs stay under a dozen levels. */
+const MAX_DEPTH = 32;
+
+/**
+ * Checks that every constructed element in `[start, end)`, at any depth, holds exactly its children:
+ * no child running past its parent, no gap or stray byte. Some BER readers let such overlaps through
+ * and read fields out of the neighbouring element, where OpenSSL and Go refuse the whole structure.
+ */
+export function checkStructure(buf: Uint8Array, start = 0, end = buf.length, depth = 0): void {
+  if (depth > MAX_DEPTH) malformed('nested too deeply');
+  let pos = start;
+  while (pos < end) {
+    const el = readElement(buf, pos, end);
+    if ((el.tag & 0x20) !== 0) checkStructure(buf, el.contentStart, el.end, depth + 1);
+    pos = el.end;
+  }
+}
+
 /**
  * For a signed structure `SEQUENCE { tbs, algorithm, signature }` (a certificate or a CSR), returns the
  * exact bytes of the first element, the to-be-signed part, after checking the outer framing.

@@ -23,7 +23,7 @@ import {
   SubjectKeyIdentifier,
 } from '@peculiar/asn1-x509';
 import { SvidkitError } from '../errors/index.js';
-import { signedPart } from '../internal/der.js';
+import { checkStructure, signedPart } from '../internal/der.js';
 import { decodePem, encodePem, MAX_PEM_BYTES } from '../internal/pem.js';
 import { signatureAlgorithmName, verifyWith } from './algorithms.js';
 import { type GeneralNames, generalNamesOf } from './names.js';
@@ -118,6 +118,7 @@ export class Certificate {
     let asn: AsnCertificate;
     try {
       this.tbs = signedPart(der);
+      checkStructure(der);
       asn = AsnConvert.parse(der, AsnCertificate);
     } catch (cause) {
       const detail = cause instanceof SvidkitError ? `: ${cause.message.replace(/^der: /, '')}` : '';
@@ -224,9 +225,15 @@ export class Certificate {
     return this.#publicKey;
   }
 
-  /** Node's view of the same certificate (for subject/issuer strings and fingerprints). */
+  /** Node's view of the same certificate (for subject/issuer strings); OpenSSL's refusal is ERR_X509_MALFORMED. */
   get node(): X509Certificate {
-    this.#node ??= new X509Certificate(this.der);
+    if (!this.#node) {
+      try {
+        this.#node = new X509Certificate(this.der);
+      } catch (cause) {
+        malformed('OpenSSL cannot read the certificate', cause);
+      }
+    }
     return this.#node;
   }
 
