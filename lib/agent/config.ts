@@ -16,7 +16,7 @@ import { validateJoinToken } from '../attest/join-token.js';
 import { applyOverrides, envOverrides, readConfigFile, Section } from '../config/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { KEY_TYPES, type KeyType } from '../keys/index.js';
-import { DEFAULT_FILE_NAMES, type FileNames } from './writer.js';
+import { DEFAULT_FILE_NAMES, type FileNames, tokenFileName } from './writer.js';
 import { SpiffeId, TrustDomain, validatePathSegment } from '../spiffeid/index.js';
 
 const S = 1000;
@@ -278,6 +278,7 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
   const keyType = w.choice('key_type', KEY_TYPES, 'ec-p256');
   const jwtAudiences = w.strings('jwt_audiences', MAX_JWT_AUDIENCES);
   const seenAud = new Map<string, number>();
+  const seenFile = new Map<string, number>();
   for (const [j, aud] of jwtAudiences.entries()) {
     // Each audience becomes a file name under the JWT directory, so keep it printable and short.
     if (aud.length > 255 || [...aud].some((c) => c < ' ' || c === '\u007f')) {
@@ -286,6 +287,17 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
     const prev = seenAud.get(aud);
     if (prev !== undefined) bad(`${here}.jwt_audiences[${j}]`, `repeats ${here}.jwt_audiences[${prev}]`);
     seenAud.set(aud, j);
+    // The writer refuses a token file name over 255 bytes or shared by two audiences, and with it the
+    // whole workload's files, on every write: refuse such audiences here instead.
+    const file = tokenFileName(aud);
+    if (Buffer.byteLength(file) > 255) {
+      bad(`${here}.jwt_audiences[${j}]`, `makes the token file name "${file.slice(0, 32)}..." longer than 255 bytes`);
+    }
+    const sameFile = seenFile.get(file);
+    if (sameFile !== undefined) {
+      bad(`${here}.jwt_audiences[${j}]`, `has the token file name "${file}" of ${here}.jwt_audiences[${sameFile}]`);
+    }
+    seenFile.set(file, j);
   }
 
   const fnS = w.section('file_names');
