@@ -9,7 +9,10 @@ import { strict as assert } from 'node:assert';
 import type { KeyObject } from 'node:crypto';
 import fc from 'fast-check';
 import { X509Bundle } from '../lib/bundle/index.js';
+import { AsnConvert } from '@peculiar/asn1-schema';
 import { SvidIssuer } from '../lib/ca/issuer.js';
+import { readElement } from '../lib/internal/der.js';
+import { sequence, TAG, tlv } from '../lib/internal/der-write.js';
 import { decodePem, encodePem, MAX_PEM_BYTES } from '../lib/internal/pem.js';
 import {
   generateKeyPair,
@@ -21,6 +24,7 @@ import {
 } from '../lib/keys/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { Certificate, MAX_CERTIFICATE_BYTES } from '../lib/x509/certificate.js';
+import { signatureAlgorithmFor, signWith } from '../lib/x509/algorithms.js';
 import { buildCsr, csrToPem, MAX_CSR_BYTES, parseCsr, parseCsrPem } from '../lib/x509/csr.js';
 import { parseChainPem, verify, X509Svid } from '../lib/x509svid/index.js';
 import { T0, TestCa } from './helpers/ca.js';
@@ -450,6 +454,21 @@ describe('fuzz: PEM, DER certificates, CSRs, X.509-SVIDs and private keys', func
       const cert = Certificate.fromDer(patched([0x0c, 0x03, 0x77, 0x65, 0x62], [0x0c, 0x03, 0xff, 0xfe, 0xfd]));
       assert.equal(assertThrowsTyped(() => cert.subject).code, 'ERR_X509_MALFORMED');
       assert.equal(assertThrowsTyped(() => cert.issuer).code, 'ERR_X509_MALFORMED');
+    });
+
+    it('refuses a self-signed CSR whose subject Name is shorter than the RDN inside it', () => {
+      const der = buildCsr({ key: KEYS[0]!, subject: [['CN', 'web']] });
+      const at = der.indexOf(Buffer.from([0x30, 0x0e, 0x31, 0x0c]));
+      const info = readElement(der, readElement(der, 0).contentStart);
+      const mangled = Buffer.from(der.subarray(info.start, info.end));
+      mangled[at - info.start + 1] = 0x02;
+      // Signed again, so that only the framing is wrong: the ASN.1 reader used to accept it.
+      const alg = signatureAlgorithmFor(KEYS[0]!);
+      const sig = signWith(alg, KEYS[0]!, mangled);
+      const csr = sequence(mangled, Buffer.from(AsnConvert.serialize(alg)), tlv(TAG.BIT_STRING, Buffer.from([0]), sig));
+      const err = assertThrowsTyped(() => parseCsr(csr));
+      assert.equal(err.code, 'ERR_CSR_MALFORMED');
+      assert.ok(err.cause instanceof Error && /runs past its container/.test(err.cause.message));
     });
   });
 });

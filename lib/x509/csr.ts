@@ -17,7 +17,7 @@ import {
   SubjectPublicKeyInfo,
 } from '@peculiar/asn1-x509';
 import { SvidkitError } from '../errors/index.js';
-import { readElement } from '../internal/der.js';
+import { checkStructure, readElement } from '../internal/der.js';
 import { decodePem, encodePem } from '../internal/pem.js';
 import { spkiDer } from '../keys/index.js';
 import { signatureAlgorithmFor, signWith, verifyWith } from './algorithms.js';
@@ -87,6 +87,7 @@ export function parseCsr(der: Uint8Array): ParsedCsr {
     if (outer.tag !== 0x30 || outer.end !== buf.length) bad('not a single DER SEQUENCE');
     const first = readElement(buf, outer.contentStart, outer.end);
     info = buf.subarray(first.start, first.end);
+    checkStructure(buf);
     csr = AsnConvert.parse(buf, CertificationRequest);
   } catch (cause) {
     if (cause instanceof SvidkitError && cause.code === 'ERR_CSR_MALFORMED') throw cause;
