@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { isSvidkitError } from '../errors/index.js';
 import { registerAdminCommands } from './admin.js';
+import { registerDoctorCommands } from './doctor.js';
 import { registerIdCommands } from './id.js';
 import type { CliIo } from './io.js';
 import { registerJwtCommands } from './jwt.js';
@@ -28,6 +29,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   registerSvidCommands(program, io);
   registerJwtCommands(program, io);
   registerUpstreamCommands(program, io);
+  registerDoctorCommands(program, io);
   registerAdminCommands(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });

@@ -153,6 +153,9 @@ export const ERROR_CODES = [
   'ERR_AGENT_INVALID_JWT',
   'ERR_AGENT_WRITE',
   'ERR_AGENT_READ',
+  // doctor (diagnosis of an SVID directory and of an mTLS peer)
+  'ERR_DOCTOR_OPTIONS',
+  'ERR_DOCTOR_FAILED',
 ] as const;
 
 /** A stable error code; switch on this, never on the message. */
