@@ -137,6 +137,19 @@ describe('svidkit operator CLI against a real CA on its admin socket', function 
     assert.ok(existsSync(join(dir, 'out', 'web', 'svid.pem')));
   });
 
+  it('doctor passes the files the agent wrote, and checks the CA as a peer', async () => {
+    const svidDir = join(dir, 'out', 'web');
+    const local = await cli(['doctor', svidDir]);
+    assert.equal(local.code, 0, local.out + local.err);
+    assert.match(local.out, /OK: an mTLS connection with these files would succeed/);
+    const peer = `127.0.0.1:${ca.nodePort}`;
+    const good = await cli(['doctor', svidDir, '--peer', peer, '--expect', 'spiffe://example.org/svidkit/ca']);
+    assert.equal(good.code, 0, good.out + good.err);
+    const wrong = await cli(['doctor', svidDir, '--peer', peer, '--expect', 'spiffe://example.org/ns/shop/sa/db']);
+    assert.equal(wrong.code, 1, wrong.out);
+    assert.match(wrong.out, /FAIL: /);
+  });
+
   it('entry list shows entries as a table, as JSON, and filtered', async () => {
     const table = await admin('entry', 'list');
     assert.equal(table.code, 0, table.err);
