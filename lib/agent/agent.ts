@@ -407,14 +407,20 @@ export class Agent {
         if (cur && now < cur.renewAt) continue;
         const res = await this.#client.newJwt(w.entryId, [aud]);
         const parsed = parseInsecure(res.token); // our own token from the CA: only its times are read
-        const issued = parsed.issuedAt?.getTime() ?? now;
-        const renewAt = renewalTime(
-          new Date(issued),
+        // As for X.509-SVIDs, the lifetime starts when we received the token: counted from the CA's iat,
+        // a CA clock behind ours would make the token due again at once, and the agent fetch it in a loop.
+        const received = this.#now();
+        const expires = parsed.expiry.getTime();
+        const start = Math.min(Math.max(parsed.issuedAt?.getTime() ?? received, received), expires);
+        let renewAt = renewalTime(
+          new Date(start),
           parsed.expiry,
           this.#rand,
           this.#s.rotationFraction,
           this.#s.rotationJitter,
         ).getTime();
+        // Already expired by our clock: ask again after a pause, not at once.
+        if (renewAt <= received) renewAt = received + this.#s.backoffMinMs * (1 + this.#rand());
         w.jwt.set(aud, { token: res.token, renewAt, expiresAt: parsed.expiry.getTime() });
         w.dirty = true;
       }
