@@ -93,12 +93,14 @@ export class SpiffeBundle implements X509BundleSource, JwtBundleSource {
           malformed(`x509-svid key ${i} must have exactly one x5c certificate`);
         }
         let cert: Certificate;
+        let certKey: KeyObject;
         try {
           cert = Certificate.fromDer(Buffer.from(jwk.x5c[0], 'base64'));
+          certKey = cert.publicKey;
         } catch (cause) {
           malformed(`x509-svid key ${i} has an invalid x5c certificate`, cause);
         }
-        if (!samePublicKey(cert.publicKey, jwkPublicKey(jwk, i)))
+        if (!samePublicKey(certKey, jwkPublicKey(jwk, i)))
           malformed(`x509-svid key ${i}: the JWK is not the key of its x5c certificate`);
         roots.push(cert);
       } else if (jwk.use === 'jwt-svid') {

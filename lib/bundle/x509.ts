@@ -10,7 +10,7 @@ export class X509Bundle {
   readonly trustDomain: TrustDomain;
   readonly #authorities: readonly Certificate[];
 
-  /** Builds a bundle; duplicates (same DER) are kept once. */
+  /** Builds a bundle; duplicates (same DER) are kept once, and a root whose key cannot be used is refused. */
   constructor(trustDomain: TrustDomain, authorities: Iterable<Certificate> = []) {
     const seen = new Set<string>();
     const list: Certificate[] = [];
@@ -18,6 +18,7 @@ export class X509Bundle {
       const fp = c.fingerprint256();
       if (seen.has(fp)) continue;
       seen.add(fp);
+      checkRootKey(c);
       list.push(c);
     }
     if (list.length > MAX_KEYS_PER_BUNDLE) {
@@ -72,5 +73,16 @@ export class X509Bundle {
   /** The bundle for the source interface: itself when the trust domain matches. */
   getX509BundleForTrustDomain(trustDomain: TrustDomain): X509Bundle | undefined {
     return trustDomain.equals(this.trustDomain) ? this : undefined;
+  }
+}
+
+/** A root whose public key OpenSSL cannot import could neither verify a chain nor be published. */
+function checkRootKey(cert: Certificate): void {
+  try {
+    cert.publicKey.export({ format: 'jwk' });
+  } catch (cause) {
+    throw new SvidkitError('ERR_BUNDLE_MALFORMED', 'bundle: a root certificate has a public key that cannot be used', {
+      cause,
+    });
   }
 }
