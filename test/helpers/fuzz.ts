@@ -33,6 +33,7 @@ export function runs(weight = 1): number {
 /** Counts inputs per target and prints a summary line per file on long runs. */
 export class FuzzStats {
   readonly #counts = new Map<string, number>();
+  readonly #outcomes = new Map<string, number>();
   readonly #started = Date.now();
   constructor(readonly file: string) {}
 
@@ -45,6 +46,11 @@ export class FuzzStats {
   /** Records one input tried for `target`. */
   count(target: string): void {
     this.#counts.set(target, (this.#counts.get(target) ?? 0) + 1);
+  }
+
+  /** Records how one input ended (printed apart from the input counts). */
+  outcome(label: string): void {
+    this.#outcomes.set(label, (this.#outcomes.get(label) ?? 0) + 1);
   }
 
   /** Total inputs so far. */
@@ -60,6 +66,9 @@ export class FuzzStats {
     const secs = ((Date.now() - this.#started) / 1000).toFixed(1);
     const parts = [...this.#counts].map(([t, n]) => `${t} ${n}`).join(', ');
     console.log(`      fuzz ${this.file}: ${this.total} inputs in ${secs} s (${parts})`);
+    if (this.#outcomes.size > 0) {
+      console.log(`      outcomes: ${[...this.#outcomes].map(([t, n]) => `${t} ${n}`).join(', ')}`);
+    }
   }
 }
 
