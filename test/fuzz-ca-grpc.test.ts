@@ -333,7 +333,7 @@ describe('fuzz: the CA daemon over gRPC', function () {
         stats.outcome(`AttestAgent ${status[a.code]}`);
         if (a.code === status.OK) attestedAgents.push((a.res as { svid: { spiffeId: string } }).svid.spiffeId);
       }),
-      stats.params(0.25),
+      stats.asyncParams(0.25),
     );
   });
 
@@ -373,7 +373,7 @@ describe('fuzz: the CA daemon over gRPC', function () {
           }
         }
       }),
-      stats.params(0.25),
+      stats.asyncParams(0.25),
     );
   });
 
@@ -444,7 +444,7 @@ describe('fuzz: the CA daemon over gRPC', function () {
           created.push((a.res as { entry: { id: string } }).entry.id);
         }
       }),
-      stats.params(0.5),
+      stats.asyncParams(0.5),
     );
   });
 
@@ -511,7 +511,7 @@ describe('fuzz: the CA daemon over gRPC', function () {
         if (a.code === status.INTERNAL && a.details === 'Error deserializing request') return;
         assertStatus(a, s.path.includes('Admin') ? ADMIN_STATUSES : NODE_STATUSES, s.path);
       }),
-      stats.params(0.5),
+      stats.asyncParams(0.5),
     );
   });
 
@@ -538,7 +538,7 @@ describe('fuzz: the CA daemon over gRPC', function () {
                 : await rpc(admin, 'DeleteEntry', { id: 'd'.repeat(n) });
         assert.equal(a.code, status.RESOURCE_EXHAUSTED, `${status[a.code]} ${a.details}`);
       }),
-      stats.params(0.05),
+      stats.asyncParams(0.05),
     );
   });
 

@@ -297,7 +297,7 @@ describe('fuzz: JWT-SVID validation', function () {
         JSON.stringify(svid);
         String(svid);
       }),
-      stats.params(2),
+      stats.asyncParams(2),
     );
   });
 
@@ -310,7 +310,7 @@ describe('fuzz: JWT-SVID validation', function () {
         );
         if (Buffer.byteLength(token) > MAX_TOKEN_BYTES) assert.ok(!r.ok && r.error.code === 'ERR_JWTSVID_TOO_LARGE');
       }),
-      stats.params(0.25),
+      stats.asyncParams(0.25),
     );
   });
 
@@ -340,7 +340,7 @@ describe('fuzz: JWT-SVID validation', function () {
           assert.equal(parseInsecure(token).id.toString(), id.toString());
         },
       ),
-      stats.params(0.25),
+      stats.asyncParams(0.25),
     );
   });
 
@@ -406,7 +406,7 @@ describe('fuzz: JWT-SVID validation', function () {
         }
         assert.equal(answers[0], answers[1], 'a cached answer differs from the first');
       }),
-      stats.params(1),
+      stats.asyncParams(1),
     );
     for (const v of validators) v.close();
   });

@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { isErrorCode, SvidkitError } from '../../lib/errors/index.js';
 
 const DEFAULT_RUNS = 200;
+const ASYNC_RUN_LIMIT_MS = 30_000;
 
 function envInt(name: string): number | undefined {
   const raw = process.env[name];
@@ -41,6 +42,14 @@ export class FuzzStats {
   params(weight = 1, extra: Partial<fc.Parameters<unknown>> = {}): fc.Parameters<unknown> {
     const seed = envInt('FUZZ_SEED');
     return { numRuns: runs(weight), ...(seed === undefined ? {} : { seed }), ...extra };
+  }
+
+  /**
+   * params for an async property, with a per-run time limit: a promise that never settles fails the
+   * property with its input instead of stalling the suite. Thirty seconds: a hang, not slowness.
+   */
+  asyncParams(weight = 1): fc.Parameters<unknown> {
+    return this.params(weight, { timeout: ASYNC_RUN_LIMIT_MS });
   }
 
   /** Records one input tried for `target`. */
