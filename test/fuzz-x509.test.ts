@@ -9,10 +9,19 @@ import { strict as assert } from 'node:assert';
 import type { KeyObject } from 'node:crypto';
 import fc from 'fast-check';
 import { X509Bundle } from '../lib/bundle/index.js';
-import { AsnConvert } from '@peculiar/asn1-schema';
+import { Attributes, CertificationRequestInfo } from '@peculiar/asn1-csr';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import {
+  Attribute,
+  Extension,
+  Extensions,
+  id_ce_subjectAltName,
+  Name,
+  SubjectPublicKeyInfo,
+} from '@peculiar/asn1-x509';
 import { SvidIssuer } from '../lib/ca/issuer.js';
 import { readElement } from '../lib/internal/der.js';
-import { sequence, TAG, tlv } from '../lib/internal/der-write.js';
+import { oid, sequence, TAG, tlv } from '../lib/internal/der-write.js';
 import { decodePem, encodePem, MAX_PEM_BYTES } from '../lib/internal/pem.js';
 import {
   generateKeyPair,
@@ -21,6 +30,7 @@ import {
   loadPrivateKeyPem,
   privateKeyToPem,
   samePublicKey,
+  spkiDer,
 } from '../lib/keys/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { Certificate, MAX_CERTIFICATE_BYTES } from '../lib/x509/certificate.js';
@@ -138,7 +148,10 @@ function assertThrowsTyped(fn: () => unknown): SvidkitError {
 function checkCertificate(c: Certificate): void {
   assert.ok(c.der.length <= MAX_CERTIFICATE_BYTES);
   assert.equal(typeof c.serialHex, 'string');
-  assert.ok(c.notBefore instanceof Date && c.notAfter instanceof Date);
+  assert.ok(
+    Number.isFinite(c.notBefore.getTime()) && Number.isFinite(c.notAfter.getTime()),
+    'an invalid validity date',
+  );
   assert.equal(typeof c.signatureAlgorithm, 'string');
   assert.equal(typeof c.fingerprint256(), 'string');
   assert.equal(typeof c.isSelfIssued(), 'boolean');
@@ -454,6 +467,56 @@ describe('fuzz: PEM, DER certificates, CSRs, X.509-SVIDs and private keys', func
       const cert = Certificate.fromDer(patched([0x0c, 0x03, 0x77, 0x65, 0x62], [0x0c, 0x03, 0xff, 0xfe, 0xfd]));
       assert.equal(assertThrowsTyped(() => cert.subject).code, 'ERR_X509_MALFORMED');
       assert.equal(assertThrowsTyped(() => cert.issuer).code, 'ERR_X509_MALFORMED');
+    });
+
+    it('refuses a certificate whose issuer Name the ASN.1 writer cannot encode again', () => {
+      // The issuer CN "intermediate" tagged UTCTime instead of UTF8String: read as text, refused on writing.
+      const cn = [...Buffer.from('intermediate')];
+      const der = patched([0x0c, 0x0c, ...cn], [0x17, 0x0c, ...cn]);
+      assert.equal(assertThrowsTyped(() => Certificate.fromDer(der)).code, 'ERR_X509_MALFORMED');
+    });
+
+    /** GeneralNames holding one directoryName whose CN is tagged UTCTime. */
+    const oddDirectoryName = sequence(
+      tlv(0xa4, sequence(tlv(0x31, sequence(oid('2.5.4.3'), tlv(0x17, Buffer.from('bad')))))),
+    );
+
+    it('refuses a certificate whose subjectAltName holds a directoryName that cannot be encoded again', () => {
+      const san = new Extension({
+        extnID: id_ce_subjectAltName,
+        critical: false,
+        extnValue: new OctetString(oddDirectoryName),
+      });
+      // The test CA parses what it signs, so the refusal comes out of signing already.
+      assert.equal(
+        assertThrowsTyped(() => root.leaf('/odd', { noSan: true, extraExtensions: [san] })).code,
+        'ERR_X509_MALFORMED',
+      );
+    });
+
+    it('refuses a CSR whose requested subjectAltName holds a directoryName that cannot be encoded again', () => {
+      const key = KEYS[0]!;
+      const san = new Extension({
+        extnID: id_ce_subjectAltName,
+        critical: false,
+        extnValue: new OctetString(oddDirectoryName),
+      });
+      const info = new CertificationRequestInfo({
+        version: 0,
+        subject: new Name(),
+        subjectPKInfo: AsnConvert.parse(spkiDer(key), SubjectPublicKeyInfo),
+        attributes: new Attributes([
+          new Attribute({ type: '1.2.840.113549.1.9.14', values: [AsnConvert.serialize(new Extensions([san]))] }),
+        ]),
+      });
+      const infoDer = new Uint8Array(AsnConvert.serialize(info));
+      const alg = signatureAlgorithmFor(key);
+      const csr = sequence(
+        infoDer,
+        Buffer.from(AsnConvert.serialize(alg)),
+        tlv(TAG.BIT_STRING, Buffer.from([0]), signWith(alg, key, infoDer)),
+      );
+      assert.equal(assertThrowsTyped(() => parseCsr(csr)).code, 'ERR_CSR_MALFORMED');
     });
 
     it('refuses a self-signed CSR whose subject Name is shorter than the RDN inside it', () => {

@@ -9,6 +9,7 @@ import {
   AuthorityKeyIdentifier,
   BasicConstraints,
   ExtendedKeyUsage,
+  type GeneralName,
   id_ce_authorityKeyIdentifier,
   id_ce_basicConstraints,
   id_ce_extKeyUsage,
@@ -75,6 +76,27 @@ function parseExt<T>(value: ArrayBuffer, type: new () => T, what: string): T {
   }
 }
 
+/**
+ * DER of a decoded field. The ASN.1 reader takes some values its writer refuses (a Name attribute whose
+ * string tag says UTCTime, say); such a certificate is malformed, not a reason to throw something else.
+ */
+function reencode(what: string, value: unknown): Buffer {
+  try {
+    return Buffer.from(AsnConvert.serialize(value));
+  } catch (cause) {
+    return malformed(`${what} cannot be encoded again`, cause);
+  }
+}
+
+/** generalNamesOf, which re-encodes directoryName entries, with the failure reported as reencode does. */
+function namesOf(names: Iterable<GeneralName>, what: string): GeneralNames {
+  try {
+    return generalNamesOf(names);
+  } catch (cause) {
+    return malformed(`${what} extension holds a name that cannot be encoded again`, cause);
+  }
+}
+
 /** An X.509 certificate with the fields path validation and SVID rules need, parsed once. */
 export class Certificate {
   /** The certificate's DER encoding, exactly as received. */
@@ -127,9 +149,7 @@ export class Certificate {
     this.asn = asn;
     const tbs = asn.tbsCertificate;
     if (
-      !Buffer.from(AsnConvert.serialize(tbs.signature)).equals(
-        Buffer.from(AsnConvert.serialize(asn.signatureAlgorithm)),
-      )
+      !reencode('signature algorithm', tbs.signature).equals(reencode('signature algorithm', asn.signatureAlgorithm))
     ) {
       malformed('inner and outer signature algorithms differ');
     }
@@ -138,8 +158,8 @@ export class Certificate {
       .replace(/^0+(?=.)/, '');
     this.notBefore = tbs.validity.notBefore.getTime();
     this.notAfter = tbs.validity.notAfter.getTime();
-    this.subjectDer = Buffer.from(AsnConvert.serialize(tbs.subject));
-    this.issuerDer = Buffer.from(AsnConvert.serialize(tbs.issuer));
+    this.subjectDer = reencode('subject', tbs.subject);
+    this.issuerDer = reencode('issuer', tbs.issuer);
     const exts = tbs.extensions ?? [];
     if (exts.length > 0 && tbs.version !== 2) malformed('extensions require a version 3 certificate');
     const seen = new Set<string>();
@@ -164,14 +184,19 @@ export class Certificate {
           break;
         case id_ce_subjectAltName:
           this.subjectAltName = {
-            ...generalNamesOf(parseExt(value, SubjectAlternativeName, 'subjectAltName')),
+            ...namesOf(parseExt(value, SubjectAlternativeName, 'subjectAltName'), 'subjectAltName'),
             critical: ext.critical,
           };
           break;
         case id_ce_nameConstraints: {
           const nc = parseExt(value, NameConstraints, 'nameConstraints');
           const pick = (subtrees: NameConstraints['permittedSubtrees']) =>
-            subtrees ? generalNamesOf(subtrees.map((s) => s.base)) : undefined;
+            subtrees
+              ? namesOf(
+                  subtrees.map((s) => s.base),
+                  'nameConstraints',
+                )
+              : undefined;
           this.nameConstraints = {
             permitted: pick(nc.permittedSubtrees),
             excluded: pick(nc.excludedSubtrees),

@@ -124,7 +124,13 @@ export function parseCsr(der: Uint8Array): ParsedCsr {
       }
     }
   }
-  const requestedNames = generalNamesOf(requested);
+  let requestedNames: GeneralNames;
+  try {
+    requestedNames = generalNamesOf(requested);
+  } catch (cause) {
+    // A directoryName the ASN.1 reader took but its writer cannot encode again.
+    bad('extensionRequest attribute is malformed', cause);
+  }
   return { der: buf, publicKey, requestedNames };
 }
 
