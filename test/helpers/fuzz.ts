@@ -35,7 +35,7 @@ export function runs(weight = 1): number {
 export class FuzzStats {
   readonly #counts = new Map<string, number>();
   readonly #outcomes = new Map<string, number>();
-  readonly #started = Date.now();
+  #started: number | undefined;
   constructor(readonly file: string) {}
 
   /** Parameters for fc.assert, counting every input under `target`. */
@@ -54,6 +54,7 @@ export class FuzzStats {
 
   /** Records one input tried for `target`. */
   count(target: string): void {
+    this.#started ??= Date.now();
     this.#counts.set(target, (this.#counts.get(target) ?? 0) + 1);
   }
 
@@ -72,7 +73,7 @@ export class FuzzStats {
   /** One line per target (only printed on long runs, to keep CI output short). */
   report(): void {
     if (!LONG_RUN) return;
-    const secs = ((Date.now() - this.#started) / 1000).toFixed(1);
+    const secs = ((Date.now() - (this.#started ?? Date.now())) / 1000).toFixed(1);
     const parts = [...this.#counts].map(([t, n]) => `${t} ${n}`).join(', ');
     console.log(`      fuzz ${this.file}: ${this.total} inputs in ${secs} s (${parts})`);
     if (this.#outcomes.size > 0) {
