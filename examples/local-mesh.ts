@@ -6,6 +6,7 @@
  * Ctrl-C (or --duration) stops everything cleanly. While it runs, the operator CLI works against it
  * from the same directory: `node dist/cmd/svidkit.js entry list`, `agent list`, `bundle show`...
  */
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isSvidkitError } from '../lib/errors/index.js';
 import { startLocalMesh } from '../lib/mesh/index.js';
@@ -52,7 +53,9 @@ async function main(): Promise<void> {
     svidTtlSeconds: Math.round(ttl),
     callIntervalMs: Math.round(interval * 1000),
   });
-  say('mesh', `try in another terminal: node dist/cmd/svidkit.js entry list --socket ${mesh.adminSocket}`);
+  const socket = relative(process.cwd(), mesh.adminSocket);
+  const flag = socket === join('data', 'ca', 'admin.sock') ? '' : ` --socket ${socket}`;
+  say('mesh', `try in another terminal: node dist/cmd/svidkit.js entry list${flag}`);
 
   let stopping: Promise<void> | undefined;
   const stop = (why: string, code: number) => {
