@@ -125,3 +125,78 @@ describe('grpc-js with SPIFFE mTLS (real server on loopback)', function () {
     assert.throws(() => mtlsChannelCredentials(new StaticSource({ bundles }), undefined as never), TypeError);
   });
 });
+
+describe('grpc-js server trusting several trust domains', function () {
+  this.timeout(30_000);
+  const ca = TestCa.root(caWindow);
+  const inter = ca.intermediate(caWindow);
+  const other = TestCa.root({ ...caWindow, trustDomain: 'other.org' });
+  const otherInter = other.intermediate(caWindow);
+  const bundles = new BundleSet([ca.bundle(), other.bundle()]);
+  const serverSource = new StaticSource({ svid: ca.svid('/server', window), bundles });
+  const server = new Server();
+  const health = new HealthService();
+  let seen: SpiffeId | undefined;
+  let port = 0;
+  let creds: ReturnType<typeof mtlsServerCredentials>;
+
+  before(async () => {
+    health.setStatus('', 'SERVING');
+    const handlers = health.handlers();
+    server.addService(
+      healthProto().grpc.health.v1.Health.service,
+      authorizeService(
+        {
+          ...handlers,
+          Check: (call: Parameters<typeof handlers.Check>[0], cb: Parameters<typeof handlers.Check>[1]) => {
+            seen = callerId(call);
+            handlers.Check(call, cb);
+          },
+        },
+        serverSource,
+        authorizeMemberOf('example.org'),
+      ),
+    );
+    creds = mtlsServerCredentials(serverSource);
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', creds.credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  });
+  after(() => {
+    server.forceShutdown();
+    creds.close();
+  });
+
+  const call = async (svid: ReturnType<TestCa['svid']>) => {
+    const channel = mtlsChannelCredentials(
+      new StaticSource({ svid, bundles }),
+      authorizeId('spiffe://example.org/server'),
+    );
+    const c = new (healthProto().grpc.health.v1.Health)(`127.0.0.1:${port}`, channel.credentials);
+    try {
+      return await new Promise<HealthCheckResponse__Output>((resolve, reject) =>
+        c.Check(
+          { service: '' },
+          { deadline: Date.now() + 5000 },
+          (err: ServiceError | null, res?: HealthCheckResponse__Output) => (err ? reject(err) : resolve(res!)),
+        ),
+      );
+    } finally {
+      c.close();
+      channel.close();
+    }
+  };
+
+  it("accepts a client whose SVID comes through an intermediate, re-checked against its own trust domain's bundle", async () => {
+    const svid = inter.svid('/via-intermediate', window);
+    assert.equal(svid.certificates.length, 2);
+    assert.equal((await call(svid)).status, 'SERVING');
+    assert.equal(seen?.toString(), 'spiffe://example.org/via-intermediate');
+  });
+
+  it("refuses a leaf from the other trust domain's intermediate that claims an ID in this one", async () => {
+    const forged = otherInter.svid('/x', { ...window, uris: ['spiffe://example.org/x'] });
+    await assert.rejects(call(forged), (err: ServiceError) => err.code === status.UNAUTHENTICATED);
+    assert.equal(seen?.toString(), 'spiffe://example.org/via-intermediate', 'the handler did not run');
+  });
+});

@@ -72,19 +72,23 @@ export function verifyPeer(leaf: Certificate, chain: readonly Certificate[], sou
   return verifyPeerPath(leaf, chain, source).id;
 }
 
-/** verifyPeer, also giving the certificates the check relied on (their validity bounds a cached result). */
+/**
+ * verifyPeer, also giving the certificates the check relied on (their validity bounds a cached result).
+ * `intermediates` may be a function: it is called only when the re-check needs them.
+ */
 function verifyPeerPath(
   leaf: Certificate,
-  chain: readonly Certificate[],
+  intermediates: readonly Certificate[] | (() => readonly Certificate[]),
   source: X509Source,
 ): { id: SpiffeId; path: readonly Certificate[] } {
   const id = idFromLeaf(leaf);
   const set = source.getBundleSet?.();
   if (set && set.size === 1 && set.get(id.trustDomain)) {
     // One trusted trust domain: OpenSSL's chain check ran against exactly this bundle, at this instant.
-    return { id, path: [leaf, ...chain] };
+    return { id, path: [leaf, ...(typeof intermediates === 'function' ? [] : intermediates)] };
   }
   // Several trust domains: re-check against the leaf's own bundle (intermediates must be known here).
+  const chain = typeof intermediates === 'function' ? intermediates() : intermediates;
   const verified = verify([leaf, ...chain], source);
   return { id, path: [...verified.chain, ...chain] };
 }
@@ -223,7 +227,17 @@ function authenticate(call: AnyCall, source: X509Source): SpiffeId {
   if (peer === undefined) {
     try {
       const leaf = Certificate.fromDer(cert.raw);
-      const { id, path } = verifyPeerPath(leaf, [], source);
+      // The intermediates the client sent, from its TLS connection (grpc-js's auth context has the
+      // leaf only); needed when several trust domains are trusted and the leaf is re-checked.
+      const connection = socket ?? connectionOf(call);
+      const intermediates = () =>
+        connection === undefined
+          ? []
+          : dersOf(connection.getPeerCertificate(true))
+              .slice(1)
+              .map((der) => Certificate.fromDer(der))
+              .filter((c) => !c.isSelfIssued());
+      const { id, path } = verifyPeerPath(leaf, intermediates, source);
       if (caches === undefined || generation !== caches.generation) return id;
       peer = caches.peers('grpc-server').set(key, id, [], path);
     } catch (err) {
