@@ -843,6 +843,12 @@ describe('bundle', () => {
         trustDomain: TD,
         code: 'ERR_BUNDLE_TOO_LARGE',
       },
+      {
+        name: 'a single SPIFFE bundle over 1 MiB (the bound SpiffeBundle.parse keeps too)',
+        input: () => padTo(doc([]), MAX_BUNDLE_BYTES + 1),
+        trustDomain: TD,
+        code: 'ERR_BUNDLE_TOO_LARGE',
+      },
     ];
 
     for (const c of REFUSALS) {

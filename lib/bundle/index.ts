@@ -27,6 +27,8 @@ export function parseBundleDocument(input: string | Uint8Array, trustDomain?: Tr
   if (head.startsWith('{')) {
     const doc = parseJsonBounded(text, 4 * MAX_BUNDLE_BYTES) as Record<string, unknown>;
     if (doc['trust_domains'] !== undefined && doc['keys'] === undefined) return BundleSet.fromJson(doc);
+    // A single bundle has the same bound wherever it is read (SpiffeBundle.parse); only sets are larger.
+    if (size > MAX_BUNDLE_BYTES) throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', 'bundle: document is too large');
     const bundle = SpiffeBundle.fromJson(needTrustDomain(trustDomain, 'a SPIFFE bundle'), doc);
     checkRootsBelongTo(bundle.x509);
     return new BundleSet([bundle]);
