@@ -249,7 +249,23 @@ describe('svidkit-ca daemon over real gRPC on loopback', function () {
     assert.equal(res.svid!.spiffeId, agentId.toString());
     agentChainPem = res.svid!.certChain!.map((d) => Certificate.fromDer(d as Buffer).toPem()).join('');
     c.close();
+    // A bundle stream opened before the ban ends at the next bundle change instead of receiving it.
+    const watcher = asAgent();
+    const stream = watcher.WatchBundle({});
+    const ended = new Promise<ServiceError | undefined>((resolve) => {
+      let first = true;
+      stream.on('data', () => {
+        if (!first) resolve(undefined);
+        first = false;
+      });
+      stream.on('error', (e: ServiceError) => resolve(e));
+    });
+    await new Promise<void>((resolve) => stream.once('data', () => resolve()));
     await ca.context.store.banAgent(agentId.toString());
+    await ca.context.keys.rotate('jwt');
+    const end = await ended;
+    assert.equal(end?.code, status.PERMISSION_DENIED, 'the banned agent got no further bundle');
+    watcher.close();
     c = asAgent();
     await rejectsWith(
       call<RenewAgentResponse__Output>((cb) => c.RenewAgent({ csr: buildCsr({ key: agentKey.privateKey }) }, cb)),

@@ -278,9 +278,30 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
       authenticateAgent(call, ctx).then(
         () => {
           call.write(bundleMessage(ctx));
-          const off = ctx.keys.onBundleChange(() => call.write(bundleMessage(ctx)));
-          call.on('cancelled', off);
-          call.on('close', off);
+          // Each later bundle goes out only if the agent is still allowed (not banned, SVID still
+          // valid): a stream opened before a ban ends at the next change. One check at a time, in order.
+          let pending = Promise.resolve();
+          let ended = false;
+          const off = ctx.keys.onBundleChange(() => {
+            pending = pending.then(async () => {
+              if (ended) return;
+              try {
+                await authenticateAgent(call, ctx);
+              } catch (err) {
+                ended = true;
+                off();
+                call.emit('error', toStatus(err, ctx, 'WatchBundle'));
+                return;
+              }
+              call.write(bundleMessage(ctx));
+            });
+          });
+          const end = () => {
+            ended = true;
+            off();
+          };
+          call.on('cancelled', end);
+          call.on('close', end);
         },
         (err: unknown) => {
           const s = toStatus(err, ctx, 'WatchBundle');
