@@ -136,6 +136,10 @@ export async function runAgent(
   };
   const timer = setInterval(() => void writeStatus(), options.statusIntervalMs ?? 5_000);
   timer.unref();
+  options.logger.info(
+    { trust_domain: config.trustDomain.name, observability_port: obs.port, workloads: config.workloads.length },
+    'svidkit-agent started',
+  );
   let closing: Promise<void> | undefined;
   return {
     agent: running,

@@ -6,8 +6,7 @@
  * with JWT-SVID audience checks while the agent rotates their short-lived SVIDs. Everything it does is
  * told through `say` in readable lines.
  */
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../ca/admin-client.js';
@@ -56,17 +55,6 @@ const DEFAULT_TTL_SECONDS = 120;
 const DEFAULT_CALL_INTERVAL_MS = 5000;
 const STARTUP_TIMEOUT_MS = 60_000;
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
 /** A config file as JSON, which is valid YAML: nothing to escape by hand. */
 async function writeConfig(path: string, doc: unknown): Promise<void> {
   await writeFile(path, `${JSON.stringify(doc, null, 2)}\n`, { mode: 0o600 });
@@ -92,7 +80,6 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
   await Promise.all([agentDir, outDir, meshDir].map((d) => rm(d, { recursive: true, force: true })));
   for (const d of [dir, caDir, meshDir, outDir]) await mkdir(d, { recursive: true, mode: 0o700 });
 
-  const [caPort, caObsPort, agentObsPort] = [await freePort(), await freePort(), await freePort()];
   const daemons: Daemon[] = [];
   const stopAll = async () => {
     for (const d of [...daemons].reverse()) await d.stop();
@@ -131,17 +118,16 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
     await writeConfig(caConfig, {
       trust_domain: td.name,
       data_dir: caDir,
-      listen: { address: '127.0.0.1', port: caPort },
-      observability: { address: '127.0.0.1', port: caObsPort },
+      // Port 0 everywhere: each daemon announces the ports it bound in its start line.
+      listen: { address: '127.0.0.1', port: 0 },
+      observability: { address: '127.0.0.1', port: 0 },
     });
     say('mesh', `starting svidkit-ca for ${td.name} (data in ${caDir})`);
     const ca = start('ca', 'svidkit-ca.js', caConfig);
-    await waitFor('the CA', () => ready(`http://127.0.0.1:${caObsPort}/readyz`), {
-      timeoutMs: STARTUP_TIMEOUT_MS,
-      tick: progress('the CA'),
-      abort: () => (ca.exitCode === undefined ? undefined : 'svidkit-ca exited'),
-    });
-    const adminSocket = join(caDir, 'admin.sock');
+    // The CA logs this line once it serves, with the ports it bound.
+    const caReady = await ca.record('svidkit-ca ready', STARTUP_TIMEOUT_MS, progress('the CA'));
+    const caPort = Number(caReady['node_port']);
+    const adminSocket = String(caReady['admin_socket']);
     admin = new AdminClient(adminSocket);
     const status = await admin.caStatus();
     const bundle = SpiffeBundle.parse(td, status.bundle?.spiffeBundleJson ?? '{}');
@@ -158,8 +144,7 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
     }
     const token = await admin.createJoinToken(600);
     const tokenFile = join(meshDir, 'join-token');
-    await writeFile(tokenFile, `${token.token}\n`, { mode: 0o600 });
-    await chmod(tokenFile, 0o600);
+    await writeFile(tokenFile, `${token.token}\n`, { mode: 0o600 }); // a new file: meshDir starts empty
     const bundleFile = join(meshDir, 'bootstrap-bundle.pem');
     await writeFile(bundleFile, bundle.x509.toPem(), { mode: 0o644 });
     say('mesh', `created a join token for agent ${token.agentId} (in ${tokenFile}, mode 0600)`);
@@ -180,7 +165,7 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
       data_dir: agentDir,
       ca: { address: `127.0.0.1:${caPort}`, bundle_file: bundleFile },
       attestation: { join_token_file: tokenFile },
-      observability: { address: '127.0.0.1', port: agentObsPort },
+      observability: { address: '127.0.0.1', port: 0 },
       backoff: { min: '500ms', max: '5s' },
       entry_sync_interval: '2s',
       workloads: [
@@ -190,6 +175,9 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
     });
     say('mesh', 'starting svidkit-agent (join token attestation)');
     const agent = start('agent', 'svidkit-agent.js', agentConfig);
+    const agentStarted = await agent.record('svidkit-agent started', STARTUP_TIMEOUT_MS, progress('the agent'));
+    const agentObsPort = Number(agentStarted['observability_port']);
+    // Ready means every workload has its files.
     await waitFor('the agent', () => ready(`http://127.0.0.1:${agentObsPort}/readyz`), {
       timeoutMs: STARTUP_TIMEOUT_MS,
       tick: progress('the agent to deliver both workloads'),

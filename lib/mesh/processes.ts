@@ -16,6 +16,7 @@ export class Daemon {
   readonly #child: ChildProcess;
   readonly #exited: Promise<number | null>;
   #exitCode: number | null | undefined;
+  readonly #waiting = new Map<string, (record: Record<string, unknown>) => void>();
 
   /** Starts `node <script> ...args`; every output line goes to `onLine`. */
   constructor(name: string, script: string, args: readonly string[], onLine: (line: LogLine) => void) {
@@ -40,15 +41,41 @@ export class Daemon {
         } catch {
           record = undefined;
         }
-        onLine(
-          typeof record === 'object' && record !== null && !Array.isArray(record)
-            ? { record: record as Record<string, unknown> }
-            : { text: line, stderr },
-        );
+        if (typeof record === 'object' && record !== null && !Array.isArray(record)) {
+          const r = record as Record<string, unknown>;
+          this.#waiting.get(String(r['msg']))?.(r);
+          onLine({ record: r });
+        } else {
+          onLine({ text: line, stderr });
+        }
       });
     };
     read(this.#child.stdout!, false);
     read(this.#child.stderr!, true);
+  }
+
+  /**
+   * The first log record whose message is `msg` (a daemon's "ready" line, with its ports). Rejects when
+   * the process exits first or after `timeoutMs`; `tick` is called every second while waiting.
+   */
+  record(msg: string, timeoutMs: number, tick?: (elapsedMs: number) => void): Promise<Record<string, unknown>> {
+    const start = Date.now();
+    return new Promise((resolve, reject) => {
+      const ticker = setInterval(() => tick?.(Date.now() - start), 1000);
+      const timer = setTimeout(
+        () => done(new Error(`${this.name}: no "${msg}" after ${timeoutMs / 1000}s`)),
+        timeoutMs,
+      );
+      const done = (result: Record<string, unknown> | Error) => {
+        clearInterval(ticker);
+        clearTimeout(timer);
+        this.#waiting.delete(msg);
+        if (result instanceof Error) reject(result);
+        else resolve(result);
+      };
+      this.#waiting.set(msg, done);
+      void this.#exited.then((code) => done(new Error(`${this.name} exited (code ${String(code)})`)));
+    });
   }
 
   /** The exit code once the process has ended, undefined while it runs. */
