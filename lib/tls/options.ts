@@ -79,19 +79,31 @@ function minVersionOf(fn: string, requested: SecureVersion | undefined): SecureV
   throw new TypeError(`tls: ${fn} does not allow minVersion ${String(requested)}; TLS 1.2 is the lowest`);
 }
 
+/** What both sides present and trust: the caller's extras, the TLS floor, the SVID as cert and key, the roots as ca. */
+function identityOptions<T extends TlsOptions | ConnectionOptions>(
+  fn: string,
+  source: X509Source,
+  scope: TrustScope,
+  tlsExtra: T,
+): T {
+  const svid = source.getX509Svid();
+  return {
+    ...tlsExtra,
+    minVersion: minVersionOf(fn, tlsExtra.minVersion),
+    cert: svid.certificatesPem(),
+    key: svid.privateKeyPem(),
+    ca: scope.roots().map((c) => c.toPem()),
+  };
+}
+
 /** Builds the server options for the source's current SVID and roots; throws ERR_SOURCE_NO_SVID or ERR_TLS_NO_TRUSTED_ROOTS. */
 export function buildServerOptions(
   source: X509Source,
   scope: TrustScope,
   tlsExtra: Omit<TlsOptions, OwnedKey>,
 ): TlsOptions {
-  const svid = source.getX509Svid();
   return {
-    ...tlsExtra,
-    minVersion: minVersionOf('mtlsServerOptions', tlsExtra.minVersion),
-    cert: svid.certificatesPem(),
-    key: svid.privateKeyPem(),
-    ca: scope.roots().map((c) => c.toPem()),
+    ...identityOptions('mtlsServerOptions', source, scope, tlsExtra),
     requestCert: true,
     rejectUnauthorized: true,
     // A resumed session skips the client's certificate, so there would be no chain to re-check: no tickets.
@@ -128,13 +140,8 @@ function clientMaterial(
   scope: TrustScope,
   tlsExtra: Omit<ConnectionOptions, OwnedKey>,
 ): ConnectionOptions {
-  const svid = source.getX509Svid();
   return {
-    ...tlsExtra,
-    minVersion: minVersionOf('mtlsClientOptions', tlsExtra.minVersion),
-    cert: svid.certificatesPem(),
-    key: svid.privateKeyPem(),
-    ca: scope.roots().map((c) => c.toPem()),
+    ...identityOptions('mtlsClientOptions', source, scope, tlsExtra),
     rejectUnauthorized: true,
     // The server's certificate is checked once, so it must not change through a TLS 1.2 renegotiation.
     secureOptions: (tlsExtra.secureOptions ?? 0) | constants.SSL_OP_NO_RENEGOTIATION,
