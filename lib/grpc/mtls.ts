@@ -4,7 +4,7 @@
  * handler wrappers that authorize the caller's SPIFFE ID per service or method, and a channel check of
  * the server's SPIFFE ID.
  */
-import { type PeerCertificate, TLSSocket } from 'node:tls';
+import { type DetailedPeerCertificate, type PeerCertificate, TLSSocket } from 'node:tls';
 import {
   type ChannelCredentials,
   experimental,
@@ -18,7 +18,8 @@ import {
 } from '@grpc/grpc-js';
 import type { Authorizer } from '../authorize/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
-import { type CachedPeer, cachesOf, chainKey } from '../internal/peer-cache.js';
+import { type CachedPeer, cachesOf, chainKey, verifyPeerOnce } from '../internal/peer-cache.js';
+import { presentedChain, presentedDers } from '../tls/peer.js';
 import type { X509Source } from '../source/index.js';
 import type { SpiffeId } from '../spiffeid/index.js';
 import { Certificate } from '../x509/certificate.js';
@@ -101,42 +102,23 @@ export function mtlsServerCredentials(source: X509Source): { credentials: Server
   return { credentials, close: p.close };
 }
 
-/** The DER of the certificates the server presented (Node's detailed form), leaf first, at most 10. */
-function dersOf(cert: PeerCertificate & { issuerCertificate?: PeerCertificate }): Buffer[] {
-  const out: Buffer[] = [];
-  let c: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = cert;
-  while (c?.raw && out.length < 10) {
-    out.push(c.raw);
-    if (!c.issuerCertificate || c.issuerCertificate === c) break;
-    c = c.issuerCertificate;
-  }
-  return out;
-}
-
 /**
- * The server's SPIFFE ID and its presented chain (what the authorizer sees), verified once per
- * presented chain and source version (see lib/internal/peer-cache.ts); throws when the check fails.
+ * The server's SPIFFE ID and its presented chain (what the authorizer sees), verified once per leaf
+ * and source version (see lib/internal/peer-cache.ts); throws when the check fails.
  */
-function verifiedServer(
-  cert: PeerCertificate,
-  source: X509Source,
-): { id: SpiffeId; chain: readonly Certificate[] } | undefined {
-  const ders = dersOf(cert);
+function verifiedServer(cert: PeerCertificate, source: X509Source): CachedPeer | undefined {
+  const ders = presentedDers(cert as DetailedPeerCertificate);
   if (ders.length === 0) return undefined;
-  const caches = cachesOf(source);
-  const key = caches === undefined ? '' : chainKey([ders[0]!]);
-  const hit = caches?.peers('grpc-client').get(key);
-  if (hit !== undefined) return hit;
-  const generation = caches?.generation;
-  const chain = ders.map((der) => Certificate.fromDer(der));
-  // Drop self-signed roots the peer echoed; verify builds the path from the bundle.
-  const { id, path } = verifyPeerPath(
-    chain[0]!,
-    chain.slice(1).filter((c) => !c.isSelfIssued()),
+  return verifyPeerOnce(
     source,
+    'grpc-client',
+    () => chainKey([ders[0]!]),
+    () => {
+      const chain = presentedChain(ders);
+      const { id, path } = verifyPeerPath(chain[0]!, chain.slice(1), source);
+      return { id, chain, path };
+    },
   );
-  if (caches === undefined || generation !== caches.generation) return { id, chain };
-  return caches.peers('grpc-client').set(key, id, chain, path);
 }
 
 /** Channel credentials that present the source's SVID and accept only a server the authorizer allows. */
@@ -221,33 +203,33 @@ function authenticate(call: AnyCall, source: X509Source): SpiffeId {
   }
   const cert = call.getAuthContext()?.sslPeerCertificate;
   if (!cert?.raw) throw { code: status.UNAUTHENTICATED, details: 'a client X.509-SVID is required' };
-  const key = caches === undefined ? '' : chainKey([cert.raw]);
+  const leafDer = cert.raw;
   const generation = caches?.generation;
-  let peer = caches?.peers('grpc-server').get(key);
-  if (peer === undefined) {
-    try {
-      const leaf = Certificate.fromDer(cert.raw);
-      // The intermediates the client sent, from its TLS connection (grpc-js's auth context has the
-      // leaf only); needed when several trust domains are trusted and the leaf is re-checked.
-      const connection = socket ?? connectionOf(call);
-      const intermediates = () =>
-        connection === undefined
-          ? []
-          : dersOf(connection.getPeerCertificate(true))
-              .slice(1)
-              .map((der) => Certificate.fromDer(der))
-              .filter((c) => !c.isSelfIssued());
-      const { id, path } = verifyPeerPath(leaf, intermediates, source);
-      if (caches === undefined || generation !== caches.generation) return id;
-      peer = caches.peers('grpc-server').set(key, id, [], path);
-    } catch (err) {
-      throw {
-        code: status.UNAUTHENTICATED,
-        details: isSvidkitError(err) ? err.message : 'invalid client certificate',
-      };
-    }
+  let peer: CachedPeer;
+  try {
+    peer = verifyPeerOnce(
+      source,
+      'grpc-server',
+      () => chainKey([leafDer]),
+      () => {
+        // The intermediates the client sent, from its TLS connection (grpc-js's auth context has the
+        // leaf only); needed when several trust domains are trusted and the leaf is re-checked.
+        const connection = socket ?? connectionOf(call);
+        const intermediates = () =>
+          connection === undefined ? [] : presentedChain(presentedDers(connection.getPeerCertificate(true))).slice(1);
+        const { id, path } = verifyPeerPath(Certificate.fromDer(leafDer), intermediates, source);
+        return { id, chain: [], path };
+      },
+    );
+  } catch (err) {
+    throw {
+      code: status.UNAUTHENTICATED,
+      details: isSvidkitError(err) ? err.message : 'invalid client certificate',
+    };
   }
-  if (socket !== undefined) byConnection.set(socket, { peer, generation: generation! });
+  // Remembered for the connection only when it was checked against the current source version.
+  if (socket !== undefined && generation === caches?.generation)
+    byConnection.set(socket, { peer, generation: generation! });
   return peer.id;
 }
 

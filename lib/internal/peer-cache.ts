@@ -48,6 +48,25 @@ export function chainKey(ders: readonly Uint8Array[]): string {
   return hash('sha256', buf, 'base64');
 }
 
+/** What a verification hands the cache: the ID, the chain authorizers see, the path that was checked. */
+export interface PeerVerification {
+  readonly id: SpiffeId;
+  readonly chain: readonly Certificate[];
+  /** The certificates the verification relied on; their validity windows bound the entry's. */
+  readonly path: readonly Certificate[];
+}
+
+/** A verification as a (frozen) entry, valid inside every window of its path. */
+function peerEntry({ id, chain, path }: PeerVerification): CachedPeer {
+  let validFrom = -Infinity;
+  let validUntil = Infinity;
+  for (const c of path) {
+    validFrom = Math.max(validFrom, c.notBefore.getTime());
+    validUntil = Math.min(validUntil, c.notAfter.getTime());
+  }
+  return Object.freeze({ id, chain: Object.freeze([...chain]), validFrom, validUntil });
+}
+
 /** A least-recently-used map of verified peers with a hard size bound. */
 export class PeerCache {
   readonly #entries: LruMap<CachedPeer>;
@@ -69,13 +88,7 @@ export class PeerCache {
    * checked); `chain` is what authorizers will see. Evicts the least recently used entries beyond the bound.
    */
   set(key: string, id: SpiffeId, chain: readonly Certificate[], path: readonly Certificate[]): CachedPeer {
-    let validFrom = -Infinity;
-    let validUntil = Infinity;
-    for (const c of path) {
-      validFrom = Math.max(validFrom, c.notBefore.getTime());
-      validUntil = Math.min(validUntil, c.notAfter.getTime());
-    }
-    const entry: CachedPeer = Object.freeze({ id, chain: Object.freeze([...chain]), validFrom, validUntil });
+    const entry = peerEntry({ id, chain, path });
     if (path.length > 0) this.#entries.set(key, entry);
     return entry;
   }
@@ -121,6 +134,25 @@ export class SourceCaches {
     return value;
   }
 
+  /**
+   * The peer remembered under `key` by verifier `kind` (a hit that `usable` refuses is verified again),
+   * else the result of `verify()`, remembered unless the source updated while it ran. Only successes
+   * are remembered: what `verify` throws passes through.
+   */
+  verified(
+    kind: string,
+    key: string,
+    verify: () => PeerVerification,
+    usable?: (hit: CachedPeer) => boolean,
+  ): CachedPeer {
+    const cache = this.peers(kind);
+    const hit = cache.get(key);
+    if (hit !== undefined && (usable === undefined || usable(hit))) return hit;
+    const generation = this.#generation;
+    const result = verify();
+    return generation === this.#generation ? cache.set(key, result.id, result.chain, result.path) : peerEntry(result);
+  }
+
   /** Forgets everything. */
   clear(): void {
     this.#generation++;
@@ -130,6 +162,21 @@ export class SourceCaches {
 }
 
 const bySource = new WeakMap<object, SourceCaches>();
+
+/**
+ * A peer verified through the caches of `source` (see SourceCaches.verified), or simply verified when
+ * the source cannot report updates and nothing may be remembered. `key` is computed only when needed.
+ */
+export function verifyPeerOnce(
+  source: X509Source,
+  kind: string,
+  key: () => string,
+  verify: () => PeerVerification,
+  usable?: (hit: CachedPeer) => boolean,
+): CachedPeer {
+  const caches = cachesOf(source);
+  return caches === undefined ? peerEntry(verify()) : caches.verified(kind, key(), verify, usable);
+}
 
 /**
  * The caches of a source, created (and subscribed to the source's updates) on first use. Undefined for

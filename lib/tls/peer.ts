@@ -9,7 +9,7 @@ import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:t
 import type { Authorizer } from '../authorize/index.js';
 import type { X509BundleSource } from '../bundle/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
-import { type CachedPeer, cachesOf, chainKey, type PeerCache } from '../internal/peer-cache.js';
+import { type CachedPeer, cachesOf, chainKey, type PeerVerification, verifyPeerOnce } from '../internal/peer-cache.js';
 import type { SpiffeId } from '../spiffeid/index.js';
 import { Certificate } from '../x509/certificate.js';
 import { MAX_PATH_LENGTH, verify, type VerifiedChain } from '../x509svid/index.js';
@@ -41,11 +41,11 @@ function messageOf(err: unknown): string {
 }
 
 /**
- * The chain as the peer sent it, leaf first, from Node's detailed peer certificate. Node appends the
- * issuer it found in its own CA store; self-issued certificates after the leaf are dropped because
+ * The chain as the peer sent it, leaf first, parsed from presentedDers. Node appends the issuer it
+ * found in its own CA store; self-issued certificates after the leaf are dropped because
  * trust anchors must come from the peer's trust domain bundle, never from the connection.
  */
-function presentedChain(ders: readonly Buffer[]): Certificate[] {
+export function presentedChain(ders: readonly Buffer[]): Certificate[] {
   const chain: Certificate[] = [];
   for (let i = 0; i < ders.length; i++) {
     const parsed = Certificate.fromDer(ders[i]!);
@@ -55,7 +55,7 @@ function presentedChain(ders: readonly Buffer[]): Certificate[] {
 }
 
 /** The DER of every certificate of the detailed peer certificate, leaf first, in Node's issuer order. */
-function presentedDers(cert: DetailedPeerCertificate): Buffer[] {
+export function presentedDers(cert: DetailedPeerCertificate): Buffer[] {
   const ders: Buffer[] = [];
   let node: DetailedPeerCertificate | undefined = cert;
   // One node more than a path may hold, so an overlong chain reaches verify() and gets its own error.
@@ -68,12 +68,6 @@ function presentedDers(cert: DetailedPeerCertificate): Buffer[] {
   return ders;
 }
 
-/** The remembered verifications of `bundles`' source, when `bundles` is a TrustScope over a source. */
-function cacheOf(bundles: X509BundleSource): { cache: PeerCache; generation: number } | undefined {
-  const caches = bundles instanceof TrustScope ? cachesOf(bundles.source) : undefined;
-  return caches === undefined ? undefined : { cache: caches.peers('tls'), generation: caches.generation };
-}
-
 /**
  * A peer whose leaf (same DER bytes) passed verification before, against the same source version, still
  * inside its path's validity window, and whose trust domain is still in the scope. Entries hold
@@ -81,21 +75,34 @@ function cacheOf(bundles: X509BundleSource): { cache: PeerCache; generation: num
  * trust domains count, which is checked on every hit.
  */
 function remembered(leafDer: Uint8Array, bundles: X509BundleSource): CachedPeer | undefined {
-  const hit = cacheOf(bundles)?.cache.get(chainKey([leafDer]));
-  return hit !== undefined && bundles.getX509BundleForTrustDomain(hit.id.trustDomain) !== undefined ? hit : undefined;
+  const hit =
+    bundles instanceof TrustScope
+      ? cachesOf(bundles.source)
+          ?.peers('tls')
+          .get(chainKey([leafDer]))
+      : undefined;
+  return hit !== undefined && inScope(hit, bundles) ? hit : undefined;
+}
+
+function inScope(peer: CachedPeer, bundles: X509BundleSource): boolean {
+  return bundles.getX509BundleForTrustDomain(peer.id.trustDomain) !== undefined;
 }
 
 /** Verifies the presented certificates against `bundles`, unless the leaf is remembered (see remembered). */
 function verifyPresented(cert: DetailedPeerCertificate, bundles: X509BundleSource): VerifiedChain {
   const ders = presentedDers(cert);
-  const hit = remembered(ders[0]!, bundles);
-  if (hit !== undefined) return hit;
-  const before = cacheOf(bundles);
-  const result = verify(presentedChain(ders), bundles);
-  // A verification that started before a source update must not be remembered after it.
-  const after = cacheOf(bundles);
-  if (before === undefined || after === undefined || before.generation !== after.generation) return result;
-  return after.cache.set(chainKey([ders[0]!]), result.id, result.chain, result.chain);
+  const check = (): PeerVerification => {
+    const { id, chain } = verify(presentedChain(ders), bundles);
+    return { id, chain, path: chain };
+  };
+  if (!(bundles instanceof TrustScope)) return check();
+  return verifyPeerOnce(
+    bundles.source,
+    'tls',
+    () => chainKey([ders[0]!]),
+    check,
+    (hit) => inScope(hit, bundles),
+  );
 }
 
 /** Runs the authorizer on a verified peer; throws ERR_TLS_PEER_DENIED with the authorizer's error as cause. */
