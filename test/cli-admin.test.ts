@@ -3,34 +3,21 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseAgentConfig } from '../lib/agent/config.js';
 import { runAgent, type RunningAgent } from '../lib/agent/daemon.js';
 import { SpiffeBundle, X509Bundle } from '../lib/bundle/index.js';
 import { parseCaConfig } from '../lib/ca/config.js';
 import { run as runCa, type RunningCa } from '../lib/ca/daemon.js';
-import { run } from '../lib/cli/index.js';
 import { createLogger } from '../lib/observe/index.js';
 import { TrustDomain } from '../lib/spiffeid/index.js';
+import { runCli } from './helpers/cli.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit.js');
 const quiet = (name: string) => createLogger({ name, destination: new PassThrough().resume() });
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await run(args, {
-    stdout: (t) => {
-      out += t;
-    },
-    stderr: (t) => {
-      err += t;
-    },
-    stdin: () => Readable.from([]),
-  });
-  return { code, out, err };
-}
+const cli = runCli;
 
 async function until(what: string, cond: () => boolean, limitMs = 30_000): Promise<void> {
   const start = Date.now();

@@ -17,11 +17,10 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { parse as parseYaml } from 'yaml';
 import { parseCaConfig } from '../lib/ca/config.js';
 import { run as runCa, type RunningCa } from '../lib/ca/daemon.js';
-import { run } from '../lib/cli/index.js';
 import { generateKeyPair, keyTypeOf, loadPrivateKeyPem, privateKeyToPem, samePublicKey } from '../lib/keys/index.js';
 import { createLogger } from '../lib/observe/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
@@ -30,24 +29,12 @@ import { Certificate, KeyUsageBit } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { verify } from '../lib/x509svid/index.js';
 import { openssl, requireOpenssl } from './helpers/openssl.js';
+import { runCli } from './helpers/cli.js';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await run(args, {
-    stdout: (t) => {
-      out += t;
-    },
-    stderr: (t) => {
-      err += t;
-    },
-    stdin: () => Readable.from([]),
-  });
-  return { code, out, err };
-}
+const cli = runCli;
 
 function assertFails(r: { code: number; out: string; err: string }, exit: number, code: string | RegExp): void {
   assert.equal(r.out, '');

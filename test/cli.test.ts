@@ -3,32 +3,18 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { BundleSet, importJwtAuthority, JwtBundle, SpiffeBundle } from '../lib/bundle/index.js';
-import { run } from '../lib/cli/index.js';
 import { mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { T0, TestCa } from './helpers/ca.js';
+import { runCli } from './helpers/cli.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit.js');
 const AT = T0.toISOString();
 
-async function cli(args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await run(args, {
-    stdout: (t) => {
-      out += t;
-    },
-    stderr: (t) => {
-      err += t;
-    },
-    stdin: () => Readable.from([Buffer.from(stdin)]),
-  });
-  return { code, out, err };
-}
+const cli = runCli;
 
 describe('svidkit CLI', () => {
   let dir: string;

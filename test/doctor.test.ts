@@ -11,13 +11,11 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
 import type * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { writeWorkloadFiles } from '../lib/agent/writer.js';
 import { authorizeAny } from '../lib/authorize/index.js';
 import { BundleSet } from '../lib/bundle/index.js';
-import { run } from '../lib/cli/index.js';
 import {
   alertOf,
   CHECK_NAMES,
@@ -39,6 +37,7 @@ import type { Certificate } from '../lib/x509/certificate.js';
 import type { X509Svid } from '../lib/x509svid/index.js';
 import { type LeafOptions, TestCa } from './helpers/ca.js';
 import { opensslVersion } from './helpers/openssl.js';
+import { type CliResult, runCli } from './helpers/cli.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit.js');
 const MINUTE = 60_000;
@@ -71,20 +70,10 @@ function keyPem(key: KeyObject): string {
   return pem;
 }
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await run(args, {
-    stdout: (t) => {
-      out += t;
-    },
-    stderr: (t) => {
-      err += t;
-    },
-    stdin: () => Readable.from([]),
-  });
-  outputs.push(out, err);
-  return { code, out, err };
+async function cli(args: string[]): Promise<CliResult> {
+  const res = await runCli(args);
+  outputs.push(res.out, res.err);
+  return res;
 }
 
 async function doctor(options: DoctorOptions): Promise<DoctorReport> {
