@@ -8,17 +8,10 @@ import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_FILE_NAMES, type FileNames, resolveFileNames } from '../agent/writer.js';
-import { FILE_LAYOUTS, type FileLayout } from '../source/index.js';
+import { CERT_MANAGER_FILE_NAMES, FILE_LAYOUTS, type FileLayout, layoutBaseNames } from '../source/index.js';
 import type { CheckList } from './types.js';
 
 const DATA = '..data';
-
-/** The file names FileSource reads for cert-manager's layout (as svid, key and bundle). */
-const CERT_MANAGER_NAMES: Readonly<Partial<FileNames>> = Object.freeze({
-  svid: 'tls.crt',
-  key: 'tls.key',
-  bundle: 'ca.crt',
-});
 
 /** Overrides of the three file names doctor reads. */
 export interface NameOverrides {
@@ -51,12 +44,11 @@ export interface FileRead {
 
 /** The names of a layout with overrides applied; TypeError for a name that is not a plain file name. */
 export function namesFor(layout: FileLayout, overrides: NameOverrides = {}): FileNames {
-  const base: Partial<FileNames> = layout === 'cert-manager' ? { ...CERT_MANAGER_NAMES } : { ...DEFAULT_FILE_NAMES };
   const given: Partial<FileNames> = {};
   if (overrides.svid !== undefined) given.svid = overrides.svid;
   if (overrides.key !== undefined) given.key = overrides.key;
   if (overrides.bundle !== undefined) given.bundle = overrides.bundle;
-  return resolveFileNames({ ...base, ...given });
+  return resolveFileNames({ ...layoutBaseNames(layout), ...given });
 }
 
 /** The file names to hand FileSource: the svid, key and bundle names doctor read. */
@@ -122,7 +114,10 @@ async function detectLayout(dir: string, overrides: NameOverrides): Promise<File
   const agentSvid = overrides.svid ?? DEFAULT_FILE_NAMES.svid;
   const target = await readlinkOrUndefined(join(dir, DATA));
   if (target !== undefined && isVersionName(target) && (await exists(join(dir, target, agentSvid)))) return 'svidkit';
-  if ((await exists(join(dir, CERT_MANAGER_NAMES.svid!))) || (await exists(join(dir, CERT_MANAGER_NAMES.key!)))) {
+  if (
+    (await exists(join(dir, CERT_MANAGER_FILE_NAMES.svid))) ||
+    (await exists(join(dir, CERT_MANAGER_FILE_NAMES.key)))
+  ) {
     return 'cert-manager';
   }
   // Names given on the command line are the user's word: their absence is reported per file.

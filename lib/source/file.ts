@@ -228,14 +228,24 @@ function checkNumber(name: string, value: number | undefined, fallback: number):
   return value;
 }
 
+/** The file names FileSource reads in cert-manager's layout (as svid, key and bundle). */
+export const CERT_MANAGER_FILE_NAMES: Readonly<Pick<FileNames, 'svid' | 'key' | 'bundle'>> = Object.freeze({
+  svid: 'tls.crt',
+  key: 'tls.key',
+  bundle: 'ca.crt',
+});
+
+/** The names a layout starts from, before overrides. */
+export function layoutBaseNames(layout: FileLayout): Partial<FileNames> {
+  return layout === 'cert-manager' ? { ...CERT_MANAGER_FILE_NAMES } : { ...DEFAULT_FILE_NAMES };
+}
+
 function layoutNames(layout: FileLayout, names: Partial<FileNames> | undefined): FileNames {
   if (names !== undefined && (typeof names !== 'object' || names === null)) {
     throw new TypeError('source: names must be an object');
   }
-  const base: Partial<FileNames> =
-    layout === 'cert-manager' ? { svid: 'tls.crt', key: 'tls.key', bundle: 'ca.crt' } : { ...DEFAULT_FILE_NAMES };
   try {
-    return resolveFileNames({ ...base, ...names });
+    return resolveFileNames({ ...layoutBaseNames(layout), ...names });
   } catch (err) {
     if (err instanceof TypeError) throw new TypeError(err.message.replace(/^agent: /u, 'source: '));
     throw err;

@@ -1,5 +1,6 @@
 /** Sources of SVIDs and bundles that notify listeners on change. */
 export {
+  CERT_MANAGER_FILE_NAMES,
   DEFAULT_DEBOUNCE_MS,
   DEFAULT_POLL_INTERVAL_MS,
   FILE_LAYOUTS,
@@ -7,6 +8,7 @@ export {
   FileSource,
   type FileSourceOptions,
   type FileSourceStatus,
+  layoutBaseNames,
   MAX_BUNDLE_FILE_BYTES,
   MAX_PEM_FILE_BYTES,
   MAX_TOKEN_FILE_BYTES,
