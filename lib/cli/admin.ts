@@ -11,6 +11,7 @@ import { AdminClient, type AdminCaKey } from '../ca/admin-client.js';
 import { SvidkitError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../spiffeid/index.js';
 import type { CliIo } from './io.js';
+import { parseWholeNumber } from './options.js';
 import { isoSeconds, table } from './table.js';
 
 /** Environment variable naming the admin socket when --socket is not given. */
@@ -37,10 +38,7 @@ function timeoutOption(): Option {
 
 /** A positive whole number from the command line, or ERR_USAGE naming the option. */
 function positiveInt(value: string, what: string, max = 2 ** 31 - 1): number {
-  if (!/^\d{1,10}$/.test(value) || Number(value) < 1 || Number(value) > max) {
-    throw new SvidkitError('ERR_USAGE', `cli: ${what} must be a whole number between 1 and ${max}`);
-  }
-  return Number(value);
+  return parseWholeNumber(value, what, 1, max);
 }
 
 /** A SPIFFE ID from the command line, or ERR_USAGE with the parser's reason. */

@@ -1,9 +1,10 @@
 /** `svidkit doctor`: why an mTLS connection with the files of an SVID directory would fail or succeed. */
 import { type Command, Option } from 'commander';
-import { diagnose, formatDoctorReport } from '../doctor/index.js';
+import { diagnose, formatDoctorReport, MAX_TIMEOUT_MS } from '../doctor/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { FILE_LAYOUTS, type FileLayout } from '../source/index.js';
 import type { CliIo } from './io.js';
+import { parseWholeNumber } from './options.js';
 
 interface DoctorFlags {
   peer?: string;
@@ -17,14 +18,7 @@ interface DoctorFlags {
 }
 
 function parseTimeout(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d{1,6}$/.test(value)) {
-    throw new SvidkitError(
-      'ERR_USAGE',
-      `doctor: --timeout takes milliseconds, not ${JSON.stringify(value.slice(0, 40))}`,
-    );
-  }
-  return Number(value);
+  return value === undefined ? undefined : parseWholeNumber(value, '--timeout (milliseconds)', 1, MAX_TIMEOUT_MS);
 }
 
 /** Adds `doctor <svid-dir>`. */

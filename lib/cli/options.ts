@@ -14,3 +14,11 @@ export function parseTimeOption(value: string): Date {
 export function atOption(): Option {
   return new Option('--at <time>', 'check validity at this RFC 3339 instant instead of now');
 }
+
+/** A whole number between `min` and `max` given to `option`, or ERR_USAGE naming the option and the range. */
+export function parseWholeNumber(value: string, option: string, min: number, max: number): number {
+  if (!/^\d{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new SvidkitError('ERR_USAGE', `cli: ${option} must be a whole number between ${min} and ${max}`);
+  }
+  return Number(value);
+}
