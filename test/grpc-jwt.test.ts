@@ -2,7 +2,6 @@ import { strict as assert } from 'node:assert';
 import { credentials, Server, type ServiceError, status } from '@grpc/grpc-js';
 import { authorizeAny, authorizeId } from '../lib/authorize/index.js';
 import { BundleSet, importJwtAuthority, JwtBundle, SpiffeBundle } from '../lib/bundle/index.js';
-import type { HealthCheckResponse__Output } from '../lib/generated/grpc/health/v1/HealthCheckResponse.js';
 import { HealthService } from '../lib/grpc/health.js';
 import { jwtCallCredentials, jwtSvidOfCall, requireJwtSvidForService } from '../lib/grpc/jwt.js';
 import { authorizeService, mtlsChannelCredentials, mtlsServerCredentials } from '../lib/grpc/mtls.js';
@@ -13,6 +12,7 @@ import { generateKeyPair } from '../lib/keys/index.js';
 import { StaticSource } from '../lib/source/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { TestCa } from './helpers/ca.js';
+import { bindLoopback, checkHealth } from './helpers/grpc.js';
 
 const now = Date.now();
 const window = { notBefore: new Date(now - 3600_000), notAfter: new Date(now + 3600_000) };
@@ -61,9 +61,7 @@ describe('grpc-js with JWT-SVID audience checks over mTLS', function () {
       authorizeService(requireJwtSvidForService(inner, validator), serverSource, authorizeAny()),
     );
     creds = mtlsServerCredentials(serverSource);
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', creds.credentials, (e, p) => (e ? reject(e) : resolve(p))),
-    );
+    port = await bindLoopback(server, creds.credentials);
   });
   after(() => {
     server.forceShutdown();
@@ -78,13 +76,7 @@ describe('grpc-js with JWT-SVID audience checks over mTLS', function () {
       credentials.combineChannelCredentials(channel.credentials, jwtCallCredentials(source, AUD)),
     );
     try {
-      return await new Promise<HealthCheckResponse__Output>((resolve, reject) =>
-        c.Check(
-          { service: '' },
-          { deadline: Date.now() + 5000 },
-          (err: ServiceError | null, res?: HealthCheckResponse__Output) => (err ? reject(err) : resolve(res!)),
-        ),
-      );
+      return await checkHealth(c);
     } finally {
       c.close();
     }
@@ -133,14 +125,7 @@ describe('grpc-js with JWT-SVID audience checks over mTLS', function () {
       `127.0.0.1:${port}`,
       credentials.combineChannelCredentials(channel.credentials, jwtCallCredentials(source, AUD)),
     );
-    const check = () =>
-      new Promise<HealthCheckResponse__Output>((resolve, reject) =>
-        c.Check(
-          { service: '' },
-          { deadline: Date.now() + 5000 },
-          (err: ServiceError | null, res?: HealthCheckResponse__Output) => (err ? reject(err) : resolve(res!)),
-        ),
-      );
+    const check = () => checkHealth(c);
     try {
       assert.equal((await check()).status, 'SERVING');
       // A token whose subject is not the peer: refused, so the new token was the one sent.

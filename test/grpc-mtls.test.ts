@@ -2,13 +2,13 @@ import { strict as assert } from 'node:assert';
 import { credentials, Server, type ServiceError, status } from '@grpc/grpc-js';
 import { authorizeId, authorizeMemberOf } from '../lib/authorize/index.js';
 import { BundleSet } from '../lib/bundle/index.js';
-import type { HealthCheckResponse__Output } from '../lib/generated/grpc/health/v1/HealthCheckResponse.js';
 import { HealthService } from '../lib/grpc/health.js';
 import { authorizeService, callerId, mtlsChannelCredentials, mtlsServerCredentials } from '../lib/grpc/mtls.js';
 import { healthProto } from '../lib/grpc/protos.js';
 import { StaticSource } from '../lib/source/index.js';
 import type { SpiffeId } from '../lib/spiffeid/index.js';
 import { TestCa } from './helpers/ca.js';
+import { bindLoopback, checkHealth } from './helpers/grpc.js';
 
 const now = Date.now();
 const window = { notBefore: new Date(now - 3600_000), notAfter: new Date(now + 3600_000) };
@@ -42,9 +42,7 @@ describe('grpc-js with SPIFFE mTLS (real server on loopback)', function () {
     );
     server.addService(healthProto().grpc.health.v1.Health.service, wrapped);
     serverCreds = mtlsServerCredentials(serverSource);
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', serverCreds.credentials, (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    port = await bindLoopback(server, serverCreds.credentials);
   });
   after(() => {
     server.forceShutdown();
@@ -55,14 +53,7 @@ describe('grpc-js with SPIFFE mTLS (real server on loopback)', function () {
     const c = mtlsChannelCredentials(source, authorizeId(serverId));
     return new (healthProto().grpc.health.v1.Health)(`127.0.0.1:${port}`, c.credentials);
   };
-  const check = (c: ReturnType<typeof client>) =>
-    new Promise<HealthCheckResponse__Output>((resolve, reject) =>
-      c.Check(
-        { service: '' },
-        { deadline: Date.now() + 5000 },
-        (err: ServiceError | null, res?: HealthCheckResponse__Output) => (err ? reject(err) : resolve(res!)),
-      ),
-    );
+  const check = (c: ReturnType<typeof client>) => checkHealth(c);
 
   it('authenticates both sides and gives the handler the caller ID', async () => {
     const c = client(new StaticSource({ svid: ca.svid('/ns/a/sa/client', window), bundles }));
@@ -158,9 +149,7 @@ describe('grpc-js server trusting several trust domains', function () {
       ),
     );
     creds = mtlsServerCredentials(serverSource);
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', creds.credentials, (err, p) => (err ? reject(err) : resolve(p))),
-    );
+    port = await bindLoopback(server, creds.credentials);
   });
   after(() => {
     server.forceShutdown();
@@ -174,13 +163,7 @@ describe('grpc-js server trusting several trust domains', function () {
     );
     const c = new (healthProto().grpc.health.v1.Health)(`127.0.0.1:${port}`, channel.credentials);
     try {
-      return await new Promise<HealthCheckResponse__Output>((resolve, reject) =>
-        c.Check(
-          { service: '' },
-          { deadline: Date.now() + 5000 },
-          (err: ServiceError | null, res?: HealthCheckResponse__Output) => (err ? reject(err) : resolve(res!)),
-        ),
-      );
+      return await checkHealth(c);
     } finally {
       c.close();
       channel.close();

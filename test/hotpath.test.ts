@@ -14,6 +14,7 @@ import { StaticSource } from '../lib/source/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { connectMtls, createMtlsServer } from '../lib/tls/index.js';
 import { TestCa } from './helpers/ca.js';
+import { bindLoopback, checkHealth } from './helpers/grpc.js';
 
 const now = Date.now();
 const window = { notBefore: new Date(now - 3600_000), notAfter: new Date(now + 3600_000) };
@@ -164,21 +165,14 @@ describe('remembered verifications (hot paths)', function () {
         ),
       );
       creds = mtlsServerCredentials(serverSource);
-      port = await new Promise<number>((resolve, reject) =>
-        server.bindAsync('127.0.0.1:0', creds.credentials, (err, p) => (err ? reject(err) : resolve(p))),
-      );
+      port = await bindLoopback(server, creds.credentials);
     });
     after(() => {
       server.forceShutdown();
       creds.close();
     });
 
-    const check = (c: InstanceType<ReturnType<typeof healthProto>['grpc']['health']['v1']['Health']>) =>
-      new Promise<void>((resolve, reject) =>
-        c.Check({ service: '' }, { deadline: Date.now() + 5000 }, (err: ServiceError | null) =>
-          err ? reject(err) : resolve(),
-        ),
-      );
+    const check = checkHealth;
 
     /** A client of the test server with a fresh client SVID. */
     const open = () => {
