@@ -59,6 +59,21 @@ function connectError(err: unknown, socket: tls.TLSSocket, where: string, tcpUp:
 }
 
 /**
+ * After a client handshake: records the server that this handshake's checkServerIdentity verified and
+ * authorized. A resumed session (never offered: these options carry none) skips that check, and so
+ * does any path that did not record one, so the server is verified here instead.
+ */
+function settleServer(
+  socket: tls.TLSSocket,
+  checked: VerifiedPeer | undefined,
+  scope: TrustScope,
+  authorizer: Authorizer,
+): void {
+  if (checked !== undefined && !socket.isSessionReused()) recordPeer(socket, checked);
+  else verifySocketPeer(socket, scope, authorizer, 'server');
+}
+
+/**
  * Connects with the source's SVID and resolves with a TLSSocket whose server passed the SPIFFE check
  * and the authorizer (peerSpiffeId(socket) is set). Rejects with ERR_TLS_CONNECT (no TCP connection),
  * ERR_TLS_HANDSHAKE (TLS failed, e.g. the server sent an alert), ERR_TLS_PEER_UNTRUSTED (the server's
@@ -99,10 +114,7 @@ export function connectMtls(
     socket.once('secureConnect', () => {
       socket.removeListener('error', onError);
       try {
-        // checkServerIdentity already verified and authorized the server; record its result. A resumed
-        // session (never offered: these options carry none) would skip it, so verify then instead.
-        if (checked !== undefined && !socket.isSessionReused()) recordPeer(socket, checked);
-        else verifySocketPeer(socket, scope, authorizer, 'server');
+        settleServer(socket, checked, scope, authorizer);
       } catch (err) {
         socket.destroy();
         reject(connectError(err, socket, where, true));
@@ -166,8 +178,7 @@ export class MtlsHttpsAgent extends https.Agent {
     if (socket instanceof tls.TLSSocket) {
       socket.once('secureConnect', () => {
         try {
-          if (checked !== undefined && !socket.isSessionReused()) recordPeer(socket, checked);
-          else verifySocketPeer(socket, this.#scope, this.#authorizer, 'server');
+          settleServer(socket, checked, this.#scope, this.#authorizer);
         } catch (err) {
           socket.destroy(err instanceof Error ? err : new Error(String(err)));
         }
