@@ -649,16 +649,21 @@ describe('agent writer', function () {
   });
 
   describe('ownership', function () {
-    it('chowns every file and directory of a version to uid:gid (root)', async function () {
+    it('chowns every file of a version to uid:gid and keeps its directories the agent’s (root)', async function () {
       if (!isRoot) this.skip();
       const { versionDir } = await writeWorkloadFiles(
         files(svidA, { jwtTokens: new Map([['a', token('a')]]) }),
         opts({ uid: 1234, gid: 1234 }),
       );
-      const owned = ['.', ...Object.values(DEFAULT_FILE_NAMES), 'jwt/a.token'];
-      for (const name of owned) {
+      const { jwtDir, ...fileNames } = DEFAULT_FILE_NAMES;
+      for (const name of [...Object.values(fileNames), `${jwtDir}/a.token`]) {
         const st = await stat(join(versionDir, name));
         assert.deepEqual([st.uid, st.gid], [1234, 1234], name);
+      }
+      // A directory the workload owned would let it swap entries between the agent's calls.
+      for (const name of ['.', jwtDir]) {
+        const st = await stat(join(versionDir, name));
+        assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [0, 0, 0o755], name);
       }
       assert.equal((await stat(join(versionDir, 'svid_key.pem'))).mode & 0o777, 0o600);
     });

@@ -3,7 +3,7 @@
  * bundles and JWT-SVIDs fresh on disk, and fires reload actions. One loop decides what is due; CA
  * failures back off with jitter while the files already on disk stay in place.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { BundleSet, parseBundleDocument, SpiffeBundle } from '../bundle/index.js';
 import { isSvidkitError } from '../errors/index.js';
@@ -19,6 +19,7 @@ import { CaCallError, CaClient } from './ca-client.js';
 import { runReload } from './reload.js';
 import { Backoff, renewalTime } from './schedule.js';
 import { AgentState } from './state.js';
+import { checkNoOverlap, checkPrivateDir, resolveOutputDir } from './trust.js';
 import type { WorkloadConfig } from './config.js';
 import { type WriterFs, writeWorkloadFiles } from './writer.js';
 
@@ -74,6 +75,8 @@ export interface AgentEvents {
 
 interface Workload {
   readonly cfg: WorkloadSettings;
+  /** The output directory's real path, checked at start (lib/agent/trust.ts); the writer opens it without following links. */
+  dir: string;
   entryId?: string;
   svid?: X509Svid;
   jwt: Map<string, { token: string; renewAt: number; expiresAt: number }>;
@@ -133,6 +136,7 @@ export class Agent {
     this.#watchBackoff = new Backoff(this.#rand, s.backoffMinMs, s.backoffMaxMs);
     this.#workloads = s.workloads.map((cfg) => ({
       cfg,
+      dir: cfg.outputDir,
       jwt: new Map(),
       renewAt: 0,
       version: 0,
@@ -161,6 +165,13 @@ export class Agent {
 
   async #init(): Promise<void> {
     await this.#state.init();
+    await checkPrivateDir(this.#s.dataDir);
+    // Every output directory is checked, and pinned to its real path, before anything is written.
+    for (const w of this.#workloads) w.dir = await resolveOutputDir(w.cfg.outputDir, w.cfg);
+    checkNoOverlap([
+      { label: 'data_dir', dir: await realpath(this.#s.dataDir) },
+      ...this.#workloads.map((w, i) => ({ label: `workloads[${i}].output_dir`, dir: w.dir })),
+    ]);
     const set = parseBundleDocument(this.#s.bootstrapBundle, this.#s.trustDomain);
     this.#bootstrapRoots = set.getX509BundleForTrustDomain(this.#s.trustDomain)?.toPem();
     this.#bundle = await this.#state.loadBundle(this.#s.trustDomain);
@@ -442,7 +453,7 @@ export class Agent {
             version: w.version + 1,
           },
           {
-            dir: w.cfg.outputDir,
+            dir: w.dir,
             names: w.cfg.fileNames,
             certMode: w.cfg.certMode,
             keyMode: w.cfg.keyMode,

@@ -13,12 +13,14 @@
  * ```
  */
 import * as nodeFs from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { BundleSet } from '../bundle/index.js';
 import { SvidkitError } from '../errors/index.js';
 import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import { privateKeyToPem, samePublicKey } from '../keys/index.js';
 import { verify, type X509Svid } from '../x509svid/index.js';
+import { Dir, errnoOf, type WriterFs } from './dirfd.js';
+import { untrustedReason } from './trust.js';
 
 /** Everything delivered to one workload's directory in one atomic step. */
 export interface WorkloadFiles {
@@ -100,36 +102,18 @@ export interface WorkloadFilesSnapshot {
   versionDir: string;
 }
 
-/** An open file as the writer uses it (a subset of fs/promises FileHandle). */
-export interface WriterFileHandle {
-  write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
-  chmod(mode: number): Promise<void>;
-  chown(uid: number, gid: number): Promise<void>;
-  sync(): Promise<void>;
-  close(): Promise<void>;
-}
-
-/** The file-system calls the writer makes (a subset of node:fs/promises); tests inject failures here. */
-export interface WriterFs {
-  mkdir(path: string, options: { recursive?: boolean; mode?: number }): Promise<unknown>;
-  mkdtemp(prefix: string): Promise<string>;
-  chmod(path: string, mode: number): Promise<void>;
-  chown(path: string, uid: number, gid: number): Promise<void>;
-  open(path: string, flags: string, mode?: number): Promise<WriterFileHandle>;
-  symlink(target: string, path: string): Promise<void>;
-  rename(from: string, to: string): Promise<void>;
-  readlink(path: string): Promise<string>;
-  lstat(path: string): Promise<{ isDirectory(): boolean; isSymbolicLink(): boolean }>;
-  readdir(path: string): Promise<string[]>;
-  rm(path: string, options: { recursive?: boolean; force?: boolean }): Promise<void>;
-  unlink(path: string): Promise<void>;
-}
+export type { WriterFileHandle, WriterFs } from './dirfd.js';
 
 const DATA = '..data';
 const DATA_TMP = '..data_tmp';
 const LINK_TMP = '..link_tmp';
 const DIR_MODE = 0o755;
 const MAX_NAME_BYTES = 255;
+/**
+ * Most entries an output directory may hold: the layout needs about a dozen (stable links, ..data,
+ * the live and the previous version), the rest is what someone else put there.
+ */
+const MAX_ENTRIES = 1024;
 /** Most JWT-SVIDs one workload directory holds. */
 export const MAX_JWT_AUDIENCES = 256;
 /** Largest file readWorkloadFiles reads (a bundle set may be 4 MiB). */
@@ -330,10 +314,6 @@ function prepareTokens(tokens: ReadonlyMap<string, string>, mode: number): Entry
   return out;
 }
 
-function errnoOf(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
-
 function writeError(dir: string, err: unknown): SvidkitError {
   if (err instanceof SvidkitError) return err;
   return new SvidkitError('ERR_AGENT_WRITE', `agent: cannot write ${dir}: ${errnoOf(err) ?? 'error'}`, { cause: err });
@@ -364,45 +344,7 @@ function stamp(d: Date): string {
   return [String(d.getUTCFullYear()), ...parts.map(p)].join('_');
 }
 
-async function syncDir(fs: WriterFs, dir: string): Promise<void> {
-  const h = await fs.open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
-async function unlinkIfPresent(fs: WriterFs, path: string): Promise<void> {
-  try {
-    await fs.unlink(path);
-  } catch (err) {
-    if (errnoOf(err) !== 'ENOENT') throw err;
-  }
-}
-
-async function lstatOrUndefined(
-  fs: WriterFs,
-  path: string,
-): Promise<{ isDirectory(): boolean; isSymbolicLink(): boolean } | undefined> {
-  try {
-    return await fs.lstat(path);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-async function readlinkOrUndefined(fs: WriterFs, path: string): Promise<string | undefined> {
-  try {
-    return await fs.readlink(path);
-  } catch (err) {
-    // EINVAL: it exists but is not a symlink.
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'EINVAL') return undefined;
-    throw err;
-  }
-}
-
+/** Sets the workload's uid/gid on the files of a version (never on directories, which stay the agent's). */
 class Owner {
   constructor(
     private readonly dir: string,
@@ -410,13 +352,9 @@ class Owner {
     private readonly gid: number | undefined,
   ) {}
 
-  get wanted(): boolean {
-    return this.uid !== undefined || this.gid !== undefined;
-  }
-
   /** Runs one chown call, turning a failure into a message that says what was asked for. */
   async apply(chown: (uid: number, gid: number) => Promise<void>): Promise<void> {
-    if (!this.wanted) return;
+    if (this.uid === undefined && this.gid === undefined) return;
     try {
       await chown(this.uid ?? -1, this.gid ?? -1);
     } catch (err) {
@@ -431,11 +369,11 @@ class Owner {
   }
 }
 
-/** Creates `path` exclusively with `mode` from the start (never widened later), owner, data, fsync. */
-async function writeOne(fs: WriterFs, path: string, entry: Entry, owner: Owner): Promise<void> {
-  const h = await fs.open(path, 'wx', entry.mode);
+/** Creates `name` in `dir` exclusively with `mode` from the start (never widened later), owner, data, fsync. */
+async function writeOne(dir: Dir, entry: Entry, owner: Owner): Promise<void> {
+  const h = await dir.createFile(entry.name, entry.mode);
   try {
-    // The umask may have narrowed the mode; fix it while the file is still empty.
+    // The umask may have narrowed the mode; fix it through the handle while the file is still empty.
     await h.chmod(entry.mode);
     await owner.apply((u, g) => h.chown(u, g));
     let off = 0;
@@ -450,15 +388,85 @@ async function writeOne(fs: WriterFs, path: string, entry: Entry, owner: Owner):
   }
 }
 
-async function makeDir(fs: WriterFs, path: string, owner: Owner): Promise<void> {
-  await fs.chmod(path, DIR_MODE);
-  await owner.apply((u, g) => fs.chown(path, u, g));
+function wipe(payload: Payload): void {
+  for (const e of [...payload.files, ...payload.tokens]) if (e.secret) e.data.fill(0);
+}
+
+function unsafeDir(dir: string, why: string): SvidkitError {
+  return new SvidkitError('ERR_AGENT_UNSAFE_DIR', `agent: refusing ${dir}: ${why}`);
+}
+
+/** Opens `path` as a directory, creating it (and missing parents) 0755 through their parents' descriptors. */
+async function openOrCreate(fs: WriterFs, path: string, create = true): Promise<Dir> {
+  try {
+    return await Dir.open(fs, path);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOTDIR' && (await fs.lstat(path).catch(() => undefined))?.isSymbolicLink()) {
+      throw unsafeDir(path, 'it resolves through a symlink; the output directory must be given by its real path');
+    }
+    if (errnoOf(err) !== 'ENOENT' || !create || path === dirname(path)) throw err;
+  }
+  const parent = await openOrCreate(fs, dirname(path));
+  try {
+    // Each level is checked where it is, so that no directory is made outside the configured path.
+    const where = await parent.location();
+    if (where !== dirname(path)) throw unsafeDir(path, `${dirname(path)} is really ${where} (a symlink on the path)`);
+    let created = true;
+    try {
+      await parent.mkdir(basename(path), DIR_MODE);
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+      created = false;
+    }
+    const made = await parent.openDir(basename(path));
+    if (created) await made.chmod(DIR_MODE).catch(() => undefined);
+    return made;
+  } finally {
+    await parent.close();
+  }
+}
+
+/**
+ * The output directory, opened by descriptor: proven to be at `dir` itself (no symlink anywhere on
+ * the path, which the agent resolved at start) and not writable by anyone but root, the agent and
+ * the workload. Everything after this acts through the descriptor.
+ */
+async function openOutputDir(fs: WriterFs, s: Settings, create: boolean): Promise<Dir> {
+  const d = await openOrCreate(fs, s.dir, create);
+  try {
+    const where = await d.location();
+    if (where !== s.dir) {
+      throw unsafeDir(
+        s.dir,
+        `it resolves to ${where} through a symlink; the output directory must be given by its real path`,
+      );
+    }
+    const why = untrustedReason(await d.stat(), s, true);
+    if (why) throw unsafeDir(s.dir, why);
+    return d;
+  } catch (err) {
+    await d.close();
+    throw err;
+  }
+}
+
+/** The names in the output directory; one that holds more than MAX_ENTRIES is refused, as its scan would not be bounded. */
+async function listOutputDir(out: Dir, dir: string): Promise<string[]> {
+  try {
+    return await out.list(MAX_ENTRIES);
+  } catch (err) {
+    if (!(err instanceof SvidkitError)) throw err;
+    throw new SvidkitError(
+      'ERR_AGENT_WRITE',
+      `agent: cannot write ${dir}: it holds more than ${MAX_ENTRIES} entries; remove what is not the agent's layout`,
+    );
+  }
 }
 
 /** Refuses, before anything is written, entries in the way that rename(2) could not replace. */
-async function checkExistingLayout(fs: WriterFs, dir: string, names: FileNames): Promise<void> {
+async function checkExistingLayout(out: Dir, dir: string, names: FileNames): Promise<void> {
   for (const name of [DATA, ...Object.values(names)]) {
-    const st = await lstatOrUndefined(fs, join(dir, name));
+    const st = await out.lstat(name);
     if (st && st.isDirectory()) {
       throw new SvidkitError(
         'ERR_AGENT_WRITE',
@@ -468,13 +476,12 @@ async function checkExistingLayout(fs: WriterFs, dir: string, names: FileNames):
   }
 }
 
-/** Points `dir/name` at `target` unless it already does, through a temporary symlink and rename(2). */
-async function ensureLink(fs: WriterFs, dir: string, name: string, target: string): Promise<void> {
-  if ((await readlinkOrUndefined(fs, join(dir, name))) === target) return;
-  const tmp = join(dir, LINK_TMP);
-  await unlinkIfPresent(fs, tmp);
-  await fs.symlink(target, tmp);
-  await fs.rename(tmp, join(dir, name));
+/** Points `name` at `target` unless it already does, through a temporary symlink and rename(2). */
+async function ensureLink(out: Dir, name: string, target: string): Promise<void> {
+  if ((await out.readlink(name)) === target) return;
+  await out.unlink(LINK_TMP);
+  await out.symlink(target, LINK_TMP);
+  await out.rename(LINK_TMP, name);
 }
 
 /** True for a stable-name symlink of this layout: a relative link into ..data. */
@@ -482,70 +489,81 @@ function isLayoutLink(target: string | undefined): boolean {
   return target !== undefined && target.startsWith(`${DATA}/`);
 }
 
-async function removeStaleLinks(fs: WriterFs, dir: string, keep: ReadonlySet<string>): Promise<void> {
-  for (const name of await fs.readdir(dir)) {
+async function removeStaleLinks(out: Dir, names: readonly string[], keep: ReadonlySet<string>): Promise<void> {
+  for (const name of names) {
     if (name.startsWith('..') || keep.has(name)) continue;
-    if (isLayoutLink(await readlinkOrUndefined(fs, join(dir, name)))) await unlinkIfPresent(fs, join(dir, name));
+    if (isLayoutLink(await out.readlink(name))) await out.unlink(name);
   }
 }
 
 /** Removes version directories other than `keep`; best effort, the next write tries again. */
-async function removeOldVersions(fs: WriterFs, dir: string, keep: ReadonlySet<string>): Promise<void> {
-  let entries: string[];
-  try {
-    entries = await fs.readdir(dir);
-  } catch {
-    return;
-  }
-  for (const name of entries) {
+async function removeOldVersions(out: Dir, names: readonly string[], keep: ReadonlySet<string>): Promise<void> {
+  for (const name of names) {
     if (!name.startsWith('..') || name === DATA || keep.has(name)) continue;
     try {
-      const st = await fs.lstat(join(dir, name));
-      if (st.isDirectory()) await fs.rm(join(dir, name), { recursive: true, force: true });
-      else if (name === DATA_TMP || name === LINK_TMP) await unlinkIfPresent(fs, join(dir, name));
+      const st = await out.lstat(name);
+      if (st?.isDirectory()) await out.removeTree(name);
+      else if (name === DATA_TMP || name === LINK_TMP) await out.unlink(name);
     } catch {
       // left for the next write
     }
   }
 }
 
-async function deliver(payload: Payload, names: FileNames, s: Settings, fs: WriterFs): Promise<{ versionDir: string }> {
+/** Writes the version directory `name` inside `out`: every file, the jwt directory, fsync of both. */
+async function writeVersion(out: Dir, name: string, payload: Payload, names: FileNames, owner: Owner): Promise<void> {
+  const vdir = await out.openDir(name);
+  try {
+    // mkdtemp made it 0700; readers of every uid need to enter it. It stays the agent's: a workload
+    // that owned it could swap its entries between the agent's calls.
+    await vdir.chmod(DIR_MODE);
+    for (const entry of payload.files) await writeOne(vdir, entry, owner);
+    await vdir.mkdir(names.jwtDir, DIR_MODE);
+    const jwtDir = await vdir.openDir(names.jwtDir);
+    try {
+      await jwtDir.chmod(DIR_MODE);
+      for (const entry of payload.tokens) await writeOne(jwtDir, entry, owner);
+      await jwtDir.sync();
+    } finally {
+      await jwtDir.close();
+    }
+    await vdir.sync();
+  } finally {
+    await vdir.close();
+  }
+}
+
+async function deliverInto(out: Dir, payload: Payload, names: FileNames, s: Settings): Promise<{ versionDir: string }> {
   const { dir } = s;
   const owner = new Owner(dir, s.uid, s.gid);
+  // What is there before this write: old versions, stale links and debris to clear afterwards.
+  let entries: string[];
   try {
-    await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
-    await checkExistingLayout(fs, dir, names);
+    entries = await listOutputDir(out, dir);
+    await checkExistingLayout(out, dir, names);
     // Leftovers of an interrupted write.
-    await unlinkIfPresent(fs, join(dir, DATA_TMP));
-    await unlinkIfPresent(fs, join(dir, LINK_TMP));
+    await out.unlink(DATA_TMP);
+    await out.unlink(LINK_TMP);
   } catch (err) {
+    wipe(payload);
     throw writeError(dir, err);
   }
 
-  let versionDir: string | undefined;
+  let versionName: string | undefined;
   let swapped = false;
   try {
-    versionDir = await fs.mkdtemp(join(dir, `..${stamp(s.now)}.`));
-    await makeDir(fs, versionDir, owner);
-    for (const entry of payload.files) await writeOne(fs, join(versionDir, entry.name), entry, owner);
-    const jwtDir = join(versionDir, names.jwtDir);
-    await fs.mkdir(jwtDir, { mode: DIR_MODE });
-    await makeDir(fs, jwtDir, owner);
-    for (const entry of payload.tokens) await writeOne(fs, join(jwtDir, entry.name), entry, owner);
-    await syncDir(fs, jwtDir);
-    await syncDir(fs, versionDir);
-
-    const tmp = join(dir, DATA_TMP);
-    await fs.symlink(basename(versionDir), tmp);
-    await fs.rename(tmp, join(dir, DATA));
+    versionName = await out.mkdtemp(`..${stamp(s.now)}.`);
+    await writeVersion(out, versionName, payload, names, owner);
+    await out.symlink(versionName, DATA_TMP);
+    await out.rename(DATA_TMP, DATA);
     swapped = true;
-    await syncDir(fs, dir);
+    await out.sync();
   } catch (err) {
-    for (const e of [...payload.files, ...payload.tokens]) if (e.secret) e.data.fill(0);
+    wipe(payload);
     if (!swapped) {
       // ..data still names the previous version; only this attempt's debris goes.
-      if (versionDir !== undefined) await fs.rm(versionDir, { recursive: true, force: true }).catch(() => undefined);
-      await unlinkIfPresent(fs, join(dir, DATA_TMP)).catch(() => undefined);
+      if (versionName !== undefined) await out.removeTree(versionName).catch(() => undefined);
+      await out.unlink(DATA_TMP).catch(() => undefined);
     }
     throw writeError(dir, err);
   }
@@ -554,17 +572,32 @@ async function deliver(payload: Payload, names: FileNames, s: Settings, fs: Writ
   try {
     const keep = new Set<string>();
     for (const name of Object.values(names)) {
-      await ensureLink(fs, dir, name, `${DATA}/${name}`);
+      await ensureLink(out, name, `${DATA}/${name}`);
       keep.add(name);
     }
-    await removeStaleLinks(fs, dir, keep);
-    await syncDir(fs, dir);
+    await removeStaleLinks(out, entries, keep);
+    await out.sync();
   } catch (err) {
     throw writeError(dir, err);
   }
-  const live = await readlinkOrUndefined(fs, join(dir, DATA)).catch(() => undefined);
-  await removeOldVersions(fs, dir, new Set([basename(versionDir), live ?? '']));
-  return { versionDir };
+  const live = await out.readlink(DATA).catch(() => undefined);
+  await removeOldVersions(out, entries, new Set([versionName, live ?? '']));
+  return { versionDir: join(dir, versionName) };
+}
+
+async function deliver(payload: Payload, names: FileNames, s: Settings, fs: WriterFs): Promise<{ versionDir: string }> {
+  let out: Dir;
+  try {
+    out = await openOutputDir(fs, s, true);
+  } catch (err) {
+    wipe(payload);
+    throw writeError(s.dir, err);
+  }
+  try {
+    return await deliverInto(out, payload, names, s);
+  } finally {
+    await out.close().catch(() => undefined);
+  }
 }
 
 /**
@@ -673,37 +706,42 @@ export async function readWorkloadFiles(dir: string, names?: Partial<FileNames>)
 
 /**
  * Removes a workload's layout from `dir`: stable names that are symlinks into `..data`, `..data`
- * itself, temporary links and version directories. Other files and `dir` itself stay.
+ * itself, temporary links and version directories. Other files and `dir` itself stay. Like a write,
+ * it acts through the directory's descriptor and refuses a directory that others can write.
  */
 export async function removeWorkloadFiles(
   dir: string,
   names?: Partial<FileNames>,
   fs: WriterFs = defaultFs,
+  owner: { uid?: number; gid?: number } = {},
 ): Promise<void> {
   resolveFileNames(names);
-  const abs = resolve(dir);
-  await exclusive(abs, async () => {
+  const s = checkOptions({ dir, uid: owner.uid, gid: owner.gid });
+  await exclusive(s.dir, async () => {
+    let out: Dir;
     try {
-      let entries: string[];
-      try {
-        entries = await fs.readdir(abs);
-      } catch (err) {
-        if (errnoOf(err) === 'ENOENT') return;
-        throw err;
-      }
+      out = await openOutputDir(fs, s, false);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return;
+      throw writeError(s.dir, err);
+    }
+    try {
+      const entries = await listOutputDir(out, s.dir);
       // Stable names first, so that no reader finds a name whose target is already gone.
-      await removeStaleLinks(fs, abs, new Set());
+      await removeStaleLinks(out, entries, new Set());
       for (const name of [DATA, DATA_TMP, LINK_TMP]) {
-        if ((await readlinkOrUndefined(fs, join(abs, name))) !== undefined) await unlinkIfPresent(fs, join(abs, name));
+        if ((await out.readlink(name)) !== undefined) await out.unlink(name);
       }
       for (const name of entries) {
         if (!name.startsWith('..') || name === DATA) continue;
-        const st = await lstatOrUndefined(fs, join(abs, name));
-        if (st?.isDirectory()) await fs.rm(join(abs, name), { recursive: true, force: true });
+        const st = await out.lstat(name);
+        if (st?.isDirectory()) await out.removeTree(name);
       }
-      await syncDir(fs, abs);
+      await out.sync();
     } catch (err) {
-      throw writeError(abs, err);
+      throw writeError(s.dir, err);
+    } finally {
+      await out.close().catch(() => undefined);
     }
   });
 }

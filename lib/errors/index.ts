@@ -153,6 +153,7 @@ export const ERROR_CODES = [
   'ERR_AGENT_INVALID_JWT',
   'ERR_AGENT_WRITE',
   'ERR_AGENT_READ',
+  'ERR_AGENT_UNSAFE_DIR',
   // doctor (diagnosis of an SVID directory and of an mTLS peer)
   'ERR_DOCTOR_OPTIONS',
   'ERR_DOCTOR_FAILED',

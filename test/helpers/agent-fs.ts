@@ -60,8 +60,8 @@ export function errnoError(code: string, syscall: string): NodeJS.ErrnoException
   return Object.assign(new Error(`${code}: injected failure, ${syscall}`), { code, syscall });
 }
 
-/** The WriterFs calls a fault can target; `write` and `chown` also cover the FileHandle methods. */
-export type FsOp = keyof WriterFs | 'write' | 'sync';
+/** The WriterFs calls a fault can target, and the FileHandle methods `write`, `chown` and `sync`. */
+export type FsOp = keyof WriterFs | 'write' | 'chown' | 'sync';
 
 /** A WriterFs over node:fs/promises that counts calls and fails `op` from its `nth` call on. */
 export interface FaultyFs extends WriterFs {
@@ -82,6 +82,8 @@ export function faultyFs(op: FsOp, code: string, nth = 1): FaultyFs {
     return fn();
   };
   const wrapHandle = (h: fsp.FileHandle): WriterFileHandle => ({
+    fd: h.fd,
+    stat: () => h.stat(),
     write: (buffer, offset, length) => guard('write', () => h.write(buffer, offset, length)),
     chmod: (mode) => h.chmod(mode),
     chown: (uid, gid) => guard('chown', () => h.chown(uid, gid)),
@@ -92,15 +94,13 @@ export function faultyFs(op: FsOp, code: string, nth = 1): FaultyFs {
     calls,
     mkdir: (path, options) => guard('mkdir', () => fsp.mkdir(path, options)),
     mkdtemp: (prefix) => guard('mkdtemp', () => fsp.mkdtemp(prefix)),
-    chmod: (path, mode) => guard('chmod', () => fsp.chmod(path, mode)),
-    chown: (path, uid, gid) => guard('chown', () => fsp.chown(path, uid, gid)),
     open: (path, flags, mode) => guard('open', async () => wrapHandle(await fsp.open(path, flags, mode))),
     symlink: (target, path) => guard('symlink', () => fsp.symlink(target, path)),
     rename: (from, to) => guard('rename', () => fsp.rename(from, to)),
     readlink: (path) => guard('readlink', () => fsp.readlink(path)),
     lstat: (path) => guard('lstat', () => fsp.lstat(path)),
-    readdir: (path) => guard('readdir', () => fsp.readdir(path)),
-    rm: (path, options) => guard('rm', () => fsp.rm(path, options)),
+    opendir: (path, options) => guard('opendir', () => fsp.opendir(path, options)),
+    rmdir: (path) => guard('rmdir', () => fsp.rmdir(path)),
     unlink: (path) => guard('unlink', () => fsp.unlink(path)),
   };
 }
