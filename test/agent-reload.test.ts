@@ -83,9 +83,11 @@ describe('agent reload actions', function () {
     });
     await assert.rejects(
       runReload({ exec: { command: [process.execPath, '-e', 'setTimeout(() => {}, 60000)'], timeoutMs: 300 } }),
+      // A timeout is a failure of its own kind, not the exit status of the killed command.
       {
         code: 'ERR_AGENT_RELOAD',
-        message: /killed by SIGTERM/,
+        reason: 'timeout',
+        message: /timed out after 300 ms/,
       },
     );
   });
