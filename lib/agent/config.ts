@@ -347,7 +347,10 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
       }
       const signalUid = optionalInt(sig, 'uid', 0, MAX_ID);
       sig.done();
-      reload = { signal: { pidFile, signal: signal as NodeJS.Signals, uid: signalUid } };
+      // Keys only when set, so an entry without them compares equal to one written without them.
+      reload = {
+        signal: { pidFile, signal: signal as NodeJS.Signals, ...(signalUid === undefined ? {} : { uid: signalUid }) },
+      };
     } else {
       const ex = r.section('exec');
       const command = [...ex.strings('command', 256)];
@@ -371,7 +374,9 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
         names.set(name, j);
       }
       ex.done();
-      reload = { exec: { command: Object.freeze(command), timeoutMs, env: Object.freeze(env) } };
+      reload = {
+        exec: { command: Object.freeze(command), timeoutMs, ...(env.length === 0 ? {} : { env: Object.freeze(env) }) },
+      };
     }
   }
   r.done();
