@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAgentConfig } from '../lib/agent/config.js';
+import { pidfdUnavailable } from '../lib/agent/reload-pidfd.js';
 import { ReloadRunner } from '../lib/agent/reload-runner.js';
 import { isSignalName, runReload } from '../lib/agent/reload.js';
 
@@ -45,7 +46,61 @@ describe('agent reload actions', function () {
     writeFileSync(pidFile, `${child.pid}\n`);
     assert.equal(await runReload({ signal: { pidFile, signal: 'SIGHUP' } }), `sent SIGHUP to pid ${child.pid}`);
     await seen('hup');
+    // Where koffi ships a binary, the signal went through a pidfd: a broken install must not hide behind the fallback.
+    if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+      assert.equal(pidfdUnavailable(), undefined);
+    }
     child.kill('SIGKILL');
+  });
+
+  it('without pidfds (the FFI library does not load) signals through kill(2) after the start-time check', async () => {
+    const victim = spawn(
+      process.execPath,
+      ['-e', "process.on('SIGHUP', () => { console.log('hup'); }); console.log('up'); setInterval(() => {}, 1000);"],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      let out = '';
+      const seen = (word: string) =>
+        new Promise<void>((resolve) => {
+          const check = () => (out.includes(word) ? resolve() : undefined);
+          victim.stdout.on('data', (d: Buffer) => {
+            out += d.toString();
+            check();
+          });
+          check();
+        });
+      await seen('up');
+      const pidFile = join(dir, 'fallback.pid');
+      writeFileSync(pidFile, `${victim.pid}\n`);
+      // A second agent process in which koffi cannot be required, as on a platform without its binary.
+      const preload = join(dir, 'no-koffi.cjs');
+      writeFileSync(
+        preload,
+        `const M = require('module'); const resolve = M._resolveFilename;
+        M._resolveFilename = function (req, ...rest) {
+          if (req === 'koffi') throw new Error('not installed here');
+          return resolve.call(this, req, ...rest);
+        };`,
+      );
+      const script = `const r = await import(${JSON.stringify(new URL('../lib/agent/reload.js', import.meta.url).href)});
+        const f = await import(${JSON.stringify(new URL('../lib/agent/reload-pidfd.js', import.meta.url).href)});
+        console.log(await r.runReload({ signal: { pidFile: process.argv[1], signal: 'SIGHUP' } }));
+        console.log(f.pidfdUnavailable());`;
+      const agentOut = await new Promise<string>((resolve, reject) => {
+        const c = spawn(process.execPath, ['-r', preload, '--input-type=module', '-e', script, pidFile], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
+        let text = '';
+        c.stdout.on('data', (d: Buffer) => (text += d.toString()));
+        c.once('error', reject);
+        c.once('close', (code) => (code === 0 ? resolve(text) : reject(new Error(`exited ${code}: ${text}`))));
+      });
+      assert.equal(agentOut, `sent SIGHUP to pid ${victim.pid}\nkoffi did not load (not installed here)\n`);
+      await seen('hup');
+    } finally {
+      victim.kill('SIGKILL');
+    }
   });
 
   const badPidFiles: Array<[string, string]> = [
