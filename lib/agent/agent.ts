@@ -16,7 +16,7 @@ import { Certificate } from '../x509/certificate.js';
 import { buildCsr } from '../x509/csr.js';
 import { createCsr, X509Svid } from '../x509svid/index.js';
 import { CaCallError, CaClient } from './ca-client.js';
-import { runReload } from './reload.js';
+import { ReloadRunner } from './reload-runner.js';
 import { Backoff, renewalTime } from './schedule.js';
 import { AgentState } from './state.js';
 import { checkNoOverlap, checkPrivateDir, resolveOutputDir } from './trust.js';
@@ -87,6 +87,8 @@ interface Workload {
   lastError?: string;
   /** Set when the bundle changed and the files must be rewritten even without a new SVID. */
   dirty: boolean;
+  /** Runs the reload action off the loop; unset when none is configured. */
+  readonly reload: ReloadRunner | undefined;
 }
 
 /** Options of Agent.start. */
@@ -143,6 +145,7 @@ export class Agent {
       rotations: 0,
       failures: 0,
       dirty: false,
+      reload: cfg.reload ? this.#reloadRunner(cfg) : undefined,
     }));
     this.#client = new CaClient({
       address: s.caAddress,
@@ -481,17 +484,18 @@ export class Agent {
         },
         'workload files written',
       );
-      if (w.cfg.reload) {
-        try {
-          const what = await runReload(w.cfg.reload);
-          this.#events.reloaded?.(w.cfg.spiffeId.toString(), true);
-          this.#log.info({ workload: w.cfg.spiffeId.toString(), action: what }, 'reload action fired');
-        } catch (err) {
-          this.#events.reloaded?.(w.cfg.spiffeId.toString(), false);
-          this.#log.warn({ workload: w.cfg.spiffeId.toString(), reason: describe(err) }, 'reload action failed');
-        }
-      }
+      // Not awaited: a slow or hanging reload must not hold the loop that rotates every other workload.
+      w.reload?.request();
     }
+  }
+
+  #reloadRunner(cfg: WorkloadSettings): ReloadRunner {
+    const workload = cfg.spiffeId.toString();
+    return new ReloadRunner(cfg.reload!, cfg.uid, (ok: boolean, detail: unknown) => {
+      this.#events.reloaded?.(workload, ok);
+      if (ok) this.#log.info({ workload, action: detail }, 'reload action fired');
+      else this.#log.warn({ workload, reason: describe(detail) }, 'reload action failed');
+    });
   }
 
   #fail(w: Workload, reason: string): void {
@@ -548,6 +552,7 @@ export class Agent {
     clearTimeout(this.#watchTimer);
     this.#cancelWatch?.();
     await this.#loop;
+    await Promise.all(this.#workloads.map((w) => w.reload?.close()));
     this.#client.close();
   }
 }

@@ -55,8 +55,25 @@ const FILE_NAME_KEYS = [
 
 /** What the agent does after it has replaced a workload's files (the shape runReload in reload.ts takes). */
 export type ReloadAction =
-  | { readonly signal: { readonly pidFile: string; readonly signal: NodeJS.Signals } }
-  | { readonly exec: { readonly command: readonly string[]; readonly timeoutMs: number } };
+  | {
+      readonly signal: {
+        readonly pidFile: string;
+        readonly signal: NodeJS.Signals;
+        /** The uid the signalled process must run as; unset: the workload's `uid`. */
+        readonly uid?: number;
+      };
+    }
+  | {
+      readonly exec: {
+        readonly command: readonly string[];
+        readonly timeoutMs: number;
+        /** NAME=value entries of the command's environment besides PATH; nothing of the agent's own is passed. */
+        readonly env?: readonly string[];
+      };
+    };
+
+/** Most `reload.exec.env` entries. */
+export const MAX_RELOAD_ENV = 32;
 
 /** One workload whose SVID, key, bundles and JWT-SVIDs the agent keeps fresh on disk. */
 export interface WorkloadConfig {
@@ -328,8 +345,12 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
       if (!Object.hasOwn(osConstants.signals, signal)) {
         bad(`${here}.reload.signal.signal`, `"${signal.slice(0, 16)}" is not a signal name such as SIGHUP or SIGUSR1`);
       }
+      const signalUid = optionalInt(sig, 'uid', 0, MAX_ID);
       sig.done();
-      reload = { signal: { pidFile, signal: signal as NodeJS.Signals } };
+      // Keys only when set, so an entry without them compares equal to one written without them.
+      reload = {
+        signal: { pidFile, signal: signal as NodeJS.Signals, ...(signalUid === undefined ? {} : { uid: signalUid }) },
+      };
     } else {
       const ex = r.section('exec');
       const command = [...ex.strings('command', 256)];
@@ -338,8 +359,24 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
       // a bare name is looked up in PATH.
       if (command[0]!.includes('/') && !isAbsolute(command[0]!)) command[0] = resolve(baseDir, command[0]!);
       const timeoutMs = ex.duration('timeout', 30 * S, S, 10 * MIN);
+      const env = ex.strings('env', MAX_RELOAD_ENV);
+      const names = new Map<string, number>();
+      for (const [j, entry] of env.entries()) {
+        const name = /^([A-Za-z_][A-Za-z0-9_]{0,127})=/.exec(entry)?.[1];
+        if (name === undefined || entry.length > 4096 || entry.includes('\0')) {
+          bad(
+            `${here}.reload.exec.env[${j}]`,
+            'must be NAME=value with a name of letters, digits and _, at most 4096 characters',
+          );
+        }
+        const prev = names.get(name);
+        if (prev !== undefined) bad(`${here}.reload.exec.env[${j}]`, `sets ${name} again (see env[${prev}])`);
+        names.set(name, j);
+      }
       ex.done();
-      reload = { exec: { command: Object.freeze(command), timeoutMs } };
+      reload = {
+        exec: { command: Object.freeze(command), timeoutMs, ...(env.length === 0 ? {} : { env: Object.freeze(env) }) },
+      };
     }
   }
   r.done();
