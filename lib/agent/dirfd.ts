@@ -6,35 +6,55 @@
  * O_DIRECTORY), nothing a workload renames or swaps above it can redirect what the agent does inside,
  * and each final name is never followed: files are created O_EXCL|O_NOFOLLOW, directories opened
  * O_NOFOLLOW|O_DIRECTORY, and unlink, rmdir, rename, readlink and lstat never follow a final link.
- * Permission and owner changes and fsync go through open handles only, never through a path.
+ * Permission and owner changes and fsync go through descriptors only, never through a path.
+ *
+ * The metadata calls are synchronous: each is a few microseconds on a local file system, while a
+ * round trip through libuv's thread pool costs ten times that in CPU, and a rotation makes about a
+ * hundred of them per workload (docs/decisions.md). fsync, the one call that waits for the disk, runs
+ * in the pool.
  */
+import * as nodeFs from 'node:fs';
 import { constants } from 'node:fs';
 import { SvidkitError } from '../errors/index.js';
 
-/** An open file or directory as the writer uses it (a subset of fs/promises FileHandle). */
-export interface WriterFileHandle {
-  readonly fd: number;
-  write(buffer: Buffer, offset: number, length: number): Promise<{ bytesWritten: number }>;
-  chmod(mode: number): Promise<void>;
-  chown(uid: number, gid: number): Promise<void>;
-  stat(): Promise<{ uid: number; gid: number; mode: number; isDirectory(): boolean }>;
-  sync(): Promise<void>;
-  close(): Promise<void>;
+/** The parts of a stat result the writer reads. */
+export interface WriterStat {
+  readonly uid: number;
+  readonly gid: number;
+  readonly mode: number;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
 }
 
-/** The file-system calls the writer makes (a subset of node:fs/promises); tests inject failures here. */
-export interface WriterFs {
-  open(path: string, flags: number, mode?: number): Promise<WriterFileHandle>;
-  mkdir(path: string, options: { mode: number }): Promise<unknown>;
-  mkdtemp(prefix: string): Promise<string>;
-  symlink(target: string, path: string): Promise<void>;
-  rename(from: string, to: string): Promise<void>;
-  readlink(path: string): Promise<string>;
-  lstat(path: string): Promise<{ isDirectory(): boolean; isSymbolicLink(): boolean }>;
-  opendir(path: string, options: { bufferSize: number }): Promise<AsyncIterable<{ name: string }>>;
-  unlink(path: string): Promise<void>;
-  rmdir(path: string): Promise<void>;
+/** A directory stream as opendirSync returns it. */
+export interface WriterDirStream {
+  readSync(): { name: string } | null;
+  closeSync(): void;
 }
+
+/** The file-system calls the writer makes (a subset of node:fs); tests inject failures here. */
+export interface WriterFs {
+  openSync(path: string, flags: number, mode?: number): number;
+  closeSync(fd: number): void;
+  fstatSync(fd: number): WriterStat;
+  fchmodSync(fd: number, mode: number): void;
+  fchownSync(fd: number, uid: number, gid: number): void;
+  writeSync(fd: number, buffer: Buffer, offset: number, length: number): number;
+  /** The one asynchronous call: it waits for the disk. */
+  fsync(fd: number, callback: (err: NodeJS.ErrnoException | null) => void): void;
+  mkdirSync(path: string, options: { mode: number }): unknown;
+  mkdtempSync(prefix: string): string;
+  symlinkSync(target: string, path: string): void;
+  renameSync(from: string, to: string): void;
+  readlinkSync(path: string): string;
+  lstatSync(path: string): WriterStat;
+  unlinkSync(path: string): void;
+  rmdirSync(path: string): void;
+  opendirSync(path: string, options: { bufferSize: number }): WriterDirStream;
+}
+
+/** node:fs itself. */
+export const systemFs: WriterFs = nodeFs;
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 const NEW_FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -55,24 +75,71 @@ function checkName(name: string): string {
   return name;
 }
 
+/** fsync(2) of a descriptor, in the thread pool. */
+export function fsyncFd(fs: WriterFs, fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+/** A file created in a Dir, written through its descriptor. */
+export class NewFile {
+  readonly #fs: WriterFs;
+  /** The descriptor; closed by close(). */
+  readonly fd: number;
+  #open = true;
+
+  constructor(fs: WriterFs, fd: number) {
+    this.#fs = fs;
+    this.fd = fd;
+  }
+
+  /** Sets the mode through the descriptor. */
+  chmod(mode: number): void {
+    this.#fs.fchmodSync(this.fd, mode);
+  }
+
+  /** Sets owner and group through the descriptor (-1 leaves one unchanged). */
+  chown(uid: number, gid: number): void {
+    this.#fs.fchownSync(this.fd, uid, gid);
+  }
+
+  /** Writes all of `data`. */
+  writeAll(data: Buffer): void {
+    let off = 0;
+    while (off < data.length) off += this.#fs.writeSync(this.fd, data, off, data.length - off);
+  }
+
+  /** fsync(2), in the thread pool. */
+  sync(): Promise<void> {
+    return fsyncFd(this.#fs, this.fd);
+  }
+
+  /** Closes the descriptor once. */
+  close(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#fs.closeSync(this.fd);
+  }
+}
+
 /** A directory held open by descriptor; every name is resolved relative to it. */
 export class Dir {
   readonly #fs: WriterFs;
-  readonly #handle: WriterFileHandle;
+  readonly #fd: number;
+  #open = true;
 
-  private constructor(fs: WriterFs, handle: WriterFileHandle) {
+  private constructor(fs: WriterFs, fd: number) {
     this.#fs = fs;
-    this.#handle = handle;
+    this.#fd = fd;
   }
 
   /** Opens `path` as a directory without following a final symlink (ENOTDIR for a link or a FIFO, never a block). */
-  static async open(fs: WriterFs, path: string): Promise<Dir> {
-    return new Dir(fs, await fs.open(path, DIR_FLAGS));
+  static open(fs: WriterFs, path: string): Dir {
+    return new Dir(fs, fs.openSync(path, DIR_FLAGS));
   }
 
   /** The path of this directory through its descriptor. */
   get self(): string {
-    return `/proc/self/fd/${this.#handle.fd}`;
+    return `/proc/self/fd/${this.#fd}`;
   }
 
   /** The path of `name` inside this directory, resolved as openat(fd, name) would. */
@@ -81,9 +148,9 @@ export class Dir {
   }
 
   /** Where the kernel says this directory now is; compared with the expected path, it proves nothing redirected the open. */
-  async location(): Promise<string> {
+  location(): string {
     try {
-      return await this.#fs.readlink(this.self);
+      return this.#fs.readlinkSync(this.self);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') {
         throw new SvidkitError('ERR_AGENT_WRITE', 'agent: /proc/self/fd is not available; the agent needs procfs', {
@@ -95,66 +162,71 @@ export class Dir {
   }
 
   /** Owner and mode of the directory itself. */
-  stat(): Promise<{ uid: number; gid: number; mode: number }> {
-    return this.#handle.stat();
+  stat(): WriterStat {
+    return this.#fs.fstatSync(this.#fd);
   }
 
   /** Sets the directory's own mode through its descriptor. */
-  chmod(mode: number): Promise<void> {
-    return this.#handle.chmod(mode);
+  chmod(mode: number): void {
+    this.#fs.fchmodSync(this.#fd, mode);
   }
 
   /** fsync(2) of the directory, so renames and new entries in it are durable. */
   sync(): Promise<void> {
-    return this.#handle.sync();
+    return fsyncFd(this.#fs, this.#fd);
   }
 
-  /** Closes the descriptor. */
-  close(): Promise<void> {
-    return this.#handle.close();
+  /** Closes the descriptor once. */
+  close(): void {
+    if (!this.#open) return;
+    this.#open = false;
+    this.#fs.closeSync(this.#fd);
   }
 
   /** Opens the subdirectory `name` without following it. */
-  openDir(name: string): Promise<Dir> {
+  openDir(name: string): Dir {
     return Dir.open(this.#fs, this.at(name));
   }
 
   /** Creates the file `name` exclusively with `mode`; never opens an existing file or follows a link. */
-  createFile(name: string, mode: number): Promise<WriterFileHandle> {
-    return this.#fs.open(this.at(name), NEW_FILE_FLAGS, mode);
+  createFile(name: string, mode: number): NewFile {
+    return new NewFile(this.#fs, this.#fs.openSync(this.at(name), NEW_FILE_FLAGS, mode));
   }
 
   /** Creates the subdirectory `name`. */
-  async mkdir(name: string, mode: number): Promise<void> {
-    await this.#fs.mkdir(this.at(name), { mode });
+  mkdir(name: string, mode: number): void {
+    this.#fs.mkdirSync(this.at(name), { mode });
   }
 
   /** Creates a subdirectory with a unique name starting with `prefix` and returns that name. */
-  async mkdtemp(prefix: string): Promise<string> {
-    const made = await this.#fs.mkdtemp(this.at(prefix));
-    return made.slice(this.self.length + 1);
+  mkdtemp(prefix: string): string {
+    return this.#fs.mkdtempSync(this.at(prefix)).slice(this.self.length + 1);
   }
 
   /**
    * The names in this directory, at most `max` of them: a workload can fill its own directory, and
    * an unbounded scan there would stall the agent's loop for every other workload.
    */
-  async list(max: number): Promise<string[]> {
+  list(max: number): string[] {
     const names: string[] = [];
-    // Leaving the loop early closes the directory stream.
-    for await (const entry of await this.#fs.opendir(this.self, { bufferSize: 128 })) {
-      if (names.length >= max) {
-        throw new SvidkitError('ERR_AGENT_WRITE', `agent: a directory holds more than ${max} entries`);
+    const stream = this.#fs.opendirSync(this.self, { bufferSize: 128 });
+    try {
+      for (let entry = stream.readSync(); entry !== null; entry = stream.readSync()) {
+        if (names.length >= max) {
+          throw new SvidkitError('ERR_AGENT_WRITE', `agent: a directory holds more than ${max} entries`);
+        }
+        names.push(entry.name);
       }
-      names.push(entry.name);
+    } finally {
+      stream.closeSync();
     }
     return names;
   }
 
   /** lstat of `name`, or undefined when it does not exist. */
-  async lstat(name: string): Promise<{ isDirectory(): boolean; isSymbolicLink(): boolean } | undefined> {
+  lstat(name: string): WriterStat | undefined {
     try {
-      return await this.#fs.lstat(this.at(name));
+      return this.#fs.lstatSync(this.at(name));
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return undefined;
       throw err;
@@ -162,9 +234,9 @@ export class Dir {
   }
 
   /** The target of the symlink `name`, or undefined when it is missing or not a symlink. */
-  async readlink(name: string): Promise<string | undefined> {
+  readlink(name: string): string | undefined {
     try {
-      return await this.#fs.readlink(this.at(name));
+      return this.#fs.readlinkSync(this.at(name));
     } catch (err) {
       if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'EINVAL') return undefined;
       throw err;
@@ -172,19 +244,19 @@ export class Dir {
   }
 
   /** Creates the symlink `name` -> `target`. */
-  symlink(target: string, name: string): Promise<void> {
-    return this.#fs.symlink(target, this.at(name));
+  symlink(target: string, name: string): void {
+    this.#fs.symlinkSync(target, this.at(name));
   }
 
   /** rename(2) of `from` over `to`, both in this directory. */
-  rename(from: string, to: string): Promise<void> {
-    return this.#fs.rename(this.at(from), this.at(to));
+  rename(from: string, to: string): void {
+    this.#fs.renameSync(this.at(from), this.at(to));
   }
 
   /** Removes the non-directory `name` (a link itself, never its target); absent is fine. */
-  async unlink(name: string): Promise<void> {
+  unlink(name: string): void {
     try {
-      await this.#fs.unlink(this.at(name));
+      this.#fs.unlinkSync(this.at(name));
     } catch (err) {
       if (errnoOf(err) !== 'ENOENT') throw err;
     }
@@ -194,10 +266,10 @@ export class Dir {
    * Removes `name` and, when it is a directory, everything in it, each level opened by descriptor
    * without following links: a directory swapped for a symlink mid-removal loses only the link.
    */
-  async removeTree(name: string, depth = 0): Promise<void> {
+  removeTree(name: string, depth = 0): void {
     let sub: Dir;
     try {
-      sub = await this.openDir(name);
+      sub = this.openDir(name);
     } catch (err) {
       const code = errnoOf(err);
       if (code === 'ENOENT') return;
@@ -207,16 +279,16 @@ export class Dir {
     }
     try {
       if (depth >= MAX_DEPTH) throw new SvidkitError('ERR_AGENT_WRITE', `agent: ${name} is nested too deeply`);
-      for (const entry of await sub.list(MAX_TREE_ENTRIES)) {
-        const st = await sub.lstat(entry);
-        if (st?.isDirectory()) await sub.removeTree(entry, depth + 1);
-        else if (st) await sub.unlink(entry);
+      for (const entry of sub.list(MAX_TREE_ENTRIES)) {
+        const st = sub.lstat(entry);
+        if (st?.isDirectory()) sub.removeTree(entry, depth + 1);
+        else if (st) sub.unlink(entry);
       }
     } finally {
-      await sub.close();
+      sub.close();
     }
     try {
-      await this.#fs.rmdir(this.at(name));
+      this.#fs.rmdirSync(this.at(name));
     } catch (err) {
       // ENOTDIR: the name was swapped for something else meanwhile; that is not ours to follow.
       if (errnoOf(err) !== 'ENOENT' && errnoOf(err) !== 'ENOTDIR') throw err;

@@ -19,7 +19,7 @@ import { SvidkitError } from '../errors/index.js';
 import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import { privateKeyToPem, samePublicKey } from '../keys/index.js';
 import { verify, type X509Svid } from '../x509svid/index.js';
-import { Dir, errnoOf, type WriterFs } from './dirfd.js';
+import { Dir, errnoOf, type NewFile, systemFs, type WriterFs, type WriterStat } from './dirfd.js';
 import { untrustedReason } from './trust.js';
 
 /** Everything delivered to one workload's directory in one atomic step. */
@@ -102,7 +102,7 @@ export interface WorkloadFilesSnapshot {
   versionDir: string;
 }
 
-export type { WriterFileHandle, WriterFs } from './dirfd.js';
+export type { WriterFs } from './dirfd.js';
 
 const DATA = '..data';
 const DATA_TMP = '..data_tmp';
@@ -121,8 +121,6 @@ const MAX_READ_BYTES = 8 * 1024 * 1024;
 /** How often a read is retried when a rewrite removed the version it had resolved. */
 const READ_ATTEMPTS = 20;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
-const defaultFs: WriterFs = nodeFs;
 
 /** The token file name of an audience: every char outside [A-Za-z0-9._-] becomes '_', plus '.token'. */
 export function tokenFileName(audience: string): string {
@@ -352,11 +350,11 @@ class Owner {
     private readonly gid: number | undefined,
   ) {}
 
-  /** Runs one chown call, turning a failure into a message that says what was asked for. */
-  async apply(chown: (uid: number, gid: number) => Promise<void>): Promise<void> {
+  /** Gives `file` to the workload, turning a failure into a message that says what was asked for. */
+  apply(file: NewFile): void {
     if (this.uid === undefined && this.gid === undefined) return;
     try {
-      await chown(this.uid ?? -1, this.gid ?? -1);
+      file.chown(this.uid ?? -1, this.gid ?? -1);
     } catch (err) {
       const code = errnoOf(err) ?? 'error';
       const who = `${this.uid ?? '-'}:${this.gid ?? '-'}`;
@@ -369,22 +367,17 @@ class Owner {
   }
 }
 
-/** Creates `name` in `dir` exclusively with `mode` from the start (never widened later), owner, data, fsync. */
-async function writeOne(dir: Dir, entry: Entry, owner: Owner): Promise<void> {
-  const h = await dir.createFile(entry.name, entry.mode);
+/** Creates `name` in `dir` exclusively with `mode` from the start (never widened later), owner and data; the caller syncs and closes it. */
+function writeOne(dir: Dir, entry: Entry, owner: Owner, opened: NewFile[]): void {
+  const file = dir.createFile(entry.name, entry.mode);
+  opened.push(file);
   try {
-    // The umask may have narrowed the mode; fix it through the handle while the file is still empty.
-    await h.chmod(entry.mode);
-    await owner.apply((u, g) => h.chown(u, g));
-    let off = 0;
-    while (off < entry.data.length) {
-      const { bytesWritten } = await h.write(entry.data, off, entry.data.length - off);
-      off += bytesWritten;
-    }
-    await h.sync();
+    // The umask may have narrowed the mode; fix it through the descriptor while the file is still empty.
+    file.chmod(entry.mode);
+    owner.apply(file);
+    file.writeAll(entry.data);
   } finally {
     if (entry.secret) entry.data.fill(0);
-    await h.close();
   }
 }
 
@@ -397,32 +390,40 @@ function unsafeDir(dir: string, why: string): SvidkitError {
 }
 
 /** Opens `path` as a directory, creating it (and missing parents) 0755 through their parents' descriptors. */
-async function openOrCreate(fs: WriterFs, path: string, create = true): Promise<Dir> {
+function openOrCreate(fs: WriterFs, path: string, create: boolean): Dir {
   try {
-    return await Dir.open(fs, path);
+    return Dir.open(fs, path);
   } catch (err) {
-    if (errnoOf(err) === 'ENOTDIR' && (await fs.lstat(path).catch(() => undefined))?.isSymbolicLink()) {
+    if (errnoOf(err) === 'ENOTDIR' && lstatOrUndefined(fs, path)?.isSymbolicLink()) {
       throw unsafeDir(path, 'it resolves through a symlink; the output directory must be given by its real path');
     }
     if (errnoOf(err) !== 'ENOENT' || !create || path === dirname(path)) throw err;
   }
-  const parent = await openOrCreate(fs, dirname(path));
+  const parent = openOrCreate(fs, dirname(path), create);
   try {
     // Each level is checked where it is, so that no directory is made outside the configured path.
-    const where = await parent.location();
+    const where = parent.location();
     if (where !== dirname(path)) throw unsafeDir(path, `${dirname(path)} is really ${where} (a symlink on the path)`);
     let created = true;
     try {
-      await parent.mkdir(basename(path), DIR_MODE);
+      parent.mkdir(basename(path), DIR_MODE);
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw err;
       created = false;
     }
-    const made = await parent.openDir(basename(path));
-    if (created) await made.chmod(DIR_MODE).catch(() => undefined);
+    const made = parent.openDir(basename(path));
+    if (created) made.chmod(DIR_MODE);
     return made;
   } finally {
-    await parent.close();
+    parent.close();
+  }
+}
+
+function lstatOrUndefined(fs: WriterFs, path: string): WriterStat | undefined {
+  try {
+    return fs.lstatSync(path);
+  } catch {
+    return undefined;
   }
 }
 
@@ -431,29 +432,29 @@ async function openOrCreate(fs: WriterFs, path: string, create = true): Promise<
  * the path, which the agent resolved at start) and not writable by anyone but root, the agent and
  * the workload. Everything after this acts through the descriptor.
  */
-async function openOutputDir(fs: WriterFs, s: Settings, create: boolean): Promise<Dir> {
-  const d = await openOrCreate(fs, s.dir, create);
+function openOutputDir(fs: WriterFs, s: Settings, create: boolean): Dir {
+  const d = openOrCreate(fs, s.dir, create);
   try {
-    const where = await d.location();
+    const where = d.location();
     if (where !== s.dir) {
       throw unsafeDir(
         s.dir,
         `it resolves to ${where} through a symlink; the output directory must be given by its real path`,
       );
     }
-    const why = untrustedReason(await d.stat(), s, true);
+    const why = untrustedReason(d.stat(), s, true);
     if (why) throw unsafeDir(s.dir, why);
     return d;
   } catch (err) {
-    await d.close();
+    d.close();
     throw err;
   }
 }
 
 /** The names in the output directory; one that holds more than MAX_ENTRIES is refused, as its scan would not be bounded. */
-async function listOutputDir(out: Dir, dir: string): Promise<string[]> {
+function listOutputDir(out: Dir, dir: string): string[] {
   try {
-    return await out.list(MAX_ENTRIES);
+    return out.list(MAX_ENTRIES);
   } catch (err) {
     if (!(err instanceof SvidkitError)) throw err;
     throw new SvidkitError(
@@ -464,10 +465,10 @@ async function listOutputDir(out: Dir, dir: string): Promise<string[]> {
 }
 
 /** Refuses, before anything is written, entries in the way that rename(2) could not replace. */
-async function checkExistingLayout(out: Dir, dir: string, names: FileNames): Promise<void> {
+function checkExistingLayout(out: Dir, dir: string, names: FileNames, present: ReadonlySet<string>): void {
   for (const name of [DATA, ...Object.values(names)]) {
-    const st = await out.lstat(name);
-    if (st && st.isDirectory()) {
+    if (!present.has(name)) continue;
+    if (out.lstat(name)?.isDirectory()) {
       throw new SvidkitError(
         'ERR_AGENT_WRITE',
         `agent: cannot write ${dir}: "${name}" is a directory, where the layout needs a symlink`,
@@ -477,11 +478,11 @@ async function checkExistingLayout(out: Dir, dir: string, names: FileNames): Pro
 }
 
 /** Points `name` at `target` unless it already does, through a temporary symlink and rename(2). */
-async function ensureLink(out: Dir, name: string, target: string): Promise<void> {
-  if ((await out.readlink(name)) === target) return;
-  await out.unlink(LINK_TMP);
-  await out.symlink(target, LINK_TMP);
-  await out.rename(LINK_TMP, name);
+function ensureLink(out: Dir, name: string, target: string): void {
+  if (out.readlink(name) === target) return;
+  out.unlink(LINK_TMP);
+  out.symlink(target, LINK_TMP);
+  out.rename(LINK_TMP, name);
 }
 
 /** True for a stable-name symlink of this layout: a relative link into ..data. */
@@ -489,47 +490,50 @@ function isLayoutLink(target: string | undefined): boolean {
   return target !== undefined && target.startsWith(`${DATA}/`);
 }
 
-async function removeStaleLinks(out: Dir, names: readonly string[], keep: ReadonlySet<string>): Promise<void> {
+function removeStaleLinks(out: Dir, names: readonly string[], keep: ReadonlySet<string>): void {
   for (const name of names) {
     if (name.startsWith('..') || keep.has(name)) continue;
-    if (isLayoutLink(await out.readlink(name))) await out.unlink(name);
+    if (isLayoutLink(out.readlink(name))) out.unlink(name);
   }
 }
 
 /** Removes version directories other than `keep`; best effort, the next write tries again. */
-async function removeOldVersions(out: Dir, names: readonly string[], keep: ReadonlySet<string>): Promise<void> {
+function removeOldVersions(out: Dir, names: readonly string[], keep: ReadonlySet<string>): void {
   for (const name of names) {
     if (!name.startsWith('..') || name === DATA || keep.has(name)) continue;
     try {
-      const st = await out.lstat(name);
-      if (st?.isDirectory()) await out.removeTree(name);
-      else if (name === DATA_TMP || name === LINK_TMP) await out.unlink(name);
+      const st = out.lstat(name);
+      if (st?.isDirectory()) out.removeTree(name);
+      else if (name === DATA_TMP || name === LINK_TMP) out.unlink(name);
     } catch {
       // left for the next write
     }
   }
 }
 
-/** Writes the version directory `name` inside `out`: every file, the jwt directory, fsync of both. */
+/** Writes the version directory `name` inside `out`: every file, the jwt directory, fsync of all of them. */
 async function writeVersion(out: Dir, name: string, payload: Payload, names: FileNames, owner: Owner): Promise<void> {
-  const vdir = await out.openDir(name);
+  const opened: NewFile[] = [];
+  const dirs: Dir[] = [];
   try {
+    const vdir = out.openDir(name);
+    dirs.push(vdir);
     // mkdtemp made it 0700; readers of every uid need to enter it. It stays the agent's: a workload
     // that owned it could swap its entries between the agent's calls.
-    await vdir.chmod(DIR_MODE);
-    for (const entry of payload.files) await writeOne(vdir, entry, owner);
-    await vdir.mkdir(names.jwtDir, DIR_MODE);
-    const jwtDir = await vdir.openDir(names.jwtDir);
-    try {
-      await jwtDir.chmod(DIR_MODE);
-      for (const entry of payload.tokens) await writeOne(jwtDir, entry, owner);
-      await jwtDir.sync();
-    } finally {
-      await jwtDir.close();
-    }
-    await vdir.sync();
+    vdir.chmod(DIR_MODE);
+    for (const entry of payload.files) writeOne(vdir, entry, owner, opened);
+    vdir.mkdir(names.jwtDir, DIR_MODE);
+    const jwtDir = vdir.openDir(names.jwtDir);
+    dirs.push(jwtDir);
+    jwtDir.chmod(DIR_MODE);
+    for (const entry of payload.tokens) writeOne(jwtDir, entry, owner, opened);
+    // Every file's data, then the directories' entries, on disk before ..data may name them; the
+    // fsyncs run side by side (the file system commits them together).
+    await Promise.all(opened.map((f) => f.sync()));
+    await Promise.all(dirs.map((d) => d.sync()));
   } finally {
-    await vdir.close();
+    for (const f of opened) f.close();
+    for (const d of dirs) d.close();
   }
 }
 
@@ -539,32 +543,28 @@ async function deliverInto(out: Dir, payload: Payload, names: FileNames, s: Sett
   // What is there before this write: old versions, stale links and debris to clear afterwards.
   let entries: string[];
   try {
-    entries = await listOutputDir(out, dir);
-    await checkExistingLayout(out, dir, names);
+    entries = listOutputDir(out, dir);
+    const present = new Set(entries);
+    checkExistingLayout(out, dir, names, present);
     // Leftovers of an interrupted write.
-    await out.unlink(DATA_TMP);
-    await out.unlink(LINK_TMP);
+    if (present.has(DATA_TMP)) out.unlink(DATA_TMP);
+    if (present.has(LINK_TMP)) out.unlink(LINK_TMP);
   } catch (err) {
     wipe(payload);
     throw writeError(dir, err);
   }
 
   let versionName: string | undefined;
-  let swapped = false;
   try {
-    versionName = await out.mkdtemp(`..${stamp(s.now)}.`);
+    versionName = out.mkdtemp(`..${stamp(s.now)}.`);
     await writeVersion(out, versionName, payload, names, owner);
-    await out.symlink(versionName, DATA_TMP);
-    await out.rename(DATA_TMP, DATA);
-    swapped = true;
-    await out.sync();
+    out.symlink(versionName, DATA_TMP);
+    out.rename(DATA_TMP, DATA);
   } catch (err) {
     wipe(payload);
-    if (!swapped) {
-      // ..data still names the previous version; only this attempt's debris goes.
-      if (versionName !== undefined) await out.removeTree(versionName).catch(() => undefined);
-      await out.unlink(DATA_TMP).catch(() => undefined);
-    }
+    // ..data still names the previous version; only this attempt's debris goes.
+    if (versionName !== undefined) ignore(() => out.removeTree(versionName!));
+    ignore(() => out.unlink(DATA_TMP));
     throw writeError(dir, err);
   }
 
@@ -572,23 +572,33 @@ async function deliverInto(out: Dir, payload: Payload, names: FileNames, s: Sett
   try {
     const keep = new Set<string>();
     for (const name of Object.values(names)) {
-      await ensureLink(out, name, `${DATA}/${name}`);
+      ensureLink(out, name, `${DATA}/${name}`);
       keep.add(name);
     }
-    await removeStaleLinks(out, entries, keep);
+    removeStaleLinks(out, entries, keep);
+    // One fsync makes the ..data swap and the links durable together.
     await out.sync();
   } catch (err) {
     throw writeError(dir, err);
   }
-  const live = await out.readlink(DATA).catch(() => undefined);
-  await removeOldVersions(out, entries, new Set([versionName, live ?? '']));
+  let live: string | undefined;
+  ignore(() => (live = out.readlink(DATA)));
+  removeOldVersions(out, entries, new Set([versionName, live ?? '']));
   return { versionDir: join(dir, versionName) };
+}
+
+function ignore(fn: () => unknown): void {
+  try {
+    fn();
+  } catch {
+    // best effort: the next write tries again
+  }
 }
 
 async function deliver(payload: Payload, names: FileNames, s: Settings, fs: WriterFs): Promise<{ versionDir: string }> {
   let out: Dir;
   try {
-    out = await openOutputDir(fs, s, true);
+    out = openOutputDir(fs, s, true);
   } catch (err) {
     wipe(payload);
     throw writeError(s.dir, err);
@@ -596,7 +606,7 @@ async function deliver(payload: Payload, names: FileNames, s: Settings, fs: Writ
   try {
     return await deliverInto(out, payload, names, s);
   } finally {
-    await out.close().catch(() => undefined);
+    out.close();
   }
 }
 
@@ -608,7 +618,7 @@ async function deliver(payload: Payload, names: FileNames, s: Settings, fs: Writ
 export async function writeWorkloadFiles(
   files: WorkloadFiles,
   opts: WriteOptions,
-  fs: WriterFs = defaultFs,
+  fs: WriterFs = systemFs,
 ): Promise<{ versionDir: string }> {
   const names = resolveFileNames(opts.names);
   const settings = checkOptions(opts);
@@ -712,7 +722,7 @@ export async function readWorkloadFiles(dir: string, names?: Partial<FileNames>)
 export async function removeWorkloadFiles(
   dir: string,
   names?: Partial<FileNames>,
-  fs: WriterFs = defaultFs,
+  fs: WriterFs = systemFs,
   owner: { uid?: number; gid?: number } = {},
 ): Promise<void> {
   resolveFileNames(names);
@@ -720,28 +730,27 @@ export async function removeWorkloadFiles(
   await exclusive(s.dir, async () => {
     let out: Dir;
     try {
-      out = await openOutputDir(fs, s, false);
+      out = openOutputDir(fs, s, false);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return;
       throw writeError(s.dir, err);
     }
     try {
-      const entries = await listOutputDir(out, s.dir);
+      const entries = listOutputDir(out, s.dir);
       // Stable names first, so that no reader finds a name whose target is already gone.
-      await removeStaleLinks(out, entries, new Set());
+      removeStaleLinks(out, entries, new Set());
       for (const name of [DATA, DATA_TMP, LINK_TMP]) {
-        if ((await out.readlink(name)) !== undefined) await out.unlink(name);
+        if (out.readlink(name) !== undefined) out.unlink(name);
       }
       for (const name of entries) {
         if (!name.startsWith('..') || name === DATA) continue;
-        const st = await out.lstat(name);
-        if (st?.isDirectory()) await out.removeTree(name);
+        if (out.lstat(name)?.isDirectory()) out.removeTree(name);
       }
       await out.sync();
     } catch (err) {
       throw writeError(s.dir, err);
     } finally {
-      await out.close().catch(() => undefined);
+      out.close();
     }
   });
 }

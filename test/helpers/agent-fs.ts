@@ -3,10 +3,11 @@
  * directory tree (symlinks not followed) and a WriterFs that fails one kind of call with an errno.
  */
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WriterFileHandle, WriterFs } from '../../lib/agent/writer.js';
+import type { WriterFs } from '../../lib/agent/writer.js';
 
 /** A fresh temporary directory; remove it with `rm(dir, { recursive: true, force: true })`. */
 export function tempDir(prefix = 'svidkit-agent-'): Promise<string> {
@@ -60,10 +61,26 @@ export function errnoError(code: string, syscall: string): NodeJS.ErrnoException
   return Object.assign(new Error(`${code}: injected failure, ${syscall}`), { code, syscall });
 }
 
-/** The WriterFs calls a fault can target, and the FileHandle methods `write`, `chown` and `sync`. */
-export type FsOp = keyof WriterFs | 'write' | 'chown' | 'sync';
+/** The calls a fault can target, by the name of the system call (`sync` is fsync, `chown` fchown, `chmod` fchmod). */
+export type FsOp =
+  | 'open'
+  | 'close'
+  | 'fstat'
+  | 'chmod'
+  | 'chown'
+  | 'write'
+  | 'sync'
+  | 'mkdir'
+  | 'mkdtemp'
+  | 'symlink'
+  | 'rename'
+  | 'readlink'
+  | 'lstat'
+  | 'unlink'
+  | 'rmdir'
+  | 'opendir';
 
-/** A WriterFs over node:fs/promises that counts calls and fails `op` from its `nth` call on. */
+/** A WriterFs over node:fs that counts calls and fails `op` from its `nth` call on. */
 export interface FaultyFs extends WriterFs {
   /** Calls made so far, by operation. */
   readonly calls: Map<FsOp, number>;
@@ -77,30 +94,37 @@ export function faultyFs(op: FsOp, code: string, nth = 1): FaultyFs {
     calls.set(name, n);
     if (name === op && n >= nth) throw errnoError(code, name);
   };
-  const guard = async <T>(name: FsOp, fn: () => Promise<T>): Promise<T> => {
-    hit(name);
-    return fn();
-  };
-  const wrapHandle = (h: fsp.FileHandle): WriterFileHandle => ({
-    fd: h.fd,
-    stat: () => h.stat(),
-    write: (buffer, offset, length) => guard('write', () => h.write(buffer, offset, length)),
-    chmod: (mode) => h.chmod(mode),
-    chown: (uid, gid) => guard('chown', () => h.chown(uid, gid)),
-    sync: () => guard('sync', () => h.sync()),
-    close: () => h.close(),
-  });
+  const guard =
+    <A extends unknown[], R>(name: FsOp, fn: (...args: A) => R) =>
+    (...args: A): R => {
+      hit(name);
+      return fn(...args);
+    };
   return {
     calls,
-    mkdir: (path, options) => guard('mkdir', () => fsp.mkdir(path, options)),
-    mkdtemp: (prefix) => guard('mkdtemp', () => fsp.mkdtemp(prefix)),
-    open: (path, flags, mode) => guard('open', async () => wrapHandle(await fsp.open(path, flags, mode))),
-    symlink: (target, path) => guard('symlink', () => fsp.symlink(target, path)),
-    rename: (from, to) => guard('rename', () => fsp.rename(from, to)),
-    readlink: (path) => guard('readlink', () => fsp.readlink(path)),
-    lstat: (path) => guard('lstat', () => fsp.lstat(path)),
-    opendir: (path, options) => guard('opendir', () => fsp.opendir(path, options)),
-    rmdir: (path) => guard('rmdir', () => fsp.rmdir(path)),
-    unlink: (path) => guard('unlink', () => fsp.unlink(path)),
+    openSync: guard('open', (path: string, flags: number, mode?: number) => fs.openSync(path, flags, mode)),
+    closeSync: guard('close', (fd: number) => fs.closeSync(fd)),
+    fstatSync: guard('fstat', (fd: number) => fs.fstatSync(fd)),
+    fchmodSync: guard('chmod', (fd: number, mode: number) => fs.fchmodSync(fd, mode)),
+    fchownSync: guard('chown', (fd: number, uid: number, gid: number) => fs.fchownSync(fd, uid, gid)),
+    writeSync: guard('write', (fd: number, b: Buffer, off: number, len: number) => fs.writeSync(fd, b, off, len)),
+    fsync: (fd, callback) => {
+      try {
+        hit('sync');
+      } catch (err) {
+        process.nextTick(callback, err as NodeJS.ErrnoException);
+        return;
+      }
+      fs.fsync(fd, callback);
+    },
+    mkdirSync: guard('mkdir', (path: string, options: { mode: number }) => fs.mkdirSync(path, options)),
+    mkdtempSync: guard('mkdtemp', (prefix: string) => fs.mkdtempSync(prefix)),
+    symlinkSync: guard('symlink', (target: string, path: string) => fs.symlinkSync(target, path)),
+    renameSync: guard('rename', (from: string, to: string) => fs.renameSync(from, to)),
+    readlinkSync: guard('readlink', (path: string) => fs.readlinkSync(path)),
+    lstatSync: guard('lstat', (path: string) => fs.lstatSync(path)),
+    unlinkSync: guard('unlink', (path: string) => fs.unlinkSync(path)),
+    rmdirSync: guard('rmdir', (path: string) => fs.rmdirSync(path)),
+    opendirSync: guard('opendir', (path: string, options: { bufferSize: number }) => fs.opendirSync(path, options)),
   };
 }
