@@ -1,7 +1,8 @@
 /**
  * Attacks on the network ports of the real svidkit-ca (the built daemon as a child process) by a
  * peer that holds no certificate: a stream flood of partial messages on one connection, idle
- * TLS+HTTP/2 sessions and TCP connections that never start the TLS handshake. Memory is read from the child's /proc/<pid>/status; every wait is for an event
+ * TLS+HTTP/2 sessions, TCP connections that never start the TLS handshake, and slowloris on the
+ * observability port. Memory is read from the child's /proc/<pid>/status; every wait is for an event
  * (a close, an answer, a write callback), never for a guessed time.
  */
 import { strict as assert } from 'node:assert';
@@ -9,8 +10,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as http from 'node:http';
 import * as http2 from 'node:http2';
-import { connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -178,5 +180,40 @@ describe('attacks on the network ports of svidkit-ca', function () {
     socket.on('error', () => {});
     await once(socket, 'connect');
     await once(socket, 'close');
+  });
+
+  it('keeps /healthz answering a fresh connection while 100 slowloris connections are held open', async () => {
+    const request = 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: ';
+    const slow: { socket: Socket; sent: number }[] = [];
+    const trickle = setInterval(() => {
+      for (const s of slow) {
+        if (s.socket.destroyed) continue;
+        // One header byte at a time, and the header never ends.
+        s.socket.write(s.sent < request.length ? request[s.sent]! : 'a');
+        s.sent++;
+      }
+    }, 100);
+    try {
+      for (let i = 0; i < 100; i++) {
+        const socket = tcpConnect({ host: '127.0.0.1', port: ca.obsPort });
+        socket.on('error', () => {});
+        await once(socket, 'connect');
+        socket.write(request[0]!);
+        slow.push({ socket, sent: 1 });
+      }
+      // The probe connects after all of them, so the CA accepts it after them too.
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port: ca.obsPort, path: '/healthz', agent: false }, (r) => {
+          let body = '';
+          r.setEncoding('utf8').on('data', (d: string) => (body += d));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+      });
+      assert.deepEqual(res, { status: 200, body: 'ok\n' });
+    } finally {
+      clearInterval(trickle);
+      for (const s of slow) s.socket.destroy();
+    }
   });
 });
