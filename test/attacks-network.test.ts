@@ -15,6 +15,7 @@ import * as http2 from 'node:http2';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { SpiffeBundle } from '../lib/bundle/index.js';
@@ -84,7 +85,7 @@ describe('attacks on the network ports of svidkit-ca', function () {
         'listen: { address: 127.0.0.1, port: 0 }',
         'observability: { port: 0 }',
         'limits:',
-        '  handshake_timeout: 1s',
+        '  handshake_timeout: 3s',
         '  unauthenticated: { idle_timeout: 1s }',
         '',
       ].join('\n'),
@@ -180,6 +181,45 @@ describe('attacks on the network ports of svidkit-ca', function () {
     socket.on('error', () => {});
     await once(socket, 'connect');
     await once(socket, 'close');
+  });
+
+  it('a flood of silent connections from one address does not close a connection from another', async function () {
+    // 127.0.0.2 is loopback on Linux; the attacker needs an address of its own for the test to mean anything.
+    const attackers: Socket[] = [];
+    const victim = tcpConnect({ host: '127.0.0.1', port: ca.nodePort });
+    victim.on('error', () => {});
+    await once(victim, 'connect');
+    let firstClosed: Socket | undefined;
+    const closedOne = new Promise<void>((resolve) => {
+      const onClose = (s: Socket) => () => {
+        firstClosed ??= s;
+        resolve();
+      };
+      victim.once('close', onClose(victim));
+      // More than the pool of 64 (the default), all accepted after the victim.
+      for (let i = 0; i < 80; i++) {
+        const s = tcpConnect({ host: '127.0.0.1', port: ca.nodePort, localAddress: '127.0.0.2' });
+        s.on('error', () => {});
+        s.once('close', onClose(s));
+        attackers.push(s);
+      }
+    });
+    try {
+      // The pool overflowed once the CA closed one of them: it must have been an attacker's.
+      await closedOne;
+      assert.notEqual(firstClosed, victim, 'the connection from the other address was closed');
+      // The victim now completes its handshake on the connection it kept, and is served.
+      const session = http2.connect(`https://127.0.0.1:${ca.nodePort}`, {
+        ...tlsTo(roots),
+        createConnection: () => tlsConnect({ socket: victim, ...tlsTo(roots), ALPNProtocols: ['h2'] }),
+      });
+      session.on('error', () => {});
+      await once(session, 'connect');
+      session.destroy();
+    } finally {
+      victim.destroy();
+      for (const s of attackers) s.destroy();
+    }
   });
 
   it('keeps /healthz answering a fresh connection while 100 slowloris connections are held open', async () => {

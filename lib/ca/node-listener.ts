@@ -3,8 +3,8 @@
  * bindAsync so that it can bound what a peer holds before it has proved anything: grpc-js has no
  * connection limit, no handshake deadline and one message limit for every caller. Here the TLS
  * handshake has a deadline, the port has a connection cap, connections still in their handshake or
- * without a verified client certificate share a small pool (the oldest is closed when a new one
- * needs a slot), and each finished connection is handed to one of two grpc-js servers: one with the
+ * without a verified client certificate share a small pool (when a new one needs a slot, the oldest
+ * of the peer address holding the most is closed), and each finished connection is handed to one of two grpc-js servers: one with the
  * limits of an attested agent, one with the much smaller limits AttestAgent needs.
  */
 import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -148,10 +148,9 @@ export async function listenNode(opts: NodeListenerOptions): Promise<NodeListene
       if (pending.get(key) === raw) pending.delete(key);
     });
     if (pending.size > limits.unauthenticated.maxConnections) {
-      // The newest connection gets the slot: a flood has to outpace a real handshake to matter.
-      const [oldestKey, oldest] = pending.entries().next().value as [string, Socket];
-      pending.delete(oldestKey);
-      oldest.destroy();
+      const [victimKey, victim] = evictionVictim(pending);
+      pending.delete(victimKey);
+      victim.destroy();
       if (evicted++ % 1000 === 0) {
         log.warn(
           { evicted, limit: limits.unauthenticated.maxConnections },
@@ -205,4 +204,26 @@ export async function listenNode(opts: NodeListenerOptions): Promise<NodeListene
       for (const s of all) s.destroy();
     },
   };
+}
+
+/**
+ * The connection to close when the unauthenticated pool is full: the oldest one of the peer address
+ * that holds the most. A flood from one address then closes its own connections, and a handshake
+ * from any other address keeps its slot; among equals the oldest goes, so the newest gets the slot.
+ */
+function evictionVictim(pending: ReadonlyMap<string, Socket>): [string, Socket] {
+  const counts = new Map<string, number>();
+  let top = '';
+  let topCount = 0;
+  for (const s of pending.values()) {
+    const addr = s.remoteAddress ?? '';
+    const n = (counts.get(addr) ?? 0) + 1;
+    counts.set(addr, n);
+    if (n > topCount) {
+      top = addr;
+      topCount = n;
+    }
+  }
+  for (const entry of pending) if ((entry[1].remoteAddress ?? '') === top) return entry;
+  return pending.entries().next().value as [string, Socket];
 }
