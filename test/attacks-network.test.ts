@@ -183,7 +183,7 @@ describe('attacks on the network ports of svidkit-ca', function () {
     await once(socket, 'close');
   });
 
-  it('a flood of silent connections from one address does not close a connection from another', async function () {
+  it('a flood of silent connections from one address does not close a connection from another', async () => {
     // 127.0.0.2 is loopback on Linux; the attacker needs an address of its own for the test to mean anything.
     const attackers: Socket[] = [];
     const victim = tcpConnect({ host: '127.0.0.1', port: ca.nodePort });
