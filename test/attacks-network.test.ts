@@ -1,8 +1,8 @@
 /**
  * Attacks on the network ports of the real svidkit-ca (the built daemon as a child process) by a
  * peer that holds no certificate: a stream flood of partial messages on one connection, idle
- * TLS+HTTP/2 sessions, TCP connections that never start the TLS handshake, and slowloris on the
- * observability port. Memory is read from the child's /proc/<pid>/status; every wait is for an event
+ * TLS+HTTP/2 sessions, TCP connections that never start the TLS handshake, a flood of them from one
+ * address, and slowloris on the observability port. Memory is read from the child's /proc/<pid>/status; every wait is for an event
  * (a close, an answer, a write callback), never for a guessed time.
  */
 import { strict as assert } from 'node:assert';
