@@ -95,7 +95,9 @@ limits: { max_batch: 50, max_message_bytes: 65536 }
       assert.equal(c.joinTokenDefaultTtlMs, 3600_000);
       assert.equal(c.k8sPsat[0]?.jwksFile, join(dir, 'jwks.json'));
       assert.deepEqual(c.k8sPsat[0]?.allow, [{ namespace: 'svidkit', serviceAccount: 'svidkit-agent' }]);
-      assert.deepEqual(c.limits, { maxBatch: 50, maxMessageBytes: 65536 });
+      assert.equal(c.limits.maxBatch, 50);
+      assert.equal(c.limits.maxMessageBytes, 65536);
+      assert.equal(c.limits.unauthenticated.maxMessageBytes, 32 * 1024);
     });
 
     it('applies environment variables over the file and flags over both', async () => {
@@ -127,6 +129,24 @@ limits: { max_batch: 50, max_message_bytes: 65536 }
       ],
       ['an invalid trust domain', { trust_domain: 'Example.org' }, 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR', /spiffeid/],
       ['a list where a mapping belongs', { listen: [1] }, 'ERR_CONFIG', /listen: must be a mapping/],
+      [
+        'a handshake timeout of a minute and more',
+        { limits: { handshake_timeout: '2m' } },
+        'ERR_CONFIG',
+        /limits\.handshake_timeout: must be between/,
+      ],
+      [
+        'more unauthenticated connections than connections',
+        { limits: { max_connections: 100, unauthenticated: { max_connections: 101 } } },
+        'ERR_CONFIG',
+        /limits\.unauthenticated\.max_connections: must be an integer/,
+      ],
+      [
+        'an unauthenticated message limit too small for AttestAgent',
+        { limits: { unauthenticated: { max_message_bytes: 16384 } } },
+        'ERR_CONFIG',
+        /limits\.unauthenticated\.max_message_bytes/,
+      ],
       [
         'a cluster without a name',
         { attestation: { k8s_psat: { clusters: [{ issuer: 'x', audience: 'y' }] } } },

@@ -50,7 +50,32 @@ export interface CaConfig {
   readonly k8sPsat: readonly PsatClusterSettings[];
   /** Key types a workload or agent CSR may use. */
   readonly allowedKeyTypes: readonly KeyType[];
-  readonly limits: { readonly maxBatch: number; readonly maxMessageBytes: number };
+  readonly limits: CaLimits;
+}
+
+/** Bounds of the Node port (see docs/ca-config.md for the measurements behind each default). */
+export interface CaLimits {
+  readonly maxBatch: number;
+  /** Largest gRPC message on a connection whose client certificate verified. */
+  readonly maxMessageBytes: number;
+  /** All connections on the Node port at once. */
+  readonly maxConnections: number;
+  /** Concurrent calls per verified connection. */
+  readonly maxStreams: number;
+  /** Longest TLS handshake; a peer that sends nothing is dropped after it. */
+  readonly handshakeTimeoutMs: number;
+  /** A verified connection without calls for this long is closed. */
+  readonly idleTimeoutMs: number;
+  /** A verified connection is asked to reconnect (GOAWAY) at this age. */
+  readonly maxConnectionAgeMs: number;
+  /** Connections still in their handshake or without a verified client certificate (AttestAgent). */
+  readonly unauthenticated: {
+    readonly maxConnections: number;
+    readonly maxMessageBytes: number;
+    readonly maxStreams: number;
+    readonly idleTimeoutMs: number;
+    readonly maxAgeMs: number;
+  };
 }
 
 function bad(path: string, message: string): never {
@@ -159,9 +184,26 @@ export function parseCaConfig(doc: unknown, baseDir = process.cwd()): CaConfig {
   const allowedKeyTypes: readonly KeyType[] = allowed.length > 0 ? (allowed as KeyType[]) : KEY_TYPES;
 
   const limS = root.section('limits');
-  const limits = {
+  const maxConnections = limS.int('max_connections', 1024, 16, 65536);
+  const unS = limS.section('unauthenticated');
+  const unauthenticated = {
+    maxConnections: unS.int('max_connections', 64, 4, maxConnections),
+    // A PSAT (16 KiB at most) and a CSR (8 KiB at most) with their framing fit below 32 KiB.
+    maxMessageBytes: unS.int('max_message_bytes', 32 * 1024, 32 * 1024, 1024 * 1024),
+    maxStreams: unS.int('max_streams', 4, 1, 100),
+    idleTimeoutMs: unS.duration('idle_timeout', 10 * S, 100, 5 * MIN),
+    maxAgeMs: unS.duration('max_age', MIN, S, 10 * MIN),
+  };
+  unS.done();
+  const limits: CaLimits = {
     maxBatch: limS.int('max_batch', 100, 1, 1000),
     maxMessageBytes: limS.int('max_message_bytes', 1024 * 1024, 16 * 1024, 16 * 1024 * 1024),
+    maxConnections,
+    maxStreams: limS.int('max_streams', 100, 1, 1000),
+    handshakeTimeoutMs: limS.duration('handshake_timeout', 5 * S, 100, MIN),
+    idleTimeoutMs: limS.duration('idle_timeout', 5 * MIN, S, 24 * H),
+    maxConnectionAgeMs: limS.duration('max_connection_age', 12 * H, MIN, 30 * 24 * H),
+    unauthenticated,
   };
   limS.done();
   root.done();

@@ -21,6 +21,7 @@ import { adminHandlers } from './admin-service.js';
 import type { CaConfig } from './config.js';
 import { CaContext, createCaMetrics } from './context.js';
 import { CaKeyManager } from './keys.js';
+import { listenNode, nodeServerOptions } from './node-listener.js';
 import { nodeHandlers } from './node-service.js';
 
 /** The CA's own serving identity, presented to agents on the Node port. */
@@ -125,13 +126,25 @@ export async function run(config: CaConfig, options: CaRunOptions = {}): Promise
     'grpc.max_receive_message_length': config.limits.maxMessageBytes,
     'grpc.max_send_message_length': config.limits.maxMessageBytes,
   };
-  const nodeServer = new Server(grpcOptions);
-  nodeServer.addService(caProto().svidkit.ca.v1.Node.service, nodeHandlers(ctx));
-  health.addTo(nodeServer);
-  // grpc-js passes its first argument as the identity provider; the client certificate is optional
-  // here (AttestAgent has none) and every other method demands a verified one.
-  const nodeCreds = experimental.createCertificateProviderServerCredentials(identity, roots, false);
-  const nodePort = await bindAsync(nodeServer, `${config.listen.address}:${config.listen.port}`, nodeCreds);
+  // Two servers behind one port: connections whose client certificate verified, and the rest (an
+  // agent attesting, a probe), which get limits sized for AttestAgent (lib/ca/node-listener.ts).
+  const nodeServers = (['verified', 'unverified'] as const).map((tier) => {
+    const server = new Server(nodeServerOptions(config.limits, tier));
+    server.addService(caProto().svidkit.ca.v1.Node.service, nodeHandlers(ctx));
+    health.addTo(server);
+    return server;
+  });
+  const nodeListener = await listenNode({
+    address: config.listen.address,
+    port: config.listen.port,
+    limits: config.limits,
+    verified: nodeServers[0]!,
+    unverified: nodeServers[1]!,
+    identity,
+    roots,
+    log,
+  });
+  const nodePort = nodeListener.port;
 
   await mkdir(join(config.admin.socket, '..'), { recursive: true, mode: 0o700 });
   await rm(config.admin.socket, { force: true });
@@ -199,8 +212,11 @@ export async function run(config: CaConfig, options: CaRunOptions = {}): Promise
         health.shutdown();
         clearInterval(timer);
         offBundle();
-        const servers = [nodeServer, adminServer, ...(adminTlsServer ? [adminTlsServer] : [])];
+        const servers = [...nodeServers, adminServer, ...(adminTlsServer ? [adminTlsServer] : [])];
+        const nodeClosed = nodeListener.close();
         await Promise.all(servers.map((s) => drain(s, graceMs)));
+        nodeListener.destroyAll();
+        await nodeClosed;
         await obs.close();
         await store.close();
         await rm(config.admin.socket, { force: true });

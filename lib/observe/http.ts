@@ -4,10 +4,12 @@
  * It binds to loopback by default because metrics describe the deployment (agent names, error
  * rates) and nothing on it is authenticated; exposing it is an explicit choice of host. It never
  * reads a request body and bounds how long a client may hold a connection, so a slow or hostile
- * client costs a socket for seconds, not memory.
+ * client costs a socket for seconds, not memory. A flood of slow connections cannot lock the
+ * probes out: at the connection limit a new connection closes the oldest one that has no request
+ * being answered, so the kubelet's fresh connection always gets a slot.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { PROMETHEUS_CONTENT_TYPE, type Registry } from './metrics.js';
 
 /** Options of startObservabilityServer. */
@@ -24,7 +26,7 @@ export interface ObservabilityServerOptions {
   live?: () => boolean;
   /** Longest wait for ready() before answering 503; 5000 ms unless given. */
   readyTimeoutMs?: number;
-  /** Most simultaneous connections; 64 unless given. */
+  /** Most simultaneous connections (the oldest idle or incomplete one makes room); 64 unless given. */
   maxConnections?: number;
   /** Told about failures that turned into a 500 or 503 (a throwing ready() or render()), for logging. */
   onError?: (err: unknown) => void;
@@ -40,11 +42,14 @@ export interface ObservabilityServer {
   close(): Promise<void>;
 }
 
-// Probes and scrapes are tiny requests; a client slower than this is stuck or hostile.
-const HEADERS_TIMEOUT_MS = 10_000;
-const REQUEST_TIMEOUT_MS = 15_000;
+// Probes and scrapes are tiny requests sent at once; a client slower than this is stuck or hostile.
+// The kubelet's probe timeout is 1 s by default, so no real probe comes near these.
+const HEADERS_TIMEOUT_MS = 3_000;
+const REQUEST_TIMEOUT_MS = 5_000;
 const KEEP_ALIVE_TIMEOUT_MS = 5_000;
-const SOCKET_IDLE_TIMEOUT_MS = 30_000;
+const SOCKET_IDLE_TIMEOUT_MS = 10_000;
+// Node checks the two timeouts above only this often (30 s by default, which let them bite late).
+const CONNECTIONS_CHECK_INTERVAL_MS = 500;
 
 type Outcome = { status: number; body: string; contentType?: string; headers?: Record<string, string> };
 
@@ -54,6 +59,10 @@ export async function startObservabilityServer(opts: ObservabilityServerOptions)
   const { port, registry, ready } = opts;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TypeError('observe: port must be 0..65535');
   if (typeof ready !== 'function') throw new TypeError('observe: ready must be a function');
+  const maxConnections = opts.maxConnections ?? 64;
+  if (!Number.isInteger(maxConnections) || maxConnections < 1) {
+    throw new TypeError('observe: maxConnections must be a positive integer');
+  }
   const live = opts.live ?? (() => true);
   const readyTimeoutMs = opts.readyTimeoutMs ?? 5_000;
   const onError = opts.onError ?? (() => {});
@@ -130,6 +139,7 @@ export async function startObservabilityServer(opts: ObservabilityServerOptions)
       headersTimeout: HEADERS_TIMEOUT_MS,
       requestTimeout: REQUEST_TIMEOUT_MS,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
       maxHeaderSize: 8192,
     },
     (req, res) => {
@@ -144,7 +154,7 @@ export async function startObservabilityServer(opts: ObservabilityServerOptions)
     },
   );
   server.maxHeadersCount = 64;
-  server.maxConnections = opts.maxConnections ?? 64;
+  admitConnections(server, maxConnections);
   server.setTimeout(SOCKET_IDLE_TIMEOUT_MS, (socket) => socket.destroy());
   // Malformed requests get Node's default 400 only if the socket is still writable; otherwise drop it.
   server.on('clientError', (_err, socket) => {
@@ -177,6 +187,45 @@ export async function startObservabilityServer(opts: ObservabilityServerOptions)
       return closing;
     },
   };
+}
+
+/**
+ * Keeps at most `limit` connections, oldest first. A connection whose request is being answered is
+ * kept; otherwise the oldest (a slow client still sending headers, or a keep-alive one between
+ * requests) is closed to make room, so a flood of slow connections costs the attacker its own
+ * oldest connections and never the newest one, a probe. Only when every slot is answering a request
+ * is the new connection refused. Node's maxConnections would refuse the newest instead.
+ */
+function admitConnections(server: ReturnType<typeof createServer>, limit: number): void {
+  const open = new Set<Socket>();
+  const answering = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    if (open.size >= limit) {
+      let victim: Socket | undefined;
+      for (const s of open) {
+        if (!answering.has(s)) {
+          victim = s;
+          break;
+        }
+      }
+      if (victim === undefined) {
+        socket.destroy();
+        return;
+      }
+      open.delete(victim);
+      victim.destroy();
+    }
+    open.add(socket);
+    socket.once('close', () => {
+      open.delete(socket);
+      answering.delete(socket);
+    });
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const socket = req.socket;
+    answering.add(socket);
+    res.once('close', () => answering.delete(socket));
+  });
 }
 
 /** The path of a request target (origin-form or absolute-form), or undefined when it is not a URL. */
