@@ -59,16 +59,31 @@ function describe(cause: unknown): string | undefined {
       : String(cause);
 }
 
-/** The agent ID of an mTLS caller, after the SPIFFE leaf rules, the agent-path rule and the ban list. */
+/** An agent the Node service has authenticated: its ID and the serial of the SVID it presented. */
+export interface AuthenticatedAgent {
+  readonly id: SpiffeId;
+  readonly serial: string;
+}
+
+/**
+ * The agent behind an mTLS caller, after the SPIFFE leaf rules, the agent-path rule, the ban list
+ * and the serial rule: the SVID must be the agent's current one, or the one issued just before it
+ * while the agent has not yet presented the current one (a crash between receiving a renewed SVID
+ * and saving it). Any older copy is refused with an audit line, so a stolen or restored identity
+ * file cannot act as the agent or take over its record.
+ */
 export async function authenticateAgent(
   call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
   ctx: CaContext,
-): Promise<SpiffeId> {
+): Promise<AuthenticatedAgent> {
   const peer = call.getAuthContext()?.sslPeerCertificate;
   if (!peer?.raw) throw new StatusError(status.UNAUTHENTICATED, 'an agent X.509-SVID is required');
   let id: SpiffeId;
+  let serial: string;
   try {
-    id = idFromLeaf(Certificate.fromDer(peer.raw));
+    const leaf = Certificate.fromDer(peer.raw);
+    id = idFromLeaf(leaf);
+    serial = leaf.serialHex;
   } catch (cause) {
     throw new StatusError(status.UNAUTHENTICATED, 'the client certificate is not a valid X.509-SVID', { cause });
   }
@@ -78,7 +93,19 @@ export async function authenticateAgent(
   const agent = await ctx.store.getAgent(id.toString());
   if (!agent) throw new StatusError(status.PERMISSION_DENIED, 'the agent is not attested');
   if (agent.banned) throw new StatusError(status.PERMISSION_DENIED, 'the agent is banned');
-  return id;
+  if (serial === agent.serial) {
+    // The agent holds the current SVID, so it saved it: the previous one has no reason to live on.
+    if (agent.previousSerial !== undefined) await ctx.store.confirmAgentSerial(id.toString(), serial);
+  } else if (serial !== agent.previousSerial) {
+    throw supersededSvid(ctx, id, serial);
+  }
+  return { id, serial };
+}
+
+/** The refusal of an agent SVID that is neither the current nor the previous one, with its audit line. */
+function supersededSvid(ctx: CaContext, id: SpiffeId, serial: string): StatusError {
+  audit(ctx.log, { event: 'agent_svid_refused', agent: id.toString(), serial, reason: 'superseded' });
+  return new StatusError(status.PERMISSION_DENIED, 'this agent SVID has been superseded by a newer one');
 }
 
 /** Loads an entry the agent is parent of; an unknown entry and a foreign one give the same answer. */
@@ -189,25 +216,32 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
     }),
 
     RenewAgent: unary('RenewAgent', async (call) => {
-      const id = await authenticateAgent(call, ctx);
-      const agent = (await ctx.store.getAgent(id.toString()))!;
+      const { id, serial } = await authenticateAgent(call, ctx);
       const svid = issueX509(ctx, id, call.request.csr, cfg.defaultX509SvidTtlMs, [], id.toString());
-      await ctx.store.upsertAgent({
+      // The check and the update are one store step: of two renewals racing with the same SVID
+      // (the agent and a copy of its file), the second finds the presented serial superseded.
+      const renewed = await ctx.store.renewAgent({
         spiffeId: id.toString(),
-        attestationType: agent.attestationType,
+        presentedSerial: serial,
         serial: Certificate.fromDer(svid.certChain![0] as Buffer).serialHex,
         expiresAt: new Date(Number(svid.expiresAt) * 1000),
       });
+      if (!renewed) {
+        if (await ctx.store.isBanned(id.toString())) {
+          throw new StatusError(status.PERMISSION_DENIED, 'the agent is banned');
+        }
+        throw supersededSvid(ctx, id, serial);
+      }
       return { svid };
     }),
 
     ListAuthorizedEntries: unary('ListAuthorizedEntries', async (call) => {
-      const id = await authenticateAgent(call, ctx);
+      const { id } = await authenticateAgent(call, ctx);
       return { entries: (await ctx.store.listEntries({ parentId: id.toString() })).map(entryMessage) };
     }),
 
     BatchNewX509Svid: unary('BatchNewX509Svid', async (call) => {
-      const agent = await authenticateAgent(call, ctx);
+      const { id: agent } = await authenticateAgent(call, ctx);
       const params = call.request.params;
       if (params.length === 0) throw new StatusError(status.INVALID_ARGUMENT, 'the batch is empty');
       if (params.length > cfg.limits.maxBatch) {
@@ -237,7 +271,7 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
     }),
 
     NewJwtSvid: unary('NewJwtSvid', async (call) => {
-      const agent = await authenticateAgent(call, ctx);
+      const { id: agent } = await authenticateAgent(call, ctx);
       const entry = await entryFor(ctx, agent, call.request.entryId);
       const audience = call.request.audience;
       if (

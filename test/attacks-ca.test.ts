@@ -1,0 +1,226 @@
+/**
+ * Attacks on svidkit-ca from the agent side and from the host, each against a real CA on loopback.
+ */
+import { strict as assert } from 'node:assert';
+import type { KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type ChannelCredentials, credentials, type ServiceError, status } from '@grpc/grpc-js';
+import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../lib/attest/index.js';
+import { parseCaConfig } from '../lib/ca/config.js';
+import { run } from '../lib/ca/daemon.js';
+import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
+import type { BatchNewX509SvidResponse__Output } from '../lib/generated/svidkit/ca/v1/BatchNewX509SvidResponse.js';
+import type { Bundle__Output } from '../lib/generated/svidkit/ca/v1/Bundle.js';
+import type { ListAuthorizedEntriesResponse__Output } from '../lib/generated/svidkit/ca/v1/ListAuthorizedEntriesResponse.js';
+import type { NewJwtSvidResponse__Output } from '../lib/generated/svidkit/ca/v1/NewJwtSvidResponse.js';
+import type { NodeClient } from '../lib/generated/svidkit/ca/v1/Node.js';
+import type { RenewAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/RenewAgentResponse.js';
+import { caProto } from '../lib/grpc/protos.js';
+import { generateKeyPair, privateKeyToPem } from '../lib/keys/index.js';
+import { createLogger } from '../lib/observe/index.js';
+import { TrustDomain } from '../lib/spiffeid/index.js';
+import { Certificate } from '../lib/x509/certificate.js';
+import { buildCsr } from '../lib/x509/csr.js';
+import { captureLog } from './helpers/ca-context.js';
+
+const TD = TrustDomain.parse('example.org');
+
+/** Promisifies one unary call. */
+function call<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
+}
+
+async function rejectsWith(p: Promise<unknown>, code: status, what: string): Promise<ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.equal((err as ServiceError).code, code, `${what}: ${(err as Error).message}`);
+    return err as ServiceError;
+  }
+  assert.fail(`${what}: expected gRPC status ${status[code]}, the call succeeded`);
+}
+
+/** The first message of a WatchBundle stream, or the status it ended with. */
+function firstOfStream(c: NodeClient): Promise<{ bundle?: Bundle__Output; error?: ServiceError }> {
+  const stream = c.WatchBundle({});
+  return new Promise((resolve) => {
+    stream.once('data', (bundle: Bundle__Output) => {
+      resolve({ bundle });
+      stream.cancel();
+    });
+    stream.on('error', (error: ServiceError) => resolve({ error }));
+  });
+}
+
+/** An agent SVID as the agent would hold it on disk: the chain and its key. */
+interface HeldSvid {
+  readonly serial: string;
+  readonly chainPem: string;
+  readonly key: KeyObject;
+}
+
+function held(chain: Buffer[], key: KeyObject): HeldSvid {
+  const certs = chain.map((d) => Certificate.fromDer(d));
+  return { serial: certs[0]!.serialHex, chainPem: certs.map((c) => c.toPem()).join(''), key };
+}
+
+/** A CA on loopback, in a fresh directory, with its log captured. */
+async function startCa(dir: string, doc: Record<string, unknown> = {}) {
+  const log = captureLog();
+  const ca = await run(
+    parseCaConfig(
+      { trust_domain: TD.name, data_dir: join(dir, 'ca'), listen: { port: 0 }, observability: { port: 0 }, ...doc },
+      dir,
+    ),
+    { logger: createLogger({ name: 'svidkit-ca', destination: log }) },
+  );
+  const roots = () => Buffer.from(ca.context.keys.bundle().x509.toPem());
+  const client = (creds: ChannelCredentials) =>
+    new (caProto().svidkit.ca.v1.Node)(`localhost:${ca.nodePort}`, creds) as unknown as NodeClient;
+  const clients: NodeClient[] = [];
+  const as = (svid: HeldSvid) => {
+    const c = client(
+      credentials.createSsl(roots(), Buffer.from(privateKeyToPem(svid.key)), Buffer.from(svid.chainPem)),
+    );
+    clients.push(c);
+    return c;
+  };
+  const attest = async (): Promise<HeldSvid> => {
+    const token = generateJoinToken();
+    await ca.context.store.createJoinToken(hashJoinToken(token), new Date(Date.now() + 600_000));
+    const key = generateKeyPair().privateKey;
+    const c = client(credentials.createSsl(roots()));
+    clients.push(c);
+    const res = await call<AttestAgentResponse__Output>((cb) =>
+      c.AttestAgent({ joinToken: { token }, csr: buildCsr({ key }) }, cb),
+    );
+    assert.equal(res.svid!.spiffeId, agentIdForJoinToken(TD, token).toString());
+    return held(res.svid!.certChain as Buffer[], key);
+  };
+  const renew = async (svid: HeldSvid): Promise<HeldSvid> => {
+    const key = generateKeyPair().privateKey;
+    const c = as(svid);
+    const res = await call<RenewAgentResponse__Output>((cb) => c.RenewAgent({ csr: buildCsr({ key }) }, cb));
+    return held(res.svid!.certChain as Buffer[], key);
+  };
+  const close = async () => {
+    for (const c of clients) c.close();
+    await ca.close(1000);
+  };
+  return { ca, log, as, attest, renew, close };
+}
+
+type TestCa = Awaited<ReturnType<typeof startCa>>;
+
+describe('attacks on svidkit-ca', function () {
+  this.timeout(60_000);
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'svidkit-attacks-ca-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  describe('a superseded agent SVID (an old copy of the identity file)', () => {
+    let t: TestCa;
+    afterEach(async () => t?.close());
+
+    it('is PERMISSION_DENIED on every Node method, with an audit line, and cannot move the record', async () => {
+      t = await startCa(dir);
+      const s0 = await t.attest();
+      const s1 = await t.renew(s0);
+      // The agent uses its new SVID once, then renews again.
+      await call<ListAuthorizedEntriesResponse__Output>((cb) => t.as(s1).ListAuthorizedEntries({}, cb));
+      const s2 = await t.renew(s1);
+      const id = pemId(s2);
+      const entry = await t.ca.context.store.createEntry({
+        spiffeId: 'spiffe://example.org/ns/prod/sa/web',
+        parentId: id,
+        x509SvidTtlSeconds: 600,
+        jwtSvidTtlSeconds: 120,
+        dnsNames: [],
+      });
+      const before = await t.ca.context.store.getAgent(id);
+      assert.equal(before?.serial, s2.serial);
+      t.log.clear();
+
+      const old = t.as(s0);
+      const csr = buildCsr({ key: generateKeyPair().privateKey });
+      await rejectsWith(
+        call<RenewAgentResponse__Output>((cb) => old.RenewAgent({ csr }, cb)),
+        status.PERMISSION_DENIED,
+        'RenewAgent',
+      );
+      await rejectsWith(
+        call<ListAuthorizedEntriesResponse__Output>((cb) => old.ListAuthorizedEntries({}, cb)),
+        status.PERMISSION_DENIED,
+        'ListAuthorizedEntries',
+      );
+      await rejectsWith(
+        call<BatchNewX509SvidResponse__Output>((cb) =>
+          old.BatchNewX509Svid({ params: [{ entryId: entry.id, csr }] }, cb),
+        ),
+        status.PERMISSION_DENIED,
+        'BatchNewX509Svid',
+      );
+      await rejectsWith(
+        call<NewJwtSvidResponse__Output>((cb) => old.NewJwtSvid({ entryId: entry.id, audience: ['db'] }, cb)),
+        status.PERMISSION_DENIED,
+        'NewJwtSvid',
+      );
+      const watched = await firstOfStream(old);
+      assert.equal(watched.bundle, undefined, 'WatchBundle sent a bundle to a superseded SVID');
+      assert.equal(watched.error?.code, status.PERMISSION_DENIED, 'WatchBundle');
+
+      const refusals = t.log.lines().filter((l) => l['event'] === 'agent_svid_refused');
+      assert.equal(refusals.length, 5, 'one audit line per refused call');
+      for (const l of refusals) {
+        assert.equal(l['audit'], true);
+        assert.equal(l['agent'], id);
+        assert.equal(l['serial'], s0.serial);
+      }
+      assert.deepEqual(await t.ca.context.store.getAgent(id), before, 'the old copy did not move the record');
+
+      // The real agent goes on with its current SVID.
+      const s3 = await t.renew(s2);
+      assert.equal((await t.ca.context.store.getAgent(id))?.serial, s3.serial);
+    });
+
+    it('accepts the previous SVID until the current one has been used, then refuses it', async () => {
+      t = await startCa(dir);
+      const s0 = await t.attest();
+      const s1 = await t.renew(s0);
+      const id = pemId(s1);
+      // Crash between receiving s1 and saving it: the agent still holds s0, which keeps working.
+      await call<ListAuthorizedEntriesResponse__Output>((cb) => t.as(s0).ListAuthorizedEntries({}, cb));
+      assert.ok((await firstOfStream(t.as(s0))).bundle, 'WatchBundle with the previous SVID');
+      // Renewing with it again replaces the lost SVID; s0 stays the previous one.
+      const s2 = await t.renew(s0);
+      let record = await t.ca.context.store.getAgent(id);
+      assert.equal(record?.serial, s2.serial);
+      assert.equal(record?.previousSerial, s0.serial);
+      await rejectsWith(
+        call<ListAuthorizedEntriesResponse__Output>((cb) => t.as(s1).ListAuthorizedEntries({}, cb)),
+        status.PERMISSION_DENIED,
+        'the lost SVID',
+      );
+      // The first use of the current SVID ends the grace.
+      await call<ListAuthorizedEntriesResponse__Output>((cb) => t.as(s2).ListAuthorizedEntries({}, cb));
+      record = await t.ca.context.store.getAgent(id);
+      assert.equal(record?.previousSerial, undefined);
+      await rejectsWith(
+        call<ListAuthorizedEntriesResponse__Output>((cb) => t.as(s0).ListAuthorizedEntries({}, cb)),
+        status.PERMISSION_DENIED,
+        'the previous SVID after the grace',
+      );
+      await rejectsWith(t.renew(s0), status.PERMISSION_DENIED, 'renewing with the previous SVID after the grace');
+      assert.equal((await t.ca.context.store.getAgent(id))?.serial, s2.serial);
+    });
+  });
+});
+
+/** The SPIFFE ID in an SVID's leaf. */
+function pemId(svid: HeldSvid): string {
+  return Certificate.fromPem(svid.chainPem)[0]!.subjectAltName!.uris![0]!;
+}
