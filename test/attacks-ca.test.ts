@@ -1,5 +1,7 @@
 /**
- * Attacks on svidkit-ca from the agent side and from the host, each against a real CA on loopback.
+ * Attacks on svidkit-ca from the agent side and from the host: an old copy of an agent's identity
+ * file, oversized JWT audiences, too many bundle streams, a loose data directory or socket directory,
+ * and key files a crash left behind. Every case runs against a real CA on loopback.
  */
 import { strict as assert } from 'node:assert';
 import type { KeyObject } from 'node:crypto';
@@ -9,6 +11,8 @@ import { join } from 'node:path';
 import { type ChannelCredentials, credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../lib/attest/index.js';
 import { parseCaConfig } from '../lib/ca/config.js';
+import { MAX_AUDIENCE_BYTES } from '../lib/ca/node-service.js';
+import { MAX_KID_LENGTH } from '../lib/bundle/jwt.js';
 import { run } from '../lib/ca/daemon.js';
 import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
 import type { BatchNewX509SvidResponse__Output } from '../lib/generated/svidkit/ca/v1/BatchNewX509SvidResponse.js';
@@ -18,9 +22,10 @@ import type { NewJwtSvidResponse__Output } from '../lib/generated/svidkit/ca/v1/
 import type { NodeClient } from '../lib/generated/svidkit/ca/v1/Node.js';
 import type { RenewAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/RenewAgentResponse.js';
 import { caProto } from '../lib/grpc/protos.js';
+import { MAX_TOKEN_BYTES, mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair, privateKeyToPem } from '../lib/keys/index.js';
 import { createLogger } from '../lib/observe/index.js';
-import { TrustDomain } from '../lib/spiffeid/index.js';
+import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { captureLog } from './helpers/ca-context.js';
@@ -216,6 +221,73 @@ describe('attacks on svidkit-ca', function () {
       );
       await rejectsWith(t.renew(s0), status.PERMISSION_DENIED, 'renewing with the previous SVID after the grace');
       assert.equal((await t.ca.context.store.getAgent(id))?.serial, s2.serial);
+    });
+  });
+
+  describe('NewJwtSvid with audiences inside the per-item limits but too big for a token', () => {
+    let t: TestCa;
+    afterEach(async () => t?.close());
+
+    /** Four audiences whose JSON list takes exactly `bytes` bytes. */
+    const audiencesOf = (bytes: number) => {
+      const chars = bytes - 2 - 3 - 4 * 2;
+      return [2048, 2048, 2048, chars - 3 * 2048].map((n, i) => String.fromCharCode(97 + i).repeat(n));
+    };
+
+    it('answers INVALID_ARGUMENT with the sizes, never INTERNAL or an error-level line', async () => {
+      t = await startCa(dir, { ca: { jwt_key_type: 'rsa-4096' } });
+      const s0 = await t.attest();
+      // The longest SPIFFE ID and the largest signature: the worst case the bound is made for.
+      const longId = `spiffe://example.org/${'w'.repeat(2048 - 'spiffe://example.org/'.length)}`;
+      const entry = await t.ca.context.store.createEntry({
+        spiffeId: longId,
+        parentId: pemId(s0),
+        x509SvidTtlSeconds: 600,
+        jwtSvidTtlSeconds: 120,
+        dnsNames: [],
+      });
+      const c = t.as(s0);
+      t.log.clear();
+      const mint = (audience: string[]) =>
+        call<NewJwtSvidResponse__Output>((cb) => c.NewJwtSvid({ entryId: entry.id, audience }, cb));
+      const cases: { name: string; audience: string[]; message: RegExp }[] = [
+        {
+          name: '16 audiences of 2000 characters',
+          audience: Array.from({ length: 16 }, (_, i) => `${i}`.padEnd(2000, 'x')),
+          message: /the audiences take 32049 bytes in the token; at most 8192 are allowed/,
+        },
+        { name: 'one byte over the bound', audience: audiencesOf(MAX_AUDIENCE_BYTES + 1), message: /8193 bytes/ },
+        {
+          name: 'characters that JSON escapes',
+          audience: ['\u0001'.repeat(1400)],
+          message: /8404 bytes/,
+        },
+      ];
+      for (const { name, audience, message } of cases) {
+        const err = await rejectsWith(mint(audience), status.INVALID_ARGUMENT, name);
+        assert.match(err.details, message, name);
+      }
+      const levels = t.log.lines().map((l) => l['level']);
+      assert.deepEqual(levels, ['warn', 'warn', 'warn'], 'one warning per refusal, nothing at error level');
+      assert.ok(!t.log.text.includes('"stack"'), 'no stack trace in the log');
+
+      // Exactly at the bound, with the worst-case subject and signature, the token fits.
+      const res = await mint(audiencesOf(MAX_AUDIENCE_BYTES));
+      assert.ok(Buffer.byteLength(res.token!) <= MAX_TOKEN_BYTES, `${Buffer.byteLength(res.token!)} bytes`);
+    });
+
+    it('the bound holds for the longest kid the bundle allows, too', async () => {
+      const key = generateKeyPair('rsa-4096').privateKey;
+      const token = await mintJwtSvid({
+        id: SpiffeId.parse(`spiffe://example.org/${'w'.repeat(2048 - 'spiffe://example.org/'.length)}`),
+        audience: audiencesOf(MAX_AUDIENCE_BYTES),
+        key,
+        kid: 'k'.repeat(MAX_KID_LENGTH),
+        alg: 'RS512',
+        expiresAt: new Date(8.64e12 * 1000 - 1000),
+        clock: () => new Date(8.64e12 * 1000 - 2000),
+      });
+      assert.ok(Buffer.byteLength(token) <= MAX_TOKEN_BYTES, `${Buffer.byteLength(token)} bytes`);
     });
   });
 });

@@ -26,6 +26,13 @@ export const AGENT_PATH_PREFIX = '/svidkit/agent/';
 /** Most audiences in one JWT-SVID request, and the longest audience. */
 export const MAX_AUDIENCES = 16;
 const MAX_AUDIENCE_LENGTH = 2048;
+/**
+ * Most bytes the audiences may take in the token (the UTF-8 JSON of the list). With the longest
+ * SPIFFE ID (2048 bytes), the longest kid (256) and an RS512 signature by an RSA-4096 key, the
+ * payload may hold about 9.3 KiB of audiences before the token passes MAX_TOKEN_BYTES (16 KiB):
+ * 8 KiB always fits, so a request inside these limits never fails at signing time.
+ */
+export const MAX_AUDIENCE_BYTES = 8192;
 
 /** A gRPC status error with a message that is safe to send. */
 export class StatusError extends Error {
@@ -118,6 +125,24 @@ async function entryFor(ctx: CaContext, agent: SpiffeId, entryId: string): Promi
     );
   }
   return entry;
+}
+
+/** The audience rules of NewJwtSvid: count, length of each, and their total size in the token. */
+function checkAudiences(audience: readonly string[]): void {
+  if (audience.length === 0 || audience.length > MAX_AUDIENCES) {
+    throw new StatusError(status.INVALID_ARGUMENT, `1 to ${MAX_AUDIENCES} non-empty audiences are required`);
+  }
+  if (audience.some((a) => a.length === 0 || a.length > MAX_AUDIENCE_LENGTH)) {
+    throw new StatusError(status.INVALID_ARGUMENT, `each audience must be 1 to ${MAX_AUDIENCE_LENGTH} characters long`);
+  }
+  // Counted as the token will carry them: JSON escapes and multi-byte characters included.
+  const bytes = Buffer.byteLength(JSON.stringify(audience), 'utf8');
+  if (bytes > MAX_AUDIENCE_BYTES) {
+    throw new StatusError(
+      status.INVALID_ARGUMENT,
+      `the audiences take ${bytes} bytes in the token; at most ${MAX_AUDIENCE_BYTES} are allowed`,
+    );
+  }
 }
 
 /** Issues an X.509-SVID for `id` from a CSR, writes the audit line and counts it. */
@@ -274,13 +299,7 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
       const { id: agent } = await authenticateAgent(call, ctx);
       const entry = await entryFor(ctx, agent, call.request.entryId);
       const audience = call.request.audience;
-      if (
-        audience.length === 0 ||
-        audience.length > MAX_AUDIENCES ||
-        audience.some((a) => a.length === 0 || a.length > MAX_AUDIENCE_LENGTH)
-      ) {
-        throw new StatusError(status.INVALID_ARGUMENT, `1 to ${MAX_AUDIENCES} non-empty audiences are required`);
-      }
+      checkAudiences(audience);
       const signer = ctx.keys.jwtSigner();
       const now = ctx.clock();
       const ttlSeconds = Math.max(
