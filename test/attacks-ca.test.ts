@@ -224,6 +224,35 @@ describe('attacks on svidkit-ca', function () {
     });
   });
 
+  describe('a bundle stream opened with the previous SVID', () => {
+    let t: TestCa;
+    afterEach(async () => t?.close());
+
+    it('ends at the next bundle change once the current SVID has been used, without an audit line', async () => {
+      t = await startCa(dir);
+      const s0 = await t.attest();
+      const s1 = await t.renew(s0);
+      const stream = t.as(s0).WatchBundle({});
+      const bundles: Bundle__Output[] = [];
+      const ended = new Promise<ServiceError>((resolve) => stream.on('error', resolve));
+      await new Promise<void>((resolve) =>
+        stream.on('data', (b: Bundle__Output) => {
+          bundles.push(b);
+          resolve();
+        }),
+      );
+      await call<ListAuthorizedEntriesResponse__Output>((cb) => t.as(s1).ListAuthorizedEntries({}, cb));
+      t.log.clear();
+      await t.ca.context.keys.rotate('jwt');
+      const end = await ended;
+      assert.equal(end.code, status.PERMISSION_DENIED);
+      assert.match(end.details, /superseded/);
+      assert.equal(bundles.length, 1, 'no bundle after the current SVID was used');
+      assert.ok(t.log.text.includes('bundle stream ended: its agent SVID was renewed'));
+      assert.ok(!t.log.text.includes('agent_svid_refused'), 'an agent that renewed is not an attack');
+    });
+  });
+
   describe('NewJwtSvid with audiences inside the per-item limits but too big for a token', () => {
     let t: TestCa;
     afterEach(async () => t?.close());

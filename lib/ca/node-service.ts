@@ -97,16 +97,24 @@ export async function authenticateAgent(
   if (!id.memberOf(ctx.config.trustDomain) || !id.path.startsWith(AGENT_PATH_PREFIX)) {
     throw new StatusError(status.PERMISSION_DENIED, 'the caller is not an agent of this trust domain');
   }
+  if ((await standing(ctx, id, serial)) === 'superseded') throw supersededSvid(ctx, id, serial);
+  return { id, serial };
+}
+
+/**
+ * Where an agent SVID stands: the current one, the previous one (in its grace), or superseded.
+ * Refuses an agent that never attested or is banned. Presenting the current SVID ends the grace of
+ * the previous one: the agent has evidently saved the new SVID.
+ */
+async function standing(ctx: CaContext, id: SpiffeId, serial: string): Promise<'current' | 'previous' | 'superseded'> {
   const agent = await ctx.store.getAgent(id.toString());
   if (!agent) throw new StatusError(status.PERMISSION_DENIED, 'the agent is not attested');
   if (agent.banned) throw new StatusError(status.PERMISSION_DENIED, 'the agent is banned');
   if (serial === agent.serial) {
-    // The agent holds the current SVID, so it saved it: the previous one has no reason to live on.
     if (agent.previousSerial !== undefined) await ctx.store.confirmAgentSerial(id.toString(), serial);
-  } else if (serial !== agent.previousSerial) {
-    throw supersededSvid(ctx, id, serial);
+    return 'current';
   }
-  return { id, serial };
+  return serial === agent.previousSerial ? 'previous' : 'superseded';
 }
 
 /** The refusal of an agent SVID that is neither the current nor the previous one, with its audit line. */
@@ -329,30 +337,39 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
 
     WatchBundle: (call) => {
       authenticateAgent(call, ctx).then(
-        () => {
+        ({ id, serial }) => {
           call.write(bundleMessage(ctx));
           // Each later bundle goes out only if the agent is still allowed (not banned, SVID still
           // valid): a stream opened before a ban ends at the next change. One check at a time, in order.
           let pending = Promise.resolve();
           let ended = false;
+          const end = () => {
+            ended = true;
+            off();
+          };
           const off = ctx.keys.onBundleChange(() => {
             pending = pending.then(async () => {
               if (ended) return;
               try {
-                await authenticateAgent(call, ctx);
+                if ((await standing(ctx, id, serial)) === 'superseded') {
+                  // The agent renewed and used its new SVID since it opened this stream: the usual
+                  // course of things, not an attack, so no audit line. It reconnects with the new one.
+                  end();
+                  ctx.log.info({ agent: id.toString(), serial }, 'bundle stream ended: its agent SVID was renewed');
+                  call.emit('error', {
+                    code: status.PERMISSION_DENIED,
+                    details: 'this agent SVID has been superseded by a newer one; open the stream with the current one',
+                  });
+                  return;
+                }
               } catch (err) {
-                ended = true;
-                off();
+                end();
                 call.emit('error', toStatus(err, ctx, 'WatchBundle'));
                 return;
               }
               call.write(bundleMessage(ctx));
             });
           });
-          const end = () => {
-            ended = true;
-            off();
-          };
           call.on('cancelled', end);
           call.on('close', end);
         },
