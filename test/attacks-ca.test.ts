@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { type ChannelCredentials, credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../lib/attest/index.js';
 import { parseCaConfig } from '../lib/ca/config.js';
-import { MAX_AUDIENCE_BYTES } from '../lib/ca/node-service.js';
+import { MAX_AUDIENCE_BYTES, MAX_WATCH_STREAMS_PER_AGENT } from '../lib/ca/node-service.js';
 import { MAX_KID_LENGTH } from '../lib/bundle/jwt.js';
 import { run } from '../lib/ca/daemon.js';
 import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
@@ -317,6 +317,59 @@ describe('attacks on svidkit-ca', function () {
         clock: () => new Date(8.64e12 * 1000 - 2000),
       });
       assert.ok(Buffer.byteLength(token) <= MAX_TOKEN_BYTES, `${Buffer.byteLength(token)} bytes`);
+    });
+  });
+
+  describe('WatchBundle streams of one agent', () => {
+    let t: TestCa;
+    afterEach(async () => t?.close());
+
+    /** Opens a stream; resolves with it once its first bundle arrived, or with the status it ended with. */
+    const open = (c: NodeClient) => {
+      const stream = c.WatchBundle({});
+      return new Promise<{ stream: typeof stream; error?: ServiceError }>((resolve) => {
+        stream.once('data', () => resolve({ stream }));
+        stream.on('error', (error: ServiceError) => resolve({ stream, error }));
+      });
+    };
+
+    it(`are bounded at ${MAX_WATCH_STREAMS_PER_AGENT}: the next is RESOURCE_EXHAUSTED, a closed one frees its slot`, async () => {
+      t = await startCa(dir);
+      const agent = await t.attest();
+      const other = await t.attest();
+      const c = t.as(agent);
+      const held = await Promise.all(Array.from({ length: MAX_WATCH_STREAMS_PER_AGENT }, () => open(c)));
+      assert.deepEqual(
+        held.map((h) => h.error?.code),
+        held.map(() => undefined),
+      );
+      // Past the bound, on the same channel and on a new one.
+      for (const client of [c, t.as(agent)]) {
+        const extra = await open(client);
+        assert.equal(extra.error?.code, status.RESOURCE_EXHAUSTED, extra.error?.message ?? 'a bundle was sent');
+        assert.match(extra.error.details, new RegExp(`at most ${MAX_WATCH_STREAMS_PER_AGENT} bundle streams`));
+      }
+      // Another agent is not affected.
+      const theirs = await open(t.as(other));
+      assert.equal(theirs.error, undefined);
+      theirs.stream.cancel();
+
+      // The open streams still get the next bundle.
+      const next = held.map((h) => new Promise<void>((resolve) => h.stream.once('data', () => resolve())));
+      await t.ca.context.keys.rotate('jwt');
+      await Promise.all(next);
+
+      // Cancelling one frees one slot once the CA has seen the cancellation: retry until then.
+      held[0]!.stream.cancel();
+      let again: Awaited<ReturnType<typeof open>> | undefined;
+      for (let i = 0; i < 200; i++) {
+        again = await open(c);
+        if (again.error?.code !== status.RESOURCE_EXHAUSTED) break;
+      }
+      assert.equal(again?.error, undefined, again?.error?.message);
+      const extra = await open(c);
+      assert.equal(extra.error?.code, status.RESOURCE_EXHAUSTED);
+      for (const h of [...held, again!]) h.stream.cancel();
     });
   });
 });

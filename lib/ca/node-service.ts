@@ -34,6 +34,37 @@ const MAX_AUDIENCE_LENGTH = 2048;
  */
 export const MAX_AUDIENCE_BYTES = 8192;
 
+/**
+ * Most WatchBundle streams one agent may hold open. An agent needs one; a few more cover a reconnect
+ * that reaches the CA before the old stream's end does. Without a bound, one agent SVID could hold
+ * any number of streams, each with its listener and its share of every bundle push.
+ */
+export const MAX_WATCH_STREAMS_PER_AGENT = 4;
+
+/** Counts open streams per agent; take() gives a release function, or undefined when all are in use. */
+class StreamSlots {
+  readonly #max: number;
+  readonly #open = new Map<string, number>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  take(agent: string): (() => void) | undefined {
+    const n = this.#open.get(agent) ?? 0;
+    if (n >= this.#max) return undefined;
+    this.#open.set(agent, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#open.get(agent) ?? 1) - 1;
+      if (left > 0) this.#open.set(agent, left);
+      else this.#open.delete(agent);
+    };
+  }
+}
+
 /** A gRPC status error with a message that is safe to send. */
 export class StatusError extends Error {
   readonly code: status;
@@ -217,6 +248,7 @@ async function attest(
 /** The Node service handlers. */
 export function nodeHandlers(ctx: CaContext): NodeHandlers {
   const cfg = ctx.config;
+  const watchSlots = new StreamSlots(MAX_WATCH_STREAMS_PER_AGENT);
   const unary =
     <Req, Res>(method: string, fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>) =>
     (call: ServerUnaryCall<Req, Res>, callback: (err: { code: status; details: string } | null, res?: Res) => void) => {
@@ -338,6 +370,17 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
     WatchBundle: (call) => {
       authenticateAgent(call, ctx).then(
         ({ id, serial }) => {
+          // A client that went away while the agent was looked up holds no slot.
+          if (call.cancelled) return;
+          const slot = watchSlots.take(id.toString());
+          if (!slot) {
+            const refusal = new StatusError(
+              status.RESOURCE_EXHAUSTED,
+              `at most ${MAX_WATCH_STREAMS_PER_AGENT} bundle streams per agent are open at once`,
+            );
+            call.emit('error', toStatus(refusal, ctx, 'WatchBundle'));
+            return;
+          }
           call.write(bundleMessage(ctx));
           // Each later bundle goes out only if the agent is still allowed (not banned, SVID still
           // valid): a stream opened before a ban ends at the next change. One check at a time, in order.
@@ -346,6 +389,7 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
           const end = () => {
             ended = true;
             off();
+            slot();
           };
           const off = ctx.keys.onBundleChange(() => {
             pending = pending.then(async () => {
@@ -372,6 +416,7 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
           });
           call.on('cancelled', end);
           call.on('close', end);
+          call.on('finish', end);
         },
         (err: unknown) => {
           const s = toStatus(err, ctx, 'WatchBundle');
