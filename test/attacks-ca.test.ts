@@ -5,9 +5,23 @@
  */
 import { strict as assert } from 'node:assert';
 import type { KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { type ChannelCredentials, credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../lib/attest/index.js';
 import { parseCaConfig } from '../lib/ca/config.js';
@@ -31,6 +45,7 @@ import { buildCsr } from '../lib/x509/csr.js';
 import { captureLog } from './helpers/ca-context.js';
 
 const TD = TrustDomain.parse('example.org');
+const CA_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit-ca.js');
 
 /** Promisifies one unary call. */
 function call<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
@@ -370,6 +385,126 @@ describe('attacks on svidkit-ca', function () {
       const extra = await open(c);
       assert.equal(extra.error?.code, status.RESOURCE_EXHAUSTED);
       for (const h of [...held, again!]) h.stream.cancel();
+    });
+  });
+
+  describe('the data directory and the admin socket', () => {
+    const isRoot = process.getuid?.() === 0;
+
+    /** Runs the real svidkit-ca binary on a config; resolves with its exit code and stderr. */
+    const refusedStart = async (doc: Record<string, unknown>) => {
+      const config = join(dir, 'ca.yaml');
+      writeFileSync(config, JSON.stringify({ listen: { port: 0 }, observability: { port: 0 }, ...doc }));
+      const child = spawn(process.execPath, [CA_BIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      // A CA that starts anyway is stopped at once, so a failing case leaves no daemon behind.
+      let started = false;
+      child.stdout.on('data', (d: Buffer) => {
+        if (!started && d.toString().includes('svidkit-ca ready')) {
+          started = true;
+          child.kill('SIGKILL');
+        }
+      });
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      return { code: started ? 'started' : code, stderr };
+    };
+
+    const cases: { name: string; make: () => Record<string, unknown>; message: RegExp; root?: boolean }[] = [
+      {
+        name: 'a world-writable data_dir (0777)',
+        make: () => {
+          mkdirSync(join(dir, 'data'));
+          chmodSync(join(dir, 'data'), 0o777);
+          return { data_dir: join(dir, 'data') };
+        },
+        message: /^error ERR_CONFIG: config: data_dir: \S+ is writable by group and others \(mode 0777\)/,
+      },
+      {
+        name: 'a group-writable data_dir (0770)',
+        make: () => {
+          mkdirSync(join(dir, 'data'));
+          chmodSync(join(dir, 'data'), 0o770);
+          return { data_dir: join(dir, 'data') };
+        },
+        message: /^error ERR_CONFIG: config: data_dir: \S+ is writable by group \(mode 0770\)/,
+      },
+      {
+        name: 'a symlinked data_dir',
+        make: () => {
+          mkdirSync(join(dir, 'real'), { mode: 0o700 });
+          symlinkSync(join(dir, 'real'), join(dir, 'data'));
+          return { data_dir: join(dir, 'data') };
+        },
+        message: /^error ERR_CONFIG: config: data_dir: \S+ is a symlink/,
+      },
+      {
+        name: 'a data_dir owned by another uid',
+        root: true,
+        make: () => {
+          mkdirSync(join(dir, 'data'), { mode: 0o700 });
+          chownSync(join(dir, 'data'), 65534, 65534);
+          return { data_dir: join(dir, 'data') };
+        },
+        message: /^error ERR_CONFIG: config: data_dir: \S+ is owned by uid 65534, not by the CA's uid 0/,
+      },
+      {
+        name: 'an admin socket in a world-writable directory (like /tmp)',
+        make: () => {
+          mkdirSync(join(dir, 'run'));
+          chmodSync(join(dir, 'run'), 0o1777);
+          return { data_dir: join(dir, 'data'), admin: { socket: join(dir, 'run', 'admin.sock') } };
+        },
+        message: /^error ERR_CONFIG: config: admin.socket: \S+ is writable by group and others \(mode 1777\)/,
+      },
+    ];
+    for (const { name, make, message, root } of cases) {
+      it(`refuses ${name}: exit 1 with one line, nothing created`, async function () {
+        if (root && !isRoot) this.skip(); // only root can give a directory to another uid
+        const doc = make();
+        const { code, stderr } = await refusedStart(doc);
+        assert.equal(code, 1, stderr);
+        assert.match(stderr, message);
+        assert.equal(stderr.split('\n').length, 2, `one line: ${stderr}`);
+        const dataDir = doc['data_dir'] as string;
+        if (existsSync(dataDir)) assert.ok(!existsSync(join(dataDir, 'ca.sqlite')), 'no datastore was created');
+      });
+    }
+
+    it('binds the admin socket 0600 in a 0700 directory; uid 65534 cannot connect (EACCES)', async function () {
+      const t = await startCa(dir);
+      try {
+        const sock = t.ca.adminSocket;
+        assert.equal(lstatSync(sock).mode & 0o777, 0o600);
+        assert.ok(lstatSync(sock).isSocket());
+        assert.equal(statSync(join(dir, 'ca')).mode & 0o777, 0o700);
+        assert.deepEqual(
+          readdirSync(join(dir, 'ca')).filter((f) => f.startsWith('.')),
+          [],
+          'no staging directory is left behind',
+        );
+        if (!isRoot) this.skip(); // connecting as another uid needs root to switch to it
+        // Even with directories others may enter, the socket's own mode keeps them out.
+        chmodSync(dir, 0o711);
+        chmodSync(join(dir, 'ca'), 0o711);
+        const probeArgs = [
+          '--reuid=65534',
+          '--regid=65534',
+          '--clear-groups',
+          process.execPath,
+          '-e',
+          `require('net').connect(${JSON.stringify(sock)}).on('connect', () => { console.log('CONNECTED'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); });`,
+        ];
+        const probe = spawnSync('setpriv', probeArgs, { encoding: 'utf8' });
+        assert.equal(probe.status, 0, probe.stderr);
+        assert.equal(probe.stdout.trim(), 'EACCES');
+        // The control: the same probe reaches a socket whose mode lets it.
+        chmodSync(sock, 0o666);
+        const control = spawnSync('setpriv', probeArgs, { encoding: 'utf8' });
+        assert.equal(control.stdout.trim(), 'CONNECTED');
+      } finally {
+        await t.close();
+      }
     });
   });
 });
