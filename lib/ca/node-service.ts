@@ -29,7 +29,7 @@ const MAX_AUDIENCE_LENGTH = 2048;
 /**
  * Most bytes the audiences may take in the token (the UTF-8 JSON of the list). With the longest
  * SPIFFE ID (2048 bytes), the longest kid (256) and an RS512 signature by an RSA-4096 key, the
- * payload may hold about 9.3 KiB of audiences before the token passes MAX_TOKEN_BYTES (16 KiB):
+ * payload may hold 9,376 bytes of audiences before the token passes MAX_TOKEN_BYTES (16 KiB):
  * 8 KiB always fits, so a request inside these limits never fails at signing time.
  */
 export const MAX_AUDIENCE_BYTES = 8192;
