@@ -382,8 +382,8 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
             return;
           }
           call.write(bundleMessage(ctx));
-          // Each later bundle goes out only if the agent is still allowed (not banned, SVID still
-          // valid): a stream opened before a ban ends at the next change. One check at a time, in order.
+          // Each later bundle goes out only if the agent is still allowed (not banned, this SVID not
+          // superseded): a stream opened before a ban ends at the next change. One check at a time, in order.
           let pending = Promise.resolve();
           let ended = false;
           const end = () => {
