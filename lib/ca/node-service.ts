@@ -394,24 +394,24 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
           const off = ctx.keys.onBundleChange(() => {
             pending = pending.then(async () => {
               if (ended) return;
+              let now: Awaited<ReturnType<typeof standing>>;
               try {
-                if ((await standing(ctx, id, serial)) === 'superseded') {
-                  // The agent renewed and used its new SVID since it opened this stream: the usual
-                  // course of things, not an attack, so no audit line. It reconnects with the new one.
-                  end();
-                  ctx.log.info({ agent: id.toString(), serial }, 'bundle stream ended: its agent SVID was renewed');
-                  call.emit('error', {
-                    code: status.PERMISSION_DENIED,
-                    details: 'this agent SVID has been superseded by a newer one; open the stream with the current one',
-                  });
-                  return;
-                }
+                now = await standing(ctx, id, serial);
               } catch (err) {
                 end();
                 call.emit('error', toStatus(err, ctx, 'WatchBundle'));
                 return;
               }
               call.write(bundleMessage(ctx));
+              if (now === 'superseded') {
+                // The agent renewed and used its new SVID since it opened this stream: the usual course
+                // of things, not an attack. This change still goes out (bundles are public, and a root
+                // must reach the agent before it signs anything), then the stream ends cleanly and the
+                // agent opens it again with its current SVID.
+                end();
+                ctx.log.info({ agent: id.toString(), serial }, 'bundle stream ended: its agent SVID was renewed');
+                call.end();
+              }
             });
           });
           call.on('cancelled', end);
