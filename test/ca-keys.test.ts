@@ -6,6 +6,7 @@
  */
 import { strict as assert } from 'node:assert';
 import {
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -15,6 +16,7 @@ import {
   writeFileSync,
   existsSync,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SpiffeBundle } from '../lib/bundle/index.js';
@@ -23,11 +25,13 @@ import { signWorkloadSvid } from '../lib/ca/profile.js';
 import { type ErrorCode, isSvidkitError } from '../lib/errors/index.js';
 import { parseAndValidate, mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair, privateKeyToPem, samePublicKey } from '../lib/keys/index.js';
+import { createLogger } from '../lib/observe/index.js';
 import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { type Datastore, SqliteStore } from '../lib/store/index.js';
 import { type Certificate, KeyUsageBit } from '../lib/x509/index.js';
 import { verify } from '../lib/x509svid/index.js';
 import { T0, TestCa } from './helpers/ca.js';
+import { captureLog } from './helpers/ca-context.js';
 
 const td = TrustDomain.parse('example.org');
 const WORKLOAD = SpiffeId.parse('spiffe://example.org/ns/prod/sa/web');
@@ -348,6 +352,44 @@ describe('CA key lifecycle', () => {
       assert.equal(readFileSync(active.keyPath!, 'utf8'), other);
       writeFileSync(active.keyPath!, 'not a key\n', { mode: 0o600 });
       await rejectsWith(open(), 'ERR_CA_KEY_MISMATCH');
+    });
+
+    it('removes key files a crash left unjournaled, and nothing else, with an info line', async () => {
+      const { c, keyDir, dbPath, first } = await fileSetup();
+      const journaled = readdirSync(keyDir).sort();
+      await first.store.close();
+      const pem = privateKeyToPem(generateKeyPair('ec-p256').privateKey);
+      // What a crash between writing a new key and journaling it leaves, for each kind.
+      const orphans = [
+        `x509-${randomBytes(16).toString('hex')}.key.pem`,
+        `jwt-${randomBytes(16).toString('base64url')}.key.pem`,
+      ];
+      // Names the CA never gives its keys: an operator's files, which must survive.
+      const foreign = ['backup.key.pem', 'x509-not-hex.key.pem', 'notes.txt', `x509-${'a'.repeat(31)}.key.pem`];
+      for (const f of [...orphans, ...foreign]) writeFileSync(join(keyDir, f), pem, { mode: 0o600 });
+      mkdirSync(join(keyDir, `jwt-${randomBytes(16).toString('base64url')}.key.pem`));
+
+      const log = captureLog();
+      const store = await SqliteStore.open(dbPath, { clock: c.clock });
+      try {
+        await CaKeyManager.open({
+          trustDomain: td,
+          store,
+          keyDir,
+          clock: c.clock,
+          logger: createLogger({ name: 'svidkit-ca', destination: log }),
+        });
+        const left = readdirSync(keyDir);
+        for (const f of orphans) assert.ok(!left.includes(f), `${f} was left behind`);
+        for (const f of [...journaled, ...foreign]) assert.ok(left.includes(f), `${f} was removed`);
+        const lines = log
+          .lines()
+          .filter((l) => l['msg'] === 'ca: removed a key file that no journal record references');
+        assert.deepEqual(lines.map((l) => l['file']).sort(), [...orphans].sort());
+        assert.ok(lines.every((l) => l['level'] === 'info'));
+      } finally {
+        await store.close();
+      }
     });
 
     it('drops a prepared key whose file is gone instead of refusing to start', async () => {

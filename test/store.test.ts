@@ -24,6 +24,7 @@ import {
   SCHEMA_VERSION,
   SqliteStore,
 } from '../lib/store/index.js';
+import { MIGRATIONS, SCHEMA_TABLE_SQL } from '../lib/store/schema.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -407,6 +408,71 @@ describe('store: SqliteStore methods', () => {
       await rejectsWith(store.banAgent(AGENT), 'ERR_STORE_NOT_FOUND');
     });
 
+    it('renewAgent moves the record only for the current or the previous serial', async () => {
+      await store.upsertAgent({ spiffeId: AGENT, attestationType: 'join_token', serial: 'a0', expiresAt });
+      time.advance(1000);
+      const later = new Date(T0 + 7_200_000);
+      const r1 = await store.renewAgent({ spiffeId: AGENT, presentedSerial: 'a0', serial: 'a1', expiresAt: later });
+      assert.equal(r1?.serial, 'a1');
+      assert.equal(r1?.previousSerial, 'a0');
+      assert.deepEqual(r1?.expiresAt, later);
+      assert.deepEqual(r1?.updatedAt, new Date(T0 + 1000));
+      const r2 = await store.renewAgent({ spiffeId: AGENT, presentedSerial: 'a1', serial: 'a2', expiresAt: later });
+      assert.equal(r2?.previousSerial, 'a1');
+      // a0 is two renewals old: nothing changes.
+      time.advance(1000);
+      assert.equal(
+        await store.renewAgent({ spiffeId: AGENT, presentedSerial: 'a0', serial: 'x', expiresAt: later }),
+        undefined,
+      );
+      assert.deepEqual(await store.getAgent(AGENT), r2);
+      // The previous serial may renew (its successor was lost) and stays the previous one.
+      const r3 = await store.renewAgent({ spiffeId: AGENT, presentedSerial: 'a1', serial: 'a3', expiresAt: later });
+      assert.equal(r3?.serial, 'a3');
+      assert.equal(r3?.previousSerial, 'a1');
+      assert.equal(
+        await store.renewAgent({ spiffeId: `${TD}/unknown`, presentedSerial: 'a1', serial: 'a4', expiresAt: later }),
+        undefined,
+      );
+      await rejectsWith(
+        store.renewAgent({ spiffeId: AGENT, presentedSerial: 'a3', serial: 'a3', expiresAt: later }),
+        'ERR_INTERNAL',
+      );
+    });
+
+    it('confirmAgentSerial ends the grace only for the current serial; an attestation ends it too', async () => {
+      await store.upsertAgent({ spiffeId: AGENT, attestationType: 'join_token', serial: 'b0', expiresAt });
+      await store.renewAgent({ spiffeId: AGENT, presentedSerial: 'b0', serial: 'b1', expiresAt });
+      await store.confirmAgentSerial(AGENT, 'b0');
+      assert.equal((await store.getAgent(AGENT))?.previousSerial, 'b0', 'the previous serial confirms nothing');
+      await store.confirmAgentSerial(AGENT, 'b1');
+      const confirmed = await store.getAgent(AGENT);
+      assert.equal(confirmed?.previousSerial, undefined);
+      assert.ok(!('previousSerial' in confirmed!));
+      await store.renewAgent({ spiffeId: AGENT, presentedSerial: 'b1', serial: 'b2', expiresAt });
+      const attested = await store.upsertAgent({
+        spiffeId: AGENT,
+        attestationType: 'join_token',
+        serial: 'c0',
+        expiresAt,
+      });
+      assert.equal(attested.previousSerial, undefined);
+      assert.equal(
+        await store.renewAgent({ spiffeId: AGENT, presentedSerial: 'b2', serial: 'x', expiresAt }),
+        undefined,
+      );
+    });
+
+    it('renewAgent refuses a banned agent', async () => {
+      await store.upsertAgent({ spiffeId: AGENT, attestationType: 'join_token', serial: 'd0', expiresAt });
+      await store.banAgent(AGENT);
+      assert.equal(
+        await store.renewAgent({ spiffeId: AGENT, presentedSerial: 'd0', serial: 'd1', expiresAt }),
+        undefined,
+      );
+      assert.equal((await store.getAgent(AGENT))?.serial, 'd0');
+    });
+
     it('upsertAgent refuses an unknown attestation type and an invalid date with ERR_INTERNAL', async () => {
       await rejectsWith(
         store.upsertAgent({ spiffeId: AGENT, attestationType: 'x509pop' as 'join_token', serial: '01', expiresAt }),
@@ -611,6 +677,47 @@ describe('store: SqliteStore files', () => {
       assert.equal(db.prepare('SELECT version FROM svidkit_schema').pluck().get(), SCHEMA_VERSION);
     } finally {
       db.close();
+    }
+  });
+
+  it('migrates a schema 1 store to the current schema, keeping its agents', async () => {
+    const file = path.join(tmp, 'v1.db');
+    const db = new Database(file);
+    db.exec(SCHEMA_TABLE_SQL);
+    db.exec(MIGRATIONS[0]!.sql);
+    db.prepare('INSERT INTO svidkit_schema (id, version) VALUES (1, 1)').run();
+    db.prepare(
+      `INSERT INTO attested_agents (spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at)
+       VALUES (?, 'join_token', 'aa01', ?, 0, ?, ?)`,
+    ).run(AGENT, T0 + 3_600_000, T0, T0);
+    db.close();
+
+    const store = await SqliteStore.open(file, { clock: manualClock().clock });
+    try {
+      assert.deepEqual(await store.getAgent(AGENT), {
+        spiffeId: AGENT,
+        attestationType: 'join_token',
+        serial: 'aa01',
+        expiresAt: new Date(T0 + 3_600_000),
+        banned: false,
+        createdAt: new Date(T0),
+        updatedAt: new Date(T0),
+      });
+      const renewed = await store.renewAgent({
+        spiffeId: AGENT,
+        presentedSerial: 'aa01',
+        serial: 'aa02',
+        expiresAt: new Date(T0 + 7_200_000),
+      });
+      assert.equal(renewed?.previousSerial, 'aa01');
+    } finally {
+      await store.close();
+    }
+    const ro = new Database(file, { readonly: true });
+    try {
+      assert.equal(ro.prepare('SELECT version FROM svidkit_schema').pluck().get(), SCHEMA_VERSION);
+    } finally {
+      ro.close();
     }
   });
 

@@ -3,8 +3,8 @@
  * attestation), the Admin service on a 0600 Unix socket, health, metrics and the rotation timer.
  * run() returns a handle whose close() drains in-flight calls, as SIGTERM asks.
  */
-import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { experimental, Server, ServerCredentials } from '@grpc/grpc-js';
 import { PsatAttestor } from '../attest/index.js';
 import { SvidkitError } from '../errors/index.js';
@@ -23,6 +23,7 @@ import { CaContext, createCaMetrics } from './context.js';
 import { CaKeyManager } from './keys.js';
 import { listenNode, nodeServerOptions } from './node-listener.js';
 import { nodeHandlers } from './node-service.js';
+import { bindPrivateSocket, ensurePrivateDir } from './private-dir.js';
 
 /** The CA's own serving identity, presented to agents on the Node port. */
 export const CA_SERVER_PATH = '/svidkit/ca';
@@ -62,7 +63,9 @@ function bindAsync(server: Server, address: string, creds: ServerCredentials): P
 export async function run(config: CaConfig, options: CaRunOptions = {}): Promise<RunningCa> {
   const clock = options.clock ?? (() => new Date());
   const log = options.logger ?? createLogger({ name: 'svidkit-ca', level: config.logLevel });
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  // Both before anything is opened or bound, so a refusal leaves nothing behind.
+  await ensurePrivateDir(config.dataDir, 'data_dir');
+  await ensurePrivateDir(dirname(config.admin.socket), 'admin.socket');
   const store = await SqliteStore.open(join(config.dataDir, 'ca.sqlite'));
   const keys = await CaKeyManager.open({
     trustDomain: config.trustDomain,
@@ -146,18 +149,12 @@ export async function run(config: CaConfig, options: CaRunOptions = {}): Promise
   });
   const nodePort = nodeListener.port;
 
-  await mkdir(join(config.admin.socket, '..'), { recursive: true, mode: 0o700 });
-  await rm(config.admin.socket, { force: true });
   const adminServer = new Server(grpcOptions);
   adminServer.addService(caProto().svidkit.ca.v1.Admin.service, adminHandlers(ctx));
   health.addTo(adminServer);
-  const previousUmask = process.umask(0o177);
-  try {
-    await bindAsync(adminServer, `unix://${config.admin.socket}`, ServerCredentials.createInsecure());
-  } finally {
-    process.umask(previousUmask);
-  }
-  await chmod(config.admin.socket, 0o600);
+  await bindPrivateSocket(config.admin.socket, async (temp) => {
+    await bindAsync(adminServer, `unix://${temp}`, ServerCredentials.createInsecure());
+  });
 
   // Optional: the admin API over mTLS for configured admin SPIFFE IDs; a client certificate is required.
   let adminTlsServer: Server | undefined;

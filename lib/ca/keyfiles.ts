@@ -30,6 +30,9 @@ export const KEY_FILE_SUFFIX = '.key.pem';
 /** Largest key or state file read back (an RSA-4096 PKCS#8 PEM is about 3.3 KiB). */
 const MAX_FILE_BYTES = 64 * 1024;
 const TEMP_FILE = /^\..+\.[0-9a-f]{16}\.tmp$/;
+// The names keys.ts gives key files: `<kind>-<id>.key.pem`, with the id forms it generates (16
+// random bytes, as hex for X.509 keys and as base64url for JWT kids). Nothing else is ever removed.
+const OWN_KEY_FILE = /^(?:x509-[0-9a-f]{32}|jwt-[A-Za-z0-9_-]{22})\.key\.pem$/;
 
 function caError(code: ErrorCode, message: string, cause?: unknown): SvidkitError {
   return new SvidkitError(code, `ca: ${message}`, cause === undefined ? undefined : { cause });
@@ -201,6 +204,28 @@ export function removeStaleTempFiles(dir: string): void {
     throw ioError(`listing keyDir ${dir}`, err);
   }
   for (const name of names) if (TEMP_FILE.test(name)) removeFile(join(dir, name));
+}
+
+/**
+ * Removes key files the CA wrote but never journaled (a crash between writing a new key and its
+ * journal record): only files named as the CA names its own keys, and only when no journal record
+ * (`referenced`, by file name) points at them. Returns the names removed.
+ */
+export function removeOrphanKeyFiles(dir: string, referenced: ReadonlySet<string>): string[] {
+  const removed: string[] = [];
+  for (const name of listKeyFiles(dir)) {
+    if (!OWN_KEY_FILE.test(name) || referenced.has(name)) continue;
+    const path = join(dir, name);
+    try {
+      // A directory or a symlink of that name is not a file the CA wrote: leave it to the operator.
+      if (!lstatSync(path).isFile()) continue;
+    } catch (err) {
+      if (errno(err) === 'ENOENT') continue;
+      throw ioError(`checking ${path}`, err);
+    }
+    if (removeFile(path)) removed.push(name);
+  }
+  return removed;
 }
 
 /** The private key files in `dir` (by name). */

@@ -40,7 +40,7 @@
  * until maxJwtSvidTtlMs after the restart.
  */
 import { createHash, type KeyObject, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { importJwtAuthority, type JwtAuthority, JwtBundle } from '../bundle/jwt.js';
 import { SpiffeBundle } from '../bundle/spiffe.js';
 import { X509Bundle } from '../bundle/x509.js';
@@ -66,6 +66,7 @@ import {
   readOptionalFile,
   readPrivateKey,
   removeFile,
+  removeOrphanKeyFiles,
   removeStaleTempFiles,
   writeFileAtomic,
   writePrivateKey,
@@ -568,6 +569,14 @@ export class CaKeyManager {
 
     // From here on the start writes.
     removeStaleTempFiles(this.keyDir);
+    if (records.length > 0) {
+      // A key file is written before its journal record: a crash in between leaves a file nobody
+      // will ever read or delete. (With an empty journal the files may be an earlier CA's: kept.)
+      const referenced = new Set(records.flatMap((r) => (r.keyPath === undefined ? [] : [basename(r.keyPath)])));
+      for (const file of removeOrphanKeyFiles(this.keyDir, referenced)) {
+        this.#log('info', { keyDir: this.keyDir, file }, 'ca: removed a key file that no journal record references');
+      }
+    }
     const saved = this.#readState();
     this.#published = saved.fingerprint;
     for (const [id, at] of saved.retired) this.#retiredAt.set(id, at);

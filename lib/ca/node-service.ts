@@ -26,6 +26,44 @@ export const AGENT_PATH_PREFIX = '/svidkit/agent/';
 /** Most audiences in one JWT-SVID request, and the longest audience. */
 export const MAX_AUDIENCES = 16;
 const MAX_AUDIENCE_LENGTH = 2048;
+/**
+ * Most bytes the audiences may take in the token (the UTF-8 JSON of the list). With the longest
+ * SPIFFE ID (2048 bytes), the longest kid (256) and an RS512 signature by an RSA-4096 key, the
+ * payload may hold 9,376 bytes of audiences before the token passes MAX_TOKEN_BYTES (16 KiB):
+ * 8 KiB always fits, so a request inside these limits never fails at signing time.
+ */
+export const MAX_AUDIENCE_BYTES = 8192;
+
+/**
+ * Most WatchBundle streams one agent may hold open. An agent needs one; a few more cover a reconnect
+ * that reaches the CA before the old stream's end does. Without a bound, one agent SVID could hold
+ * any number of streams, each with its listener and its share of every bundle push.
+ */
+export const MAX_WATCH_STREAMS_PER_AGENT = 4;
+
+/** Counts open streams per agent; take() gives a release function, or undefined when all are in use. */
+class StreamSlots {
+  readonly #max: number;
+  readonly #open = new Map<string, number>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  take(agent: string): (() => void) | undefined {
+    const n = this.#open.get(agent) ?? 0;
+    if (n >= this.#max) return undefined;
+    this.#open.set(agent, n + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#open.get(agent) ?? 1) - 1;
+      if (left > 0) this.#open.set(agent, left);
+      else this.#open.delete(agent);
+    };
+  }
+}
 
 /** A gRPC status error with a message that is safe to send. */
 export class StatusError extends Error {
@@ -59,26 +97,61 @@ function describe(cause: unknown): string | undefined {
       : String(cause);
 }
 
-/** The agent ID of an mTLS caller, after the SPIFFE leaf rules, the agent-path rule and the ban list. */
+/** An agent the Node service has authenticated: its ID and the serial of the SVID it presented. */
+export interface AuthenticatedAgent {
+  readonly id: SpiffeId;
+  readonly serial: string;
+}
+
+/**
+ * The agent behind an mTLS caller, after the SPIFFE leaf rules, the agent-path rule, the ban list
+ * and the serial rule: the SVID must be the agent's current one, or the one issued just before it
+ * while the agent has not yet presented the current one (a crash between receiving a renewed SVID
+ * and saving it). Any older copy is refused with an audit line, so a stolen or restored identity
+ * file cannot act as the agent or take over its record.
+ */
 export async function authenticateAgent(
   call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
   ctx: CaContext,
-): Promise<SpiffeId> {
+): Promise<AuthenticatedAgent> {
   const peer = call.getAuthContext()?.sslPeerCertificate;
   if (!peer?.raw) throw new StatusError(status.UNAUTHENTICATED, 'an agent X.509-SVID is required');
   let id: SpiffeId;
+  let serial: string;
   try {
-    id = idFromLeaf(Certificate.fromDer(peer.raw));
+    const leaf = Certificate.fromDer(peer.raw);
+    id = idFromLeaf(leaf);
+    serial = leaf.serialHex;
   } catch (cause) {
     throw new StatusError(status.UNAUTHENTICATED, 'the client certificate is not a valid X.509-SVID', { cause });
   }
   if (!id.memberOf(ctx.config.trustDomain) || !id.path.startsWith(AGENT_PATH_PREFIX)) {
     throw new StatusError(status.PERMISSION_DENIED, 'the caller is not an agent of this trust domain');
   }
+  if ((await standing(ctx, id, serial)) === 'superseded') throw supersededSvid(ctx, id, serial);
+  return { id, serial };
+}
+
+/**
+ * Where an agent SVID stands: the current one, the previous one (in its grace), or superseded.
+ * Refuses an agent that never attested or is banned. Presenting the current SVID ends the grace of
+ * the previous one: the agent has evidently saved the new SVID.
+ */
+async function standing(ctx: CaContext, id: SpiffeId, serial: string): Promise<'current' | 'previous' | 'superseded'> {
   const agent = await ctx.store.getAgent(id.toString());
   if (!agent) throw new StatusError(status.PERMISSION_DENIED, 'the agent is not attested');
   if (agent.banned) throw new StatusError(status.PERMISSION_DENIED, 'the agent is banned');
-  return id;
+  if (serial === agent.serial) {
+    if (agent.previousSerial !== undefined) await ctx.store.confirmAgentSerial(id.toString(), serial);
+    return 'current';
+  }
+  return serial === agent.previousSerial ? 'previous' : 'superseded';
+}
+
+/** The refusal of an agent SVID that is neither the current nor the previous one, with its audit line. */
+function supersededSvid(ctx: CaContext, id: SpiffeId, serial: string): StatusError {
+  audit(ctx.log, { event: 'agent_svid_refused', agent: id.toString(), serial, reason: 'superseded' });
+  return new StatusError(status.PERMISSION_DENIED, 'this agent SVID has been superseded by a newer one');
 }
 
 /** Loads an entry the agent is parent of; an unknown entry and a foreign one give the same answer. */
@@ -91,6 +164,24 @@ async function entryFor(ctx: CaContext, agent: SpiffeId, entryId: string): Promi
     );
   }
   return entry;
+}
+
+/** The audience rules of NewJwtSvid: count, length of each, and their total size in the token. */
+function checkAudiences(audience: readonly string[]): void {
+  if (audience.length === 0 || audience.length > MAX_AUDIENCES) {
+    throw new StatusError(status.INVALID_ARGUMENT, `1 to ${MAX_AUDIENCES} non-empty audiences are required`);
+  }
+  if (audience.some((a) => a.length === 0 || a.length > MAX_AUDIENCE_LENGTH)) {
+    throw new StatusError(status.INVALID_ARGUMENT, `each audience must be 1 to ${MAX_AUDIENCE_LENGTH} characters long`);
+  }
+  // Counted as the token will carry them: JSON escapes and multi-byte characters included.
+  const bytes = Buffer.byteLength(JSON.stringify(audience), 'utf8');
+  if (bytes > MAX_AUDIENCE_BYTES) {
+    throw new StatusError(
+      status.INVALID_ARGUMENT,
+      `the audiences take ${bytes} bytes in the token; at most ${MAX_AUDIENCE_BYTES} are allowed`,
+    );
+  }
 }
 
 /** Issues an X.509-SVID for `id` from a CSR, writes the audit line and counts it. */
@@ -157,6 +248,7 @@ async function attest(
 /** The Node service handlers. */
 export function nodeHandlers(ctx: CaContext): NodeHandlers {
   const cfg = ctx.config;
+  const watchSlots = new StreamSlots(MAX_WATCH_STREAMS_PER_AGENT);
   const unary =
     <Req, Res>(method: string, fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>) =>
     (call: ServerUnaryCall<Req, Res>, callback: (err: { code: status; details: string } | null, res?: Res) => void) => {
@@ -189,25 +281,32 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
     }),
 
     RenewAgent: unary('RenewAgent', async (call) => {
-      const id = await authenticateAgent(call, ctx);
-      const agent = (await ctx.store.getAgent(id.toString()))!;
+      const { id, serial } = await authenticateAgent(call, ctx);
       const svid = issueX509(ctx, id, call.request.csr, cfg.defaultX509SvidTtlMs, [], id.toString());
-      await ctx.store.upsertAgent({
+      // The check and the update are one store step: of two renewals racing with the same SVID
+      // (the agent and a copy of its file), the second finds the presented serial superseded.
+      const renewed = await ctx.store.renewAgent({
         spiffeId: id.toString(),
-        attestationType: agent.attestationType,
+        presentedSerial: serial,
         serial: Certificate.fromDer(svid.certChain![0] as Buffer).serialHex,
         expiresAt: new Date(Number(svid.expiresAt) * 1000),
       });
+      if (!renewed) {
+        if (await ctx.store.isBanned(id.toString())) {
+          throw new StatusError(status.PERMISSION_DENIED, 'the agent is banned');
+        }
+        throw supersededSvid(ctx, id, serial);
+      }
       return { svid };
     }),
 
     ListAuthorizedEntries: unary('ListAuthorizedEntries', async (call) => {
-      const id = await authenticateAgent(call, ctx);
+      const { id } = await authenticateAgent(call, ctx);
       return { entries: (await ctx.store.listEntries({ parentId: id.toString() })).map(entryMessage) };
     }),
 
     BatchNewX509Svid: unary('BatchNewX509Svid', async (call) => {
-      const agent = await authenticateAgent(call, ctx);
+      const { id: agent } = await authenticateAgent(call, ctx);
       const params = call.request.params;
       if (params.length === 0) throw new StatusError(status.INVALID_ARGUMENT, 'the batch is empty');
       if (params.length > cfg.limits.maxBatch) {
@@ -237,16 +336,10 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
     }),
 
     NewJwtSvid: unary('NewJwtSvid', async (call) => {
-      const agent = await authenticateAgent(call, ctx);
+      const { id: agent } = await authenticateAgent(call, ctx);
       const entry = await entryFor(ctx, agent, call.request.entryId);
       const audience = call.request.audience;
-      if (
-        audience.length === 0 ||
-        audience.length > MAX_AUDIENCES ||
-        audience.some((a) => a.length === 0 || a.length > MAX_AUDIENCE_LENGTH)
-      ) {
-        throw new StatusError(status.INVALID_ARGUMENT, `1 to ${MAX_AUDIENCES} non-empty audiences are required`);
-      }
+      checkAudiences(audience);
       const signer = ctx.keys.jwtSigner();
       const now = ctx.clock();
       const ttlSeconds = Math.max(
@@ -276,32 +369,54 @@ export function nodeHandlers(ctx: CaContext): NodeHandlers {
 
     WatchBundle: (call) => {
       authenticateAgent(call, ctx).then(
-        () => {
+        ({ id, serial }) => {
+          // A client that went away while the agent was looked up holds no slot.
+          if (call.cancelled) return;
+          const slot = watchSlots.take(id.toString());
+          if (!slot) {
+            const refusal = new StatusError(
+              status.RESOURCE_EXHAUSTED,
+              `at most ${MAX_WATCH_STREAMS_PER_AGENT} bundle streams per agent are open at once`,
+            );
+            call.emit('error', toStatus(refusal, ctx, 'WatchBundle'));
+            return;
+          }
           call.write(bundleMessage(ctx));
-          // Each later bundle goes out only if the agent is still allowed (not banned, SVID still
-          // valid): a stream opened before a ban ends at the next change. One check at a time, in order.
+          // Each later bundle goes out only if the agent is still allowed (not banned, this SVID not
+          // superseded): a stream opened before a ban ends at the next change. One check at a time, in order.
           let pending = Promise.resolve();
           let ended = false;
+          const end = () => {
+            ended = true;
+            off();
+            slot();
+          };
           const off = ctx.keys.onBundleChange(() => {
             pending = pending.then(async () => {
               if (ended) return;
+              let now: Awaited<ReturnType<typeof standing>>;
               try {
-                await authenticateAgent(call, ctx);
+                now = await standing(ctx, id, serial);
               } catch (err) {
-                ended = true;
-                off();
+                end();
                 call.emit('error', toStatus(err, ctx, 'WatchBundle'));
                 return;
               }
               call.write(bundleMessage(ctx));
+              if (now === 'superseded') {
+                // The agent renewed and used its new SVID since it opened this stream: the usual course
+                // of things, not an attack. This change still goes out (bundles are public, and a root
+                // must reach the agent before it signs anything), then the stream ends cleanly and the
+                // agent opens it again with its current SVID.
+                end();
+                ctx.log.info({ agent: id.toString(), serial }, 'bundle stream ended: its agent SVID was renewed');
+                call.end();
+              }
             });
           });
-          const end = () => {
-            ended = true;
-            off();
-          };
           call.on('cancelled', end);
           call.on('close', end);
+          call.on('finish', end);
         },
         (err: unknown) => {
           const s = toStatus(err, ctx, 'WatchBundle');

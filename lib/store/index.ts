@@ -5,6 +5,7 @@
  */
 /** The backend-neutral contract and its records; each is documented where it is declared. */
 export type {
+  AgentRenewal,
   AgentUpdate,
   AttestationType,
   AttestedAgent,

@@ -63,8 +63,18 @@ CREATE TABLE bundle_sequence (
 INSERT INTO bundle_sequence (id, value) VALUES (1, 0);
 `;
 
+// The serial of the agent SVID issued just before the current one: still accepted until the agent
+// presents the current one, so a crash between receiving a renewed SVID and saving it does not lock
+// the agent out. Existing agents start with none, which is what a fresh attestation gives.
+const V2 = `
+ALTER TABLE attested_agents ADD COLUMN previous_serial TEXT;
+`;
+
 /** Every migration, in order; the last one's version is the newest schema this code knows. */
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, sql: V1 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, sql: V1 },
+  { version: 2, sql: V2 },
+];
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

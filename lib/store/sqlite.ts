@@ -22,6 +22,7 @@ import Database from 'better-sqlite3';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { MIGRATIONS, SCHEMA_TABLE_SQL, SCHEMA_VERSION } from './schema.js';
 import {
+  type AgentRenewal,
   type AgentUpdate,
   type AttestationType,
   type AttestedAgent,
@@ -151,6 +152,7 @@ interface AgentRow {
   spiffe_id: string;
   attestation_type: AttestationType;
   serial: string;
+  previous_serial: string | null;
   expires_at: number;
   banned: number;
   created_at: number;
@@ -171,7 +173,8 @@ interface CaKeyRow {
 
 // Explicit column lists keep row shapes stable when a later migration adds columns.
 const ENTRY_COLUMNS = 'id, spiffe_id, parent_id, x509_svid_ttl_seconds, jwt_svid_ttl_seconds, dns_names, created_at';
-const AGENT_COLUMNS = 'spiffe_id, attestation_type, serial, expires_at, banned, created_at, updated_at';
+const AGENT_COLUMNS =
+  'spiffe_id, attestation_type, serial, previous_serial, expires_at, banned, created_at, updated_at';
 const CA_KEY_COLUMNS = 'id, kind, state, not_after, public_data, key_path, tainted, created_at, updated_at';
 
 function toEntry(row: EntryRow): RegistrationEntry {
@@ -200,7 +203,7 @@ function toToken(row: TokenRow): JoinToken {
 }
 
 function toAgent(row: AgentRow): AttestedAgent {
-  return {
+  const agent: AttestedAgent = {
     spiffeId: row.spiffe_id,
     attestationType: row.attestation_type,
     serial: row.serial,
@@ -209,6 +212,8 @@ function toAgent(row: AgentRow): AttestedAgent {
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
   };
+  if (row.previous_serial !== null) agent.previousSerial = row.previous_serial;
+  return agent;
 }
 
 function toCaKey(row: CaKeyRow): CaKeyRecord {
@@ -437,13 +442,28 @@ function prepareStatements(db: Database.Database) {
       AgentRow
     >(
       `INSERT INTO attested_agents (${AGENT_COLUMNS})
-       VALUES (@spiffeId, @attestationType, @serial, @expiresAt, 0, @now, @now)
+       VALUES (@spiffeId, @attestationType, @serial, NULL, @expiresAt, 0, @now, @now)
        ON CONFLICT (spiffe_id) DO UPDATE SET
          attestation_type = excluded.attestation_type,
          serial = excluded.serial,
+         previous_serial = NULL,
          expires_at = excluded.expires_at,
          updated_at = excluded.updated_at
        RETURNING ${AGENT_COLUMNS}`,
+    ),
+    // The WHERE clause is the whole check: a superseded or banned SVID cannot move the record.
+    renewAgent: db.prepare<
+      { spiffeId: string; presented: string; serial: string; expiresAt: number; now: number },
+      AgentRow
+    >(
+      `UPDATE attested_agents SET
+         previous_serial = @presented, serial = @serial, expires_at = @expiresAt, updated_at = @now
+       WHERE spiffe_id = @spiffeId AND banned = 0 AND (serial = @presented OR previous_serial = @presented)
+       RETURNING ${AGENT_COLUMNS}`,
+    ),
+    confirmAgentSerial: db.prepare<{ spiffeId: string; serial: string }>(
+      `UPDATE attested_agents SET previous_serial = NULL
+       WHERE spiffe_id = @spiffeId AND serial = @serial AND previous_serial IS NOT NULL`,
     ),
     getAgent: db.prepare<[string], AgentRow>(`SELECT ${AGENT_COLUMNS} FROM attested_agents WHERE spiffe_id = ?`),
     listAgents: db.prepare<[], AgentRow>(`SELECT ${AGENT_COLUMNS} FROM attested_agents ORDER BY spiffe_id`),
@@ -668,6 +688,28 @@ export class SqliteStore implements Datastore {
       now: this.now(),
     };
     return this.run('upsert agent', () => toAgent(this.stmts.upsertAgent.get(params)!));
+  }
+
+  async renewAgent(renewal: AgentRenewal): Promise<AttestedAgent | undefined> {
+    const params = {
+      spiffeId: nonEmpty(renewal.spiffeId, 'spiffeId'),
+      presented: nonEmpty(renewal.presentedSerial, 'presentedSerial'),
+      serial: nonEmpty(renewal.serial, 'serial'),
+      expiresAt: millis(renewal.expiresAt, 'expiresAt'),
+      now: this.now(),
+    };
+    if (params.serial === params.presented) throw invalid('the new serial must differ from the presented one');
+    return this.run('renew agent', () => {
+      const row = this.stmts.renewAgent.get(params);
+      return row === undefined ? undefined : toAgent(row);
+    });
+  }
+
+  async confirmAgentSerial(spiffeId: string, serial: string): Promise<void> {
+    const params = { spiffeId: nonEmpty(spiffeId, 'spiffeId'), serial: nonEmpty(serial, 'serial') };
+    await this.run('confirm agent serial', () => {
+      this.stmts.confirmAgentSerial.run(params);
+    });
   }
 
   async getAgent(spiffeId: string): Promise<AttestedAgent | undefined> {

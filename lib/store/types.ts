@@ -54,6 +54,11 @@ export interface AttestedAgent {
   attestationType: AttestationType;
   /** Serial number (hex) of the agent's current X.509-SVID. */
   serial: string;
+  /**
+   * Serial of the SVID the current one replaced, while the agent may not have saved the new one yet;
+   * absent once the agent has presented the current SVID, and after a (re-)attestation.
+   */
+  previousSerial?: string;
   /** When the agent's current SVID expires. */
   expiresAt: Date;
   banned: boolean;
@@ -61,8 +66,18 @@ export interface AttestedAgent {
   updatedAt: Date;
 }
 
-/** What the CA writes on each attestation or renewal; banned and createdAt are kept by the store. */
+/** What the CA writes on each attestation; banned and createdAt are kept by the store. */
 export type AgentUpdate = Pick<AttestedAgent, 'spiffeId' | 'attestationType' | 'serial' | 'expiresAt'>;
+
+/** What the CA writes when an agent renews: the new SVID, and the serial of the one that asked. */
+export interface AgentRenewal {
+  spiffeId: string;
+  /** Serial of the SVID the agent authenticated the renewal with. */
+  presentedSerial: string;
+  /** Serial of the newly issued SVID. */
+  serial: string;
+  expiresAt: Date;
+}
 
 /** One CA signing key in the rotation journal. */
 export interface CaKeyRecord {
@@ -98,8 +113,19 @@ export interface Datastore {
   /** True exactly once for a known, unexpired token; false for unknown, expired or already used. */
   consumeJoinToken(hash: string, now: Date): Promise<boolean>;
 
-  /** Creates or refreshes an agent; a ban and the creation time survive the update. */
+  /**
+   * Creates or refreshes an agent after an attestation; a ban and the creation time survive the
+   * update, and any earlier SVID of the agent stops being current or previous.
+   */
   upsertAgent(agent: AgentUpdate): Promise<AttestedAgent>;
+  /**
+   * Records a renewal in one step: only when the agent is not banned and the presented serial is its
+   * current or previous one. The new serial becomes current and the presented one previous. Returns
+   * undefined, changing nothing, when the check fails (a superseded SVID, a ban, an unknown agent).
+   */
+  renewAgent(renewal: AgentRenewal): Promise<AttestedAgent | undefined>;
+  /** Ends the grace of the previous serial once the agent has presented `serial`, its current one. */
+  confirmAgentSerial(spiffeId: string, serial: string): Promise<void>;
   /** The agent with this SPIFFE ID, or undefined. */
   getAgent(spiffeId: string): Promise<AttestedAgent | undefined>;
   /** All agents, ordered by SPIFFE ID. */
