@@ -275,6 +275,9 @@ describe('svidkit-agent against a real CA on loopback', function () {
     const reloadsBefore = readFileSync(join(dir, 'reloads.log'), 'utf8').split('\n').length;
     await ca.context.keys.rotate('x509');
     const want = ca.context.keys.bundle().x509.toPem();
+    // The trust bundle later agents use to reach the CA follows too; written first, so that the tests
+    // after this one start from the CA's current roots even when this one fails.
+    writeFileSync(join(dir, 'bundle.pem'), want);
     const t = await until('the new bundle on disk', () => readFileSync(join(out, 'svid_bundle.pem'), 'utf8') === want);
     assert.notEqual(want, before);
     process.stdout.write(`      (bundle rewritten ${t} ms after the CA published it)\n`);
@@ -282,8 +285,6 @@ describe('svidkit-agent against a real CA on loopback', function () {
       'the reload after the bundle change',
       () => readFileSync(join(dir, 'reloads.log'), 'utf8').split('\n').length > reloadsBefore,
     );
-    // The trust bundle the agent uses to reach the CA follows too.
-    writeFileSync(join(dir, 'bundle.pem'), want);
   });
 
   it('exports per-workload expiry and CA reachability, and writes the status that `svidkit-agent status` prints', async () => {
