@@ -354,6 +354,13 @@ entry_sync_interval: 20s
       ['a key mode with other-execute', fourth({ key_mode: '0601' }), 'workloads[3].key_mode'],
       ['a world-readable key mode as a number', fourth({ key_mode: 0o644 }), 'workloads[3].key_mode'],
       ['a key mode nobody can read', fourth({ key_mode: '0200' }), 'workloads[3].key_mode'],
+      ['a cert mode anyone can write', fourth({ cert_mode: '0666' }), 'workloads[3].cert_mode'],
+      ['a cert mode the group can write', fourth({ cert_mode: '0664' }), 'workloads[3].cert_mode'],
+      ['a cert mode other users can write', fourth({ cert_mode: '0646' }), 'workloads[3].cert_mode'],
+      ['a cert mode with group write as a number', fourth({ cert_mode: 0o660 }), 'workloads[3].cert_mode'],
+      ['a key mode the group can write', fourth({ key_mode: '0660' }), 'workloads[3].key_mode'],
+      ['a key mode the group can only write', fourth({ key_mode: '0620' }), 'workloads[3].key_mode'],
+      ['a key mode anyone can write', fourth({ key_mode: '0622' }), 'workloads[3].key_mode'],
       ['an unknown key type', fourth({ key_type: 'dsa' }), 'workloads[3].key_type'],
       ['audiences as a string', fourth({ jwt_audiences: 'a' }), 'workloads[3].jwt_audiences'],
       [
@@ -477,8 +484,45 @@ entry_sync_interval: 20s
     it('explains a world-readable key mode', () => {
       assert.throws(() => parse(fourth({ key_mode: '0644' })), {
         message:
-          'config: workloads[3].key_mode: 0644 gives other users (the last digit) access to the private key; use 0600 or 0640',
+          'config: workloads[3].key_mode: 0644 gives other users (the last digit) access to the private key of spiffe://example.org/w3; use 0600 or 0640',
       });
+    });
+
+    it('explains a cert or key mode that lets the group or other users write, naming the key and the workload', () => {
+      const cases: Array<[Doc, string]> = [
+        [
+          fourth({ cert_mode: '0666' }),
+          'config: workloads[3].cert_mode: 0666 lets the group and other users write the SVID and bundle files of spiffe://example.org/w3; use 0644 or 0640',
+        ],
+        [
+          fourth({ cert_mode: 0o664 }),
+          'config: workloads[3].cert_mode: 0664 lets the group (the middle digit) write the SVID and bundle files of spiffe://example.org/w3; use 0644 or 0640',
+        ],
+        [
+          fourth({ cert_mode: '0642' }),
+          'config: workloads[3].cert_mode: 0642 lets other users (the last digit) write the SVID and bundle files of spiffe://example.org/w3; use 0644 or 0640',
+        ],
+        [
+          fourth({ key_mode: '0660' }),
+          'config: workloads[3].key_mode: 0660 lets the group (the middle digit) write the private key and JWT-SVID files of spiffe://example.org/w3; use 0600 or 0640',
+        ],
+        [
+          fourth({ key_mode: '0666' }),
+          'config: workloads[3].key_mode: 0666 lets the group and other users write the private key and JWT-SVID files of spiffe://example.org/w3; use 0600 or 0640',
+        ],
+      ];
+      for (const [doc, message] of cases) assert.throws(() => parse(doc), { code: 'ERR_CONFIG', message });
+      // The modes that keep writing to the owner (the agent, or the workload's uid) still pass.
+      for (const [certMode, keyMode] of [
+        ['0644', '0600'],
+        ['0640', '0640'],
+        ['0444', '0400'],
+        ['0755', '0440'],
+      ] as const) {
+        const w = parse(fourth({ cert_mode: certMode, key_mode: keyMode })).workloads[3]!;
+        assert.equal(w.certMode, parseInt(certMode, 8));
+        assert.equal(w.keyMode, parseInt(keyMode, 8));
+      }
     });
 
     it('never repeats a join token in a message', () => {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, readlink, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { verifyPem, X509Svid } from '../lib/x509svid/index.js';
 import { faultyFs, tempDir } from './helpers/agent-fs.js';
+import { captureLog } from './helpers/ca-context.js';
 import { psatClaims, signPsat } from './helpers/k8s.js';
 
 const TD = TrustDomain.parse('example.org');
@@ -48,15 +49,40 @@ function freePort(): Promise<number> {
 const quiet = (name: string) =>
   createLogger({ name, destination: process.env.SVIDKIT_TEST_LOGS ? process.stderr : new PassThrough().resume() });
 
+/** The shared agent's log lines, kept so that tests can wait for what it did (pino writes synchronously). */
+const agentLog = captureLog();
+const agentLogger = () =>
+  createLogger({
+    name: 'svidkit-agent',
+    destination: {
+      write(line: string) {
+        agentLog.write(line);
+        if (process.env.SVIDKIT_TEST_LOGS) process.stderr.write(line);
+      },
+    },
+  });
+/** The agent's log lines from index `from` on, parsed. */
+const agentLines = (from = 0) => agentLog.lines().slice(from);
+const isCaFailure = (l: Record<string, unknown>) => String(l['msg']).includes('CA step failed');
+const isWrite = (workload: string) => (l: Record<string, unknown>) =>
+  l['msg'] === 'workload files written' && l['workload'] === workload;
+
 async function readPair(dir: string): Promise<X509Svid> {
-  // Resolve ..data once, so certificate and key come from one version, as a careful reader does.
-  const { readlink } = await import('node:fs/promises');
-  const version = await readlink(join(dir, '..data'));
-  const [cert, key] = await Promise.all([
-    readFile(join(dir, version, 'svid.pem')),
-    readFile(join(dir, version, 'svid_key.pem')),
-  ]);
-  return X509Svid.parse(cert, key);
+  for (let attempt = 1; ; attempt++) {
+    // Resolve ..data once, so certificate and key come from one version, as a careful reader does.
+    const version = await readlink(join(dir, '..data'));
+    try {
+      const [cert, key] = await Promise.all([
+        readFile(join(dir, version, 'svid.pem')),
+        readFile(join(dir, version, 'svid_key.pem')),
+      ]);
+      return X509Svid.parse(cert, key);
+    } catch (err) {
+      // The writer removed that version after swapping in a newer one: read the newer one.
+      const gone = (err as { code?: string }).code === 'ENOENT';
+      if (!gone || attempt >= 10 || (await readlink(join(dir, '..data'))) === version) throw err;
+    }
+  }
 }
 
 describe('svidkit-agent against a real CA on loopback', function () {
@@ -99,8 +125,14 @@ describe('svidkit-agent against a real CA on loopback', function () {
       },
       dir,
     );
+  let caUp = false;
   const startCa = async () => {
     ca = await run(caConfig(), { logger: quiet('svidkit-ca') });
+    caUp = true;
+  };
+  const stopCa = async () => {
+    caUp = false;
+    await ca.close(200);
   };
 
   before(async () => {
@@ -126,9 +158,15 @@ describe('svidkit-agent against a real CA on loopback', function () {
       });
     }
   });
+  // The tests share one CA and one agent: a test that fails half-way must not leave the CA stopped or
+  // the output directory failing for the tests after it.
+  afterEach(async () => {
+    fault.on = false;
+    if (!caUp) await startCa();
+  });
   after(async () => {
     await agent?.close();
-    await ca?.close(500);
+    if (caUp) await ca.close(500);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -162,7 +200,7 @@ describe('svidkit-agent against a real CA on loopback', function () {
       { spiffe_id: 'spiffe://example.org/ns/prod/sa/api', output_dir: join(dir, 'out', 'api'), key_type: 'rsa-2048' },
       { spiffe_id: 'spiffe://example.org/ns/prod/sa/nobody', output_dir: join(dir, 'out', 'nobody') },
     ]);
-    agent = await runAgent(config, { logger: quiet('svidkit-agent'), writerFs: switchable, statusIntervalMs: 200 });
+    agent = await runAgent(config, { logger: agentLogger(), writerFs: switchable, statusIntervalMs: 200 });
     await until('web and api files', () => agent!.agent.status().filter((w) => w.rotations > 0).length === 2);
     assert.equal(agent.agent.ready(), false, 'a workload without an entry keeps the agent not ready');
     const readyz = await fetch(`http://127.0.0.1:${agent.observabilityPort}/readyz`);
@@ -189,7 +227,9 @@ describe('svidkit-agent against a real CA on loopback', function () {
     assert.equal(statSync(join(dir, 'agent', 'agent_identity.json')).mode & 0o777, 0o600);
   });
 
-  it('rotates at half-life; a reader never sees a certificate with another version key; reload fires once per write', async () => {
+  it('rotates at half-life; a reader never sees a certificate with another version key; reload fires once per write', async function () {
+    // 10,000 reads take long on a loaded machine; the limit below only guards against a hang.
+    this.timeout(600_000);
     const out = join(dir, 'out', 'web');
     const first = (await readPair(out)).leaf.serialHex;
     let reads = 0;
@@ -206,12 +246,20 @@ describe('svidkit-agent against a real CA on loopback', function () {
         reads++;
       }
     })();
-    await until('two rotations of web', async () => {
-      const s = agent!.agent.status().find((w) => w.spiffeId.endsWith('/web'))!;
-      return s.rotations >= 3 && (await readPair(out)).leaf.serialHex !== first && reads >= 10_000;
-    });
-    stop = true;
-    await reader;
+    try {
+      await until(
+        'two rotations of web',
+        async () => {
+          const s = agent!.agent.status().find((w) => w.spiffeId.endsWith('/web'))!;
+          return s.rotations >= 3 && (await readPair(out)).leaf.serialHex !== first && reads >= 10_000;
+        },
+        590_000,
+      );
+    } finally {
+      // Also on failure: a reader left running would keep the process busy and alive after the tests.
+      stop = true;
+      await reader;
+    }
     assert.equal(mismatches, 0);
     process.stdout.write(`      (${reads} reads during rotations, ${mismatches} mismatches)\n`);
     // The reload runs just after each write; once it has caught up, there is one line per written version.
@@ -227,6 +275,9 @@ describe('svidkit-agent against a real CA on loopback', function () {
     const reloadsBefore = readFileSync(join(dir, 'reloads.log'), 'utf8').split('\n').length;
     await ca.context.keys.rotate('x509');
     const want = ca.context.keys.bundle().x509.toPem();
+    // The trust bundle later agents use to reach the CA follows too; written first, so that the tests
+    // after this one start from the CA's current roots even when this one fails.
+    writeFileSync(join(dir, 'bundle.pem'), want);
     const t = await until('the new bundle on disk', () => readFileSync(join(out, 'svid_bundle.pem'), 'utf8') === want);
     assert.notEqual(want, before);
     process.stdout.write(`      (bundle rewritten ${t} ms after the CA published it)\n`);
@@ -234,8 +285,6 @@ describe('svidkit-agent against a real CA on loopback', function () {
       'the reload after the bundle change',
       () => readFileSync(join(dir, 'reloads.log'), 'utf8').split('\n').length > reloadsBefore,
     );
-    // The trust bundle the agent uses to reach the CA follows too.
-    writeFileSync(join(dir, 'bundle.pem'), want);
   });
 
   it('exports per-workload expiry and CA reachability, and writes the status that `svidkit-agent status` prints', async () => {
@@ -294,11 +343,22 @@ describe('svidkit-agent against a real CA on loopback', function () {
 
   it('survives a CA outage with files in place and recovers when the CA is back', async () => {
     const out = join(dir, 'out', 'web');
+    const web = 'spiffe://example.org/ns/prod/sa/web';
+    await stopCa();
+    // An SVID the CA issued before it stopped may still be written after close() (a rotation was due
+    // just then): the outage starts for the agent with its first failed CA step. Its loop runs one step
+    // at a time, so every write of an earlier step is on disk by then.
+    const closed = agentLog.lines().length;
+    await until('the agent to see the CA fail', () => agentLines(closed).some(isCaFailure));
+    const seen = agentLog.lines().length;
+    const version = await readlink(join(out, '..data'));
     const before = await readPair(out);
-    await ca.close(200);
-    await new Promise((r) => setTimeout(r, 2_000));
+    // Two more failed attempts (backoff from 100 ms to 1 s): files stay as they are through each.
+    await until('two more failed CA steps', () => agentLines(seen).filter(isCaFailure).length >= 2);
+    assert.deepEqual(agentLines(seen).filter(isWrite(web)), [], 'nothing is rewritten while the CA is away');
+    assert.equal(await readlink(join(out, '..data')), version, 'the same version stays in place');
     const during = await readPair(out);
-    assert.equal(during.leaf.serialHex, before.leaf.serialHex, 'nothing is rewritten while the CA is away');
+    assert.equal(during.leaf.serialHex, before.leaf.serialHex);
     await startCa();
     const t = await until(
       'a rotation after the CA came back',

@@ -55,7 +55,13 @@ import { JwtAuthError, JwtValidator, requireJwtSvid } from '../lib/jwtauth/index
 import { mintJwtSvid, parseAndValidate } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
 import { createLogger } from '../lib/observe/index.js';
-import { FileSource, MAX_BUNDLE_FILE_BYTES, MAX_PEM_FILE_BYTES, MAX_TOKEN_FILE_BYTES } from '../lib/source/file.js';
+import {
+  FileSource,
+  FileSourceError,
+  MAX_BUNDLE_FILE_BYTES,
+  MAX_PEM_FILE_BYTES,
+  MAX_TOKEN_FILE_BYTES,
+} from '../lib/source/file.js';
 import { StaticSource } from '../lib/source/index.js';
 import { MAX_ID_LENGTH, SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { connectMtls, createMtlsServer, peerSpiffeId } from '../lib/tls/index.js';
@@ -778,6 +784,9 @@ describe('attacks on a running CA, agents and library servers', function () {
       const good = await readlink(join(out, '..data'));
       const errors: SvidkitError[] = [];
       const source = await FileSource.open(out, { onError: (e) => errors.push(e), pollIntervalMs: 0 });
+      // One swap may be read more than once (the watcher can report it again, and a read that starts
+      // while the next case copies its files sees the same version): each case waits for the error
+      // that names its own version and file, never for the first error with a matching code.
       let n = 0;
       /** A new version: the good one with one file replaced by `size` bytes, swapped in as the writer does. */
       const swapIn = async (file: string, size: number) => {
@@ -788,9 +797,10 @@ describe('attacks on a running CA, agents and library servers', function () {
         await rename(join(out, '..data_tmp'), join(out, '..data'));
         return version;
       };
-      const errorAfter = async (from: number, code: ErrorCode) => {
-        await until(`an error ${code}`, () => errors.slice(from).some((e) => e.code === code));
-        return errors.slice(from).find((e) => e.code === code)!;
+      const errorFor = async (version: string, file: string) => {
+        const about = (e: SvidkitError) => e instanceof FileSourceError && e.version === version && e.file === file;
+        await until(`an error about ${file} in ${version}`, () => errors.some(about));
+        return errors.find(about)!;
       };
       try {
         const serial = source.getX509Svid().leaf.serialHex;
@@ -801,9 +811,9 @@ describe('attacks on a running CA, agents and library servers', function () {
           ['jwt/x.token', MAX_TOKEN_FILE_BYTES + 1, 'ERR_SOURCE_INVALID_JWT', /jwt\/x\.token .*larger than .*left out/],
         ];
         for (const [file, size, code, message] of cases) {
-          const from = errors.length;
-          await swapIn(file, size);
-          const err = await errorAfter(from, code);
+          const version = await swapIn(file, size);
+          const err = await errorFor(version, file);
+          assert.equal(err.code, code, err.message);
           assert.match(err.message, message);
           assert.ok(!err.message.includes('AAAAAAAA'), 'the message does not quote the file');
           assert.equal(source.getX509Svid().leaf.serialHex, serial, `${file}: the last good SVID is served`);

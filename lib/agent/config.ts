@@ -284,13 +284,39 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
   };
   const certMode = modeOf('cert_mode', 0o644);
   const keyMode = modeOf('key_mode', 0o600);
+  // Whoever can write these files can swap the workload's identity or the roots it trusts.
+  const who = spiffeId.toString();
+  const writers = (mode: number): string | undefined =>
+    (mode & 0o022) === 0o022
+      ? 'the group and other users'
+      : mode & 0o020
+        ? 'the group (the middle digit)'
+        : mode & 0o002
+          ? 'other users (the last digit)'
+          : undefined;
+  const certWriters = writers(certMode);
+  if (certWriters !== undefined) {
+    bad(
+      `${here}.cert_mode`,
+      `${octal(certMode)} lets ${certWriters} write the SVID and bundle files of ${who}; use 0644 or 0640`,
+    );
+  }
+  const keyWriters = writers(keyMode);
+  if (keyWriters !== undefined) {
+    bad(
+      `${here}.key_mode`,
+      `${octal(keyMode)} lets ${keyWriters} write the private key and JWT-SVID files of ${who}; use 0600 or 0640`,
+    );
+  }
   if ((keyMode & 0o007) !== 0) {
     bad(
       `${here}.key_mode`,
-      `${octal(keyMode)} gives other users (the last digit) access to the private key; use 0600 or 0640`,
+      `${octal(keyMode)} gives other users (the last digit) access to the private key of ${who}; use 0600 or 0640`,
     );
   }
-  if ((keyMode & 0o440) === 0) bad(`${here}.key_mode`, `${octal(keyMode)} lets no one read the private key`);
+  if ((keyMode & 0o440) === 0) {
+    bad(`${here}.key_mode`, `${octal(keyMode)} lets no one read the private key of ${who}`);
+  }
 
   const keyType = w.choice('key_type', KEY_TYPES, 'ec-p256');
   const jwtAudiences = w.strings('jwt_audiences', MAX_JWT_AUDIENCES);

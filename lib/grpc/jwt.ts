@@ -6,7 +6,7 @@
 import { type CallCredentials, credentials, Metadata, status, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { grpcStatusOf, type JwtAuthResult, type JwtValidator } from '../jwtauth/index.js';
 import type { JwtSvidSource } from '../source/index.js';
-import { callerId } from './mtls.js';
+import { callerId, defineHandler, ownHandlers } from './mtls.js';
 
 /** Call credentials that add the source's current JWT-SVID for `audience` to every call. */
 export function jwtCallCredentials(source: JwtSvidSource, audience: string): CallCredentials {
@@ -51,9 +51,9 @@ export function requireJwtSvidForService<T extends UntypedServiceImplementation>
   handlers: T,
   validator: JwtValidator,
 ): T {
-  const out: Record<string, unknown> = {};
+  const out = ownHandlers();
   for (const [method, handler] of Object.entries(handlers)) {
-    out[method] = (call: CallLike, callback?: (err: unknown) => void) => {
+    defineHandler(out, method, (call: CallLike, callback?: (err: unknown) => void) => {
       const values = call.metadata.get('authorization');
       const header = values.length === 1 && typeof values[0] === 'string' ? values[0] : undefined;
       const run = (res: JwtAuthResult) => {
@@ -82,7 +82,7 @@ export function requireJwtSvidForService<T extends UntypedServiceImplementation>
       }
       if (checked instanceof Promise) checked.then(run, refuse);
       else run(checked);
-    };
+    });
   }
   return out as T;
 }

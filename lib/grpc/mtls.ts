@@ -243,11 +243,20 @@ export function authorizeService<T extends UntypedServiceImplementation>(
   source: X509Source,
   authorizer: Authorizer | Readonly<Record<string, Authorizer>>,
 ): T {
-  const out: Record<string, unknown> = {};
+  if (typeof authorizer !== 'function' && (typeof authorizer !== 'object' || authorizer === null)) {
+    throw new TypeError('grpc: an authorizer or a map of method names to authorizers is required');
+  }
+  const out = ownHandlers();
   for (const [method, handler] of Object.entries(handlers)) {
-    const authz = typeof authorizer === 'function' ? authorizer : authorizer[method];
-    if (!authz) throw new TypeError(`grpc: no authorizer for method ${method}`);
-    out[method] = (call: AnyCall, callback?: (err: unknown) => void) => {
+    // Own properties only: an inherited member such as toString or constructor is no authorizer.
+    const authz =
+      typeof authorizer === 'function'
+        ? authorizer
+        : Object.hasOwn(authorizer, method)
+          ? authorizer[method]
+          : undefined;
+    if (typeof authz !== 'function') throw new TypeError(`grpc: no authorizer for method ${method}`);
+    defineHandler(out, method, (call: AnyCall, callback?: (err: unknown) => void) => {
       try {
         const id = authenticate(call, source);
         try {
@@ -262,9 +271,23 @@ export function authorizeService<T extends UntypedServiceImplementation>(
         return;
       }
       (handler as (c: AnyCall, cb?: (err: unknown) => void) => void)(call, callback);
-    };
+    });
   }
   return out as T;
+}
+
+/**
+ * A handler map without a prototype: grpc-js looks each method of the service up by name, so on a
+ * plain object a method the caller left out but named like an Object.prototype member (toString,
+ * constructor) would be served by that member, without any check. Internal to lib/grpc.
+ */
+export function ownHandlers(): Record<string, unknown> {
+  return Object.create(null) as Record<string, unknown>;
+}
+
+/** Adds a handler as an own property, also for a name such as __proto__ that assignment would not create. */
+export function defineHandler(out: Record<string, unknown>, method: string, fn: unknown): void {
+  Object.defineProperty(out, method, { value: fn, enumerable: true, writable: true, configurable: true });
 }
 
 /** A clear error for code that builds credentials before its source has an SVID. */

@@ -66,7 +66,8 @@ export interface FileSourceOptions {
   /**
    * Called with every problem found after open(): an unreadable or invalid set (the last good set
    * stays), a JWT-SVID file that was left out, a watcher or listener failure. Messages never quote
-   * file contents.
+   * file contents. A problem with a read is a FileSourceError, which names the file and the version
+   * directory it was read from.
    */
   onError?: (err: SvidkitError) => void;
 }
@@ -116,6 +117,8 @@ interface State {
 
 /** The bytes of one read, before any check. */
 interface RawSet {
+  /** Where the files were read: the version directory resolved through `..data`, if any. */
+  at: ReadAt;
   svid: Buffer;
   key: Buffer;
   /** PEM roots of the SVID's own trust domain. */
@@ -156,14 +159,48 @@ function safeCause(err: unknown): SvidkitError | undefined {
   return err instanceof SvidkitError ? new SvidkitError(err.code, err.message) : undefined;
 }
 
+/**
+ * A problem with one read of a FileSource, carrying what it is about so that callers need not parse
+ * the message: the file (its name inside the directory, such as `svid.pem` or `jwt/x.token`) and the
+ * version directory the read went through (the target of `..data`), when there was one.
+ */
+export class FileSourceError extends SvidkitError {
+  /** Name of the file inside the directory (`jwt/<name>` for a token), or undefined for the directory. */
+  readonly file: string | undefined;
+  /** Version directory the read resolved through `..data`; undefined for plain files. */
+  readonly version: string | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    where: { file?: string; version?: string | undefined },
+    options?: { cause?: unknown },
+  ) {
+    super(code, `source: ${message}`, options);
+    this.name = 'FileSourceError';
+    this.file = where.file;
+    this.version = where.version;
+  }
+}
+
+/** Where a read is: the directory shown in messages and the version directory it resolved, if any. */
+interface ReadAt {
+  dir: string;
+  version: string | undefined;
+}
+
+function fileError(code: ErrorCode, message: string, file: string | undefined, at: ReadAt, cause?: unknown) {
+  return new FileSourceError(code, message, { file, version: at.version }, cause === undefined ? undefined : { cause });
+}
+
 /** A file that could not be opened; `errno` tells a missing file (ENOENT) from other failures. */
-class OpenFailure extends SvidkitError {
+class OpenFailure extends FileSourceError {
   readonly errno: string | undefined;
 
-  constructor(file: string, dir: string, err: unknown) {
+  constructor(file: string, at: ReadAt, err: unknown) {
     const errno = errnoOf(err);
     const why = errno === 'ENOENT' ? 'it does not exist' : (errno ?? 'error');
-    super('ERR_SOURCE_READ', `source: cannot read ${file} in ${dir}: ${why}`);
+    super('ERR_SOURCE_READ', `cannot read ${file} in ${at.dir}: ${why}`, { file, version: at.version });
     this.errno = errno;
   }
 }
@@ -174,17 +211,20 @@ function isMissing(err: unknown): boolean {
 }
 
 /** Reads a regular file of at most `max` bytes; never blocks on a FIFO, never reads more than max + 1 bytes. */
-async function readBounded(path: string, max: number, label: string, dir: string): Promise<Buffer> {
+async function readBounded(path: string, max: number, label: string, at: ReadAt): Promise<Buffer> {
   let h: fsp.FileHandle;
   try {
     h = await fsp.open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (err) {
-    throw new OpenFailure(label, dir, err);
+    throw new OpenFailure(label, at, err);
   }
+  const { dir } = at;
   try {
     const st = await h.stat();
-    if (!st.isFile()) throw sourceError('ERR_SOURCE_READ', `${label} in ${dir} is not a regular file`);
-    if (st.size > max) throw sourceError('ERR_SOURCE_READ', `${label} in ${dir} is larger than ${max} bytes`);
+    if (!st.isFile()) throw fileError('ERR_SOURCE_READ', `${label} in ${dir} is not a regular file`, label, at);
+    if (st.size > max) {
+      throw fileError('ERR_SOURCE_READ', `${label} in ${dir} is larger than ${max} bytes`, label, at);
+    }
     const buf = Buffer.alloc(st.size + 1);
     let n = 0;
     while (n < buf.length) {
@@ -195,7 +235,7 @@ async function readBounded(path: string, max: number, label: string, dir: string
     if (n === buf.length) {
       buf.fill(0);
       // It grew after the stat: a writer is at work; the event of its last write brings another read.
-      throw sourceError('ERR_SOURCE_READ', `${label} in ${dir} changed while it was read`);
+      throw fileError('ERR_SOURCE_READ', `${label} in ${dir} changed while it was read`, label, at);
     }
     return buf.subarray(0, n);
   } finally {
@@ -203,9 +243,9 @@ async function readBounded(path: string, max: number, label: string, dir: string
   }
 }
 
-async function readOptional(path: string, max: number, label: string, dir: string): Promise<Buffer | undefined> {
+async function readOptional(path: string, max: number, label: string, at: ReadAt): Promise<Buffer | undefined> {
   try {
-    return await readBounded(path, max, label, dir);
+    return await readBounded(path, max, label, at);
   } catch (err) {
     if (isMissing(err)) return undefined;
     throw err;
@@ -289,10 +329,10 @@ function now(clock: () => Date): Date {
 }
 
 /** Parses one token file: a compact JWS; its `exp`, if any, is kept for getJwtSvid. */
-function parseToken(name: string, data: Buffer): LoadedToken {
+function parseToken(name: string, data: Buffer, at: ReadAt): LoadedToken {
   const token = data.toString('utf8').trim();
   const bad = (why: string): never => {
-    throw sourceError('ERR_SOURCE_INVALID_JWT', `JWT-SVID file ${JSON.stringify(name)} ${why}; it is left out`);
+    throw fileError('ERR_SOURCE_INVALID_JWT', `JWT-SVID file ${JSON.stringify(name)} ${why}; it is left out`, name, at);
   };
   if (token.length > MAX_TOKEN_BYTES || !COMPACT_JWS.test(token)) bad('does not hold a compact JWS');
   let claims: unknown;
@@ -553,10 +593,11 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
         const code = errnoOf(err);
         const why =
           code === 'ENOENT' ? 'it does not exist; is this an svidkit-agent output directory?' : (code ?? 'error');
-        throw sourceError('ERR_SOURCE_READ', `cannot read ${DATA} in ${dir}: ${why}`);
+        throw fileError('ERR_SOURCE_READ', `cannot read ${DATA} in ${dir}: ${why}`, DATA, { dir, version: undefined });
       }
       if (!target.startsWith('..') || target === '..' || target === DATA || target.includes('/')) {
-        throw sourceError('ERR_SOURCE_READ', `${DATA} in ${dir} does not name a version directory`);
+        const at = { dir, version: undefined };
+        throw fileError('ERR_SOURCE_READ', `${DATA} in ${dir} does not name a version directory`, DATA, at);
       }
       const versionDir = join(dir, target);
       try {
@@ -570,7 +611,9 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
         const vanished = isMissing(err);
         if (!vanished || attempt >= READ_ATTEMPTS || (await readlinkOrUndefined(join(dir, DATA))) === target) {
           if (err instanceof SvidkitError) throw err;
-          throw sourceError('ERR_SOURCE_READ', `the version directory ${target} in ${dir} vanished while it was read`);
+          const at = { dir, version: target };
+          const why = `the version directory ${target} in ${dir} vanished while it was read`;
+          throw fileError('ERR_SOURCE_READ', why, undefined, at);
         }
       }
     }
@@ -608,33 +651,34 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
 
   async #readFiles(base: string, svidkit: boolean, versionTarget?: string): Promise<RawSet> {
     const { dir, names, layout } = this.#s;
+    const at: ReadAt = { dir, version: svidkit ? basename(base) : versionTarget };
     const path = (name: string): Promise<string> =>
       svidkit ? Promise.resolve(join(base, name)) : this.#plainPath(base, name, versionTarget);
-    const key = await readBounded(await path(names.key), MAX_PEM_FILE_BYTES, names.key, dir);
+    const key = await readBounded(await path(names.key), MAX_PEM_FILE_BYTES, names.key, at);
     try {
-      const svid = await readBounded(await path(names.svid), MAX_PEM_FILE_BYTES, names.svid, dir);
+      const svid = await readBounded(await path(names.svid), MAX_PEM_FILE_BYTES, names.svid, at);
       const spiffeBundle = svidkit
-        ? await readOptional(join(base, names.spiffeBundle), MAX_BUNDLE_FILE_BYTES, names.spiffeBundle, dir)
+        ? await readOptional(join(base, names.spiffeBundle), MAX_BUNDLE_FILE_BYTES, names.spiffeBundle, at)
         : undefined;
       const bundlePem =
         spiffeBundle === undefined
-          ? await readBounded(await path(names.bundle), MAX_BUNDLE_FILE_BYTES, names.bundle, dir)
+          ? await readBounded(await path(names.bundle), MAX_BUNDLE_FILE_BYTES, names.bundle, at)
           : undefined;
       const jwtBundle =
         layout === 'cert-manager'
           ? undefined
-          : await readOptional(await path(names.jwtBundle), MAX_BUNDLE_FILE_BYTES, names.jwtBundle, dir);
+          : await readOptional(await path(names.jwtBundle), MAX_BUNDLE_FILE_BYTES, names.jwtBundle, at);
       const { tokens, problems } = svidkit
-        ? await this.#readTokens(join(base, names.jwtDir))
+        ? await this.#readTokens(join(base, names.jwtDir), at)
         : { tokens: new Map<string, Buffer>(), problems: [] };
-      return { svid, key, bundlePem, spiffeBundle, jwtBundle, tokens, tokenProblems: problems };
+      return { at, svid, key, bundlePem, spiffeBundle, jwtBundle, tokens, tokenProblems: problems };
     } catch (err) {
       key.fill(0);
       throw err;
     }
   }
 
-  async #readTokens(jwtDir: string): Promise<{ tokens: Map<string, Buffer>; problems: SvidkitError[] }> {
+  async #readTokens(jwtDir: string, at: ReadAt): Promise<{ tokens: Map<string, Buffer>; problems: SvidkitError[] }> {
     const { dir, names } = this.#s;
     const tokens = new Map<string, Buffer>();
     const problems: SvidkitError[] = [];
@@ -643,14 +687,16 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
       entries = await fsp.readdir(jwtDir);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return { tokens, problems };
-      throw new OpenFailure(names.jwtDir, dir, err);
+      throw new OpenFailure(names.jwtDir, at, err);
     }
     const files = entries.filter((e) => e.endsWith(TOKEN_SUFFIX)).sort();
     if (files.length > MAX_JWT_AUDIENCES) {
       problems.push(
-        sourceError(
+        fileError(
           'ERR_SOURCE_INVALID_JWT',
           `${names.jwtDir} in ${dir} holds ${files.length} JWT-SVID files; only the first ${MAX_JWT_AUDIENCES} are read`,
+          names.jwtDir,
+          at,
         ),
       );
       files.length = MAX_JWT_AUDIENCES;
@@ -658,12 +704,12 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
     for (const file of files) {
       const label = `${names.jwtDir}/${file}`;
       try {
-        tokens.set(file, await readBounded(join(jwtDir, file), MAX_TOKEN_FILE_BYTES, label, dir));
+        tokens.set(file, await readBounded(join(jwtDir, file), MAX_TOKEN_FILE_BYTES, label, at));
       } catch (err) {
         // A vanished version directory is the caller's business; anything else leaves out this token only.
         if (isMissing(err)) throw err;
         const why = err instanceof SvidkitError ? err.message.replace(/^source: /u, '') : 'unreadable';
-        problems.push(sourceError('ERR_SOURCE_INVALID_JWT', `${why}; it is left out`));
+        problems.push(fileError('ERR_SOURCE_INVALID_JWT', `${why}; it is left out`, label, at));
       }
     }
     return { tokens, problems };
@@ -677,14 +723,17 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
       svid = X509Svid.parse(raw.svid, raw.key);
     } catch (err) {
       if (err instanceof SvidkitError && err.code === 'ERR_X509SVID_KEY_MISMATCH') {
-        throw sourceError(
+        throw fileError(
           'ERR_SOURCE_KEY_MISMATCH',
           `${names.key} does not match ${names.svid} in ${dir} (a half-written pair?); the last good set stays`,
+          names.key,
+          raw.at,
           safeCause(err),
         );
       }
       const why = err instanceof SvidkitError ? err.message : 'cannot be parsed';
-      throw sourceError('ERR_SOURCE_INVALID', `${names.svid} and ${names.key} in ${dir}: ${why}`, safeCause(err));
+      const message = `${names.svid} and ${names.key} in ${dir}: ${why}`;
+      throw fileError('ERR_SOURCE_INVALID', message, names.svid, raw.at, safeCause(err));
     }
     const td = svid.id.trustDomain;
     let bundles: BundleSet;
@@ -700,16 +749,18 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
       }
     } catch (err) {
       const why = err instanceof SvidkitError ? err.message : 'cannot be parsed';
-      throw sourceError('ERR_SOURCE_INVALID', `${bundleFile} in ${dir}: ${why}`, safeCause(err));
+      throw fileError('ERR_SOURCE_INVALID', `${bundleFile} in ${dir}: ${why}`, bundleFile, raw.at, safeCause(err));
     }
     const at = now(this.#s.clock);
     try {
       verify(svid.certificates, bundles, { at });
     } catch (err) {
       const why = err instanceof SvidkitError ? err.message : 'verification failed';
-      throw sourceError(
+      throw fileError(
         'ERR_SOURCE_INVALID',
         `${names.svid} in ${dir} does not verify against the bundle of ${td.name}: ${why}`,
+        names.svid,
+        raw.at,
         safeCause(err),
       );
     }
@@ -717,7 +768,7 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
     const tokens = new Map<string, LoadedToken>();
     for (const [file, data] of raw.tokens) {
       try {
-        tokens.set(file, parseToken(`${names.jwtDir}/${file}`, data));
+        tokens.set(file, parseToken(`${names.jwtDir}/${file}`, data, raw.at));
       } catch (err) {
         if (err instanceof SvidkitError) problems.push(err);
         else throw err;

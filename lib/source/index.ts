@@ -6,6 +6,7 @@ export {
   FILE_LAYOUTS,
   type FileLayout,
   FileSource,
+  FileSourceError,
   type FileSourceOptions,
   type FileSourceStatus,
   layoutBaseNames,
