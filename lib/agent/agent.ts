@@ -87,6 +87,8 @@ interface Workload {
   lastError?: string;
   /** Set when the bundle changed and the files must be rewritten even without a new SVID. */
   dirty: boolean;
+  /** When a failed write of files already issued is tried again (no new SVID is needed for that). */
+  writeRetryAt?: number;
   /** Runs the reload action off the loop; unset when none is configured. */
   readonly reload: ReloadRunner | undefined;
 }
@@ -252,6 +254,7 @@ export class Agent {
     for (const w of this.#workloads) {
       if (w.entryId === undefined) continue;
       next = Math.min(next, w.renewAt);
+      if (w.dirty && w.writeRetryAt !== undefined) next = Math.min(next, w.writeRetryAt);
       for (const j of w.jwt.values()) next = Math.min(next, j.renewAt);
     }
     return Math.min(Math.max(next - now, 0), 60_000);
@@ -443,15 +446,23 @@ export class Agent {
   }
 
   async #writeDirty(): Promise<void> {
-    const bundles = this.#bundle ? new BundleSet([this.#bundle]) : undefined;
-    if (!bundles) return;
+    let bundleOf: SpiffeBundle | undefined;
+    let bundles: BundleSet | undefined;
     for (const w of this.#workloads) {
       if (!w.dirty || !w.svid) continue;
+      // The bundle is read per workload and the flag cleared before the write: a bundle that arrives
+      // while this loop runs marks every workload again, and the next pass writes it to all of them.
+      if (!this.#bundle) return;
+      if (bundleOf !== this.#bundle) {
+        bundleOf = this.#bundle;
+        bundles = new BundleSet([bundleOf]);
+      }
+      w.dirty = false;
       try {
         await writeWorkloadFiles(
           {
             svid: w.svid,
-            bundles,
+            bundles: bundles!,
             jwtTokens: new Map([...w.jwt].map(([aud, j]) => [aud, j.token])),
             version: w.version + 1,
           },
@@ -467,12 +478,15 @@ export class Agent {
           this.#writerFs,
         );
       } catch (err) {
-        this.#fail(w, describe(err));
+        // The SVID is still good: only the write is tried again, not the issuance.
+        w.dirty = true;
+        w.writeRetryAt = this.#now() + this.#s.backoffMinMs * (1 + this.#rand());
+        this.#recordFailure(w, describe(err));
         continue;
       }
       w.version++;
       w.rotations++;
-      w.dirty = false;
+      w.writeRetryAt = undefined;
       w.lastError = undefined;
       this.#events.rotated?.(w.cfg.spiffeId.toString());
       this.#log.info(
@@ -499,10 +513,14 @@ export class Agent {
   }
 
   #fail(w: Workload, reason: string): void {
-    w.failures++;
-    w.lastError = reason;
     // Retry this workload after a short, jittered pause; its files on disk stay as they are.
     w.renewAt = this.#now() + this.#s.backoffMinMs * (1 + this.#rand());
+    this.#recordFailure(w, reason);
+  }
+
+  #recordFailure(w: Workload, reason: string): void {
+    w.failures++;
+    w.lastError = reason;
     this.#events.failed?.(w.cfg.spiffeId.toString(), reason);
     this.#log.warn({ workload: w.cfg.spiffeId.toString(), reason }, 'workload rotation failed');
   }
