@@ -17,7 +17,7 @@ import { basename, join, resolve } from 'node:path';
 import type { BundleSet } from '../bundle/index.js';
 import { SvidkitError } from '../errors/index.js';
 import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
-import { privateKeyToPem, samePublicKey } from '../keys/index.js';
+import { privateKeyToPem } from '../keys/index.js';
 import { verify, type X509Svid } from '../x509svid/index.js';
 
 /** Everything delivered to one workload's directory in one atomic step. */
@@ -261,7 +261,7 @@ function preparePayload(files: WorkloadFiles, names: FileNames, s: Settings): Pa
   let keyPem: string;
   try {
     // X509Svid already guarantees this; a second look is cheap and catches a forged or mixed-up object.
-    if (svid.privateKey.type !== 'private' || !samePublicKey(svid.privateKey, svid.certificates[0]!.publicKey)) {
+    if (svid.privateKey.type !== 'private' || !svid.certificates[0]!.hasPublicKey(svid.privateKey)) {
       throw invalidSvid('private key does not match the leaf certificate');
     }
     keyPem = privateKeyToPem(svid.privateKey);
