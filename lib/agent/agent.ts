@@ -12,7 +12,7 @@ import { parseInsecure } from '../jwtsvid/index.js';
 import { generateKeyPair } from '../keys/index.js';
 import type { Logger } from '../observe/index.js';
 import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
-import { Certificate } from '../x509/certificate.js';
+import { Certificate, CertificateCache } from '../x509/certificate.js';
 import { buildCsr } from '../x509/csr.js';
 import { createCsr, X509Svid } from '../x509svid/index.js';
 import { CaCallError, CaClient } from './ca-client.js';
@@ -116,6 +116,7 @@ export class Agent {
   readonly #workloads: Workload[];
   readonly #backoff: Backoff;
   readonly #watchBackoff: Backoff;
+  readonly #intermediates = new CertificateCache();
   #identity: X509Svid | undefined;
   #identityRenewAt = 0;
   #bundle: SpiffeBundle | undefined;
@@ -405,10 +406,11 @@ export class Agent {
             return;
           }
           try {
-            w.svid = X509Svid.fromParts(
-              r.svid.certChain.map((d) => Certificate.fromDer(d)),
-              keys.get(w)!,
+            // Every workload's chain repeats the CA's intermediates: those are parsed once per exact DER.
+            const chain = r.svid.certChain.map((d, k) =>
+              k === 0 ? Certificate.fromDer(d) : this.#intermediates.fromDer(d),
             );
+            w.svid = X509Svid.fromParts(chain, keys.get(w)!);
             w.renewAt = this.#renewAt(w.svid.leaf);
             w.dirty = true;
           } catch (err) {

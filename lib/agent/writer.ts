@@ -17,7 +17,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { BundleSet } from '../bundle/index.js';
 import { SvidkitError } from '../errors/index.js';
 import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
-import { privateKeyToPem, samePublicKey } from '../keys/index.js';
+import { privateKeyToPem } from '../keys/index.js';
 import { verify, type X509Svid } from '../x509svid/index.js';
 import { Dir, errnoOf, type NewFile, systemFs, type WriterFs, type WriterStat } from './dirfd.js';
 import { untrustedReason } from './trust.js';
@@ -243,7 +243,7 @@ function preparePayload(files: WorkloadFiles, names: FileNames, s: Settings): Pa
   let keyPem: string;
   try {
     // X509Svid already guarantees this; a second look is cheap and catches a forged or mixed-up object.
-    if (svid.privateKey.type !== 'private' || !samePublicKey(svid.privateKey, svid.certificates[0]!.publicKey)) {
+    if (svid.privateKey.type !== 'private' || !svid.certificates[0]!.hasPublicKey(svid.privateKey)) {
       throw invalidSvid('private key does not match the leaf certificate');
     }
     keyPem = privateKeyToPem(svid.privateKey);

@@ -1,7 +1,7 @@
 /**
  * Key types svidkit supports, key generation and PKCS#8 loading, all through Node's crypto (OpenSSL).
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject } from 'node:crypto';
 import { SvidkitError } from '../errors/index.js';
 import { decodePem, encodePem } from '../internal/pem.js';
 
@@ -49,8 +49,23 @@ export function generateKeyPair(type: KeyType = DEFAULT_KEY_TYPE): KeyPair {
   }
 }
 
+// KeyObjects cannot change after creation, so what is derived from one stays true for as long as the
+// object lives; the agent asks the same questions of every workload key several times per rotation.
+const keyTypes = new WeakMap<KeyObject, KeyType>();
+const spkis = new WeakMap<KeyObject, Buffer>();
+
 /** The key type of a key (private or public); throws ERR_KEY_UNSUPPORTED for anything else. */
 export function keyTypeOf(key: KeyObject): KeyType {
+  let type = keyTypes.get(key);
+  if (type === undefined) {
+    type = readKeyType(key);
+    // Only Node's own KeyObjects are immutable; a look-alike object is asked again every time.
+    if (key instanceof KeyObject) keyTypes.set(key, type);
+  }
+  return type;
+}
+
+function readKeyType(key: KeyObject): KeyType {
   const kind = key.asymmetricKeyType;
   const details = key.asymmetricKeyDetails ?? {};
   if (kind === 'ec') {
@@ -94,13 +109,28 @@ export function privateKeyToPem(key: KeyObject): string {
   return encodePem('PRIVATE KEY', key.export({ format: 'der', type: 'pkcs8' }));
 }
 
-/** The DER SubjectPublicKeyInfo of a public or private key. */
+/** The exported SPKI of `key`, made once per KeyObject; never handed out, so no caller can change it. */
+function cachedSpki(key: KeyObject): Buffer {
+  let der = spkis.get(key);
+  if (der === undefined) {
+    const pub = key.type === 'private' ? createPublicKey(key) : key;
+    der = pub.export({ format: 'der', type: 'spki' }) as Buffer;
+    if (key instanceof KeyObject) spkis.set(key, der);
+  }
+  return der;
+}
+
+/** The DER SubjectPublicKeyInfo of a public or private key (a fresh copy the caller may keep or change). */
 export function spkiDer(key: KeyObject): Buffer {
-  const pub = key.type === 'private' ? createPublicKey(key) : key;
-  return pub.export({ format: 'der', type: 'spki' }) as Buffer;
+  return Buffer.from(cachedSpki(key));
+}
+
+/** True when the public key of `key` (public or private) is encoded as exactly these SPKI bytes. */
+export function hasSpkiDer(key: KeyObject, spki: Uint8Array): boolean {
+  return cachedSpki(key).equals(spki);
 }
 
 /** True when both keys (public or private) have the same public key. */
 export function samePublicKey(a: KeyObject, b: KeyObject): boolean {
-  return spkiDer(a).equals(spkiDer(b));
+  return cachedSpki(a).equals(cachedSpki(b));
 }

@@ -24,8 +24,9 @@ import {
   SubjectKeyIdentifier,
 } from '@peculiar/asn1-x509';
 import { SvidkitError } from '../errors/index.js';
-import { checkStructure, signedPart } from '../internal/der.js';
+import { checkStructure, readElement, signedPart } from '../internal/der.js';
 import { decodePem, encodePem, MAX_PEM_BYTES } from '../internal/pem.js';
+import { hasSpkiDer, spkiDer } from '../keys/index.js';
 import { signatureAlgorithmName, verifyWith } from './algorithms.js';
 import { type GeneralNames, generalNamesOf } from './names.js';
 
@@ -57,6 +58,8 @@ export const HANDLED_EXTENSIONS: ReadonlySet<string> = new Set([
 export const MAX_CHAIN_LENGTH = 10;
 /** Largest single certificate accepted in DER. */
 export const MAX_CERTIFICATE_BYTES = 16 * 1024;
+/** Issuer keys one certificate remembers a verified signature for; a real chain needs one, cross-signing a few. */
+const MAX_REMEMBERED_SIGNERS = 4;
 
 /** Decoded name constraints: permitted and excluded subtrees, each grouped by name form. */
 export interface DecodedNameConstraints {
@@ -97,6 +100,18 @@ function namesOf(names: Iterable<GeneralName>, what: string): GeneralNames {
   }
 }
 
+/** The subjectPublicKeyInfo element of a TBSCertificate, exactly as encoded (RFC 5280 4.1: the 7th field, 6th without a version). */
+function spkiPart(tbs: Uint8Array): Uint8Array {
+  const outer = readElement(tbs, 0);
+  let pos = outer.contentStart;
+  let el = readElement(tbs, pos, outer.end);
+  if (el.tag === 0xa0) el = readElement(tbs, (pos = el.end), outer.end);
+  // serialNumber, signature, issuer, validity, subject, then subjectPublicKeyInfo.
+  for (let i = 0; i < 5; i++) el = readElement(tbs, (pos = el.end), outer.end);
+  if (el.tag !== 0x30) malformed('subjectPublicKeyInfo is not a SEQUENCE');
+  return tbs.subarray(el.start, el.end);
+}
+
 /** An X.509 certificate with the fields path validation and SVID rules need, parsed once. */
 export class Certificate {
   /** The certificate's DER encoding, exactly as received. */
@@ -133,6 +148,8 @@ export class Certificate {
   readonly unhandledCriticalExtensions: readonly string[];
   #publicKey?: KeyObject;
   #node?: X509Certificate;
+  /** Base64 SPKIs of the issuer keys this certificate's signature verified with. */
+  readonly #signers = new Set<string>();
 
   private constructor(der: Buffer) {
     if (der.length > MAX_CERTIFICATE_BYTES) malformed(`certificate is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
@@ -241,13 +258,22 @@ export class Certificate {
   get publicKey(): KeyObject {
     if (!this.#publicKey) {
       try {
-        const spki = AsnConvert.serialize(this.asn.tbsCertificate.subjectPublicKeyInfo);
-        this.#publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+        // The signed bytes themselves, not a re-encoding of the decoded field: cheaper, and what was signed.
+        this.#publicKey = createPublicKey({ key: Buffer.from(spkiPart(this.tbs)), format: 'der', type: 'spki' });
       } catch (cause) {
         malformed('subject public key cannot be imported', cause);
       }
     }
     return this.#publicKey;
+  }
+
+  /** True when `key` (public or private) is this certificate's subject public key. */
+  hasPublicKey(key: KeyObject): boolean {
+    // Byte-equal SPKIs are the same key and need no import. Another encoding of the same key (a
+    // compressed EC point, say) is compared by value, which OpenSSL does whatever the encoding.
+    if (hasSpkiDer(key, spkiPart(this.tbs))) return true;
+    const pub = key.type === 'private' ? createPublicKey(key) : key;
+    return pub.equals(this.publicKey);
   }
 
   /** Node's view of the same certificate (for subject/issuer strings); OpenSSL's refusal is ERR_X509_MALFORMED. */
@@ -289,7 +315,14 @@ export class Certificate {
 
   /** True when `issuerKey` verifies this certificate's signature. */
   isSignedBy(issuerKey: KeyObject): boolean {
-    return verifyWith(this.asn.signatureAlgorithm, issuerKey, this.tbs, new Uint8Array(this.asn.signatureValue));
+    // The answer depends only on this certificate's bytes and the issuer's public key, and the agent asks
+    // it of the same intermediate and root for every workload: a success is remembered under the exact
+    // SPKI of the key that gave it. A failure is always checked again.
+    const signer = spkiDer(issuerKey).toString('base64');
+    if (this.#signers.has(signer)) return true;
+    const ok = verifyWith(this.asn.signatureAlgorithm, issuerKey, this.tbs, new Uint8Array(this.asn.signatureValue));
+    if (ok && this.#signers.size < MAX_REMEMBERED_SIGNERS) this.#signers.add(signer);
+    return ok;
   }
 
   /** SHA-256 of the DER, hex. */
@@ -300,5 +333,43 @@ export class Certificate {
   /** PEM encoding. */
   toPem(): string {
     return encodePem('CERTIFICATE', this.der);
+  }
+}
+
+/**
+ * Parsed certificates by their exact DER encoding, for chains that repeat the same intermediates: the
+ * agent receives its CA's intermediates once per workload. A hit is only ever a certificate with the
+ * very same bytes, and a certificate that does not parse is never kept. The oldest entry goes first.
+ */
+export class CertificateCache {
+  readonly #max: number;
+  readonly #byDer = new Map<string, Certificate>();
+
+  /** A cache of at most `max` certificates. */
+  constructor(max = 16) {
+    if (!Number.isInteger(max) || max < 1) throw new TypeError('x509: CertificateCache max must be a positive integer');
+    this.#max = max;
+  }
+
+  /** Certificate.fromDer, answered from the cache when these exact bytes were parsed before. */
+  fromDer(der: Uint8Array): Certificate {
+    // Oversized input goes straight to the parser, which refuses it, and never becomes a map key.
+    if (der.length > MAX_CERTIFICATE_BYTES) return Certificate.fromDer(der);
+    const key = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+    const hit = this.#byDer.get(key);
+    if (hit) {
+      this.#byDer.delete(key);
+      this.#byDer.set(key, hit);
+      return hit;
+    }
+    const cert = Certificate.fromDer(der);
+    if (this.#byDer.size >= this.#max) this.#byDer.delete(this.#byDer.keys().next().value!);
+    this.#byDer.set(key, cert);
+    return cert;
+  }
+
+  /** How many certificates the cache holds. */
+  get size(): number {
+    return this.#byDer.size;
   }
 }

@@ -6,7 +6,7 @@ import type { KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { X509BundleSource } from '../bundle/source.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
-import { keyTypeOf, loadPrivateKeyPem, privateKeyToPem, samePublicKey } from '../keys/index.js';
+import { keyTypeOf, loadPrivateKeyPem, privateKeyToPem } from '../keys/index.js';
 import { SpiffeId } from '../spiffeid/index.js';
 import { Certificate, KeyUsageBit, MAX_CHAIN_LENGTH } from '../x509/certificate.js';
 import { buildCsr } from '../x509/csr.js';
@@ -146,7 +146,7 @@ export class X509Svid {
     }
     if (privateKey.type !== 'private') throw new TypeError('x509svid: privateKey must be a private key');
     keyTypeOf(privateKey);
-    if (!samePublicKey(privateKey, certificates[0]!.publicKey)) {
+    if (!certificates[0]!.hasPublicKey(privateKey)) {
       fail('ERR_X509SVID_KEY_MISMATCH', 'private key does not match the leaf certificate');
     }
     return new X509Svid(id, certificates, privateKey);

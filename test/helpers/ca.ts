@@ -7,7 +7,7 @@ import type { Extension } from '@peculiar/asn1-x509';
 import { strict as assert } from 'node:assert';
 import { X509Bundle } from '../../lib/bundle/index.js';
 import { type ErrorCode, SvidkitError } from '../../lib/errors/index.js';
-import { generateKeyPair, type KeyType } from '../../lib/keys/index.js';
+import { generateKeyPair, type KeyPair, type KeyType } from '../../lib/keys/index.js';
 import { TrustDomain } from '../../lib/spiffeid/index.js';
 import { type DnSpec, extensions, keyIdentifier, signCertificate } from '../../lib/x509/build.js';
 import { type Certificate, KeyUsageBit } from '../../lib/x509/certificate.js';
@@ -33,6 +33,8 @@ export interface CaOptions {
   uris?: string[];
   nameConstraints?: Parameters<typeof extensions.nameConstraints>[0];
   extraExtensions?: Extension[];
+  /** Use this key pair instead of a fresh one (two CA certificates for the same key). */
+  keyPair?: KeyPair;
 }
 
 /** Options for a leaf SVID. */
@@ -56,6 +58,8 @@ export interface LeafOptions {
   noAuthorityKeyId?: boolean;
   /** Sign with this key instead of the CA's: a forged leaf that still names this CA as its issuer. */
   signingKey?: KeyObject;
+  /** Use this key pair instead of a fresh one (two leaves for the same key). */
+  keyPair?: KeyPair;
 }
 
 /** A CA (root or intermediate) that can issue more CAs and leaf SVIDs. */
@@ -76,14 +80,14 @@ export class TestCa {
   /** A self-signed root. */
   static root(opts: CaOptions = {}): TestCa {
     const td = TrustDomain.parse(opts.trustDomain ?? 'example.org');
-    const pair = generateKeyPair(opts.keyType ?? 'ec-p256');
+    const pair = opts.keyPair ?? generateKeyPair(opts.keyType ?? 'ec-p256');
     const cert = signCertificate(caTemplate(td, pair.publicKey, opts, undefined), pair.privateKey);
     return new TestCa(td, cert, pair.privateKey, []);
   }
 
   /** An intermediate CA signed by this CA. */
   intermediate(opts: CaOptions = {}): TestCa {
-    const pair = generateKeyPair(opts.keyType ?? 'ec-p256');
+    const pair = opts.keyPair ?? generateKeyPair(opts.keyType ?? 'ec-p256');
     const cert = signCertificate(
       caTemplate(this.trustDomain, pair.publicKey, { subject: [['CN', 'intermediate']], ...opts }, this),
       this.key,
@@ -99,7 +103,7 @@ export class TestCa {
 
   /** A leaf certificate and its key; the chain is the leaf followed by this CA's chain to the root. */
   leaf(path: string, opts: LeafOptions = {}): { chain: Certificate[]; key: KeyObject } {
-    const pair = generateKeyPair(opts.keyType ?? 'ec-p256');
+    const pair = opts.keyPair ?? generateKeyPair(opts.keyType ?? 'ec-p256');
     const exts: Extension[] = [];
     exts.push(extensions.basicConstraints(opts.ca ?? false));
     const ku = opts.keyUsage ?? KeyUsageBit.digitalSignature;
