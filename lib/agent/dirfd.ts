@@ -26,9 +26,17 @@ export interface WriterStat {
   isSymbolicLink(): boolean;
 }
 
+/** An entry of a directory stream, with the type the kernel reported (all false when it did not). */
+export interface WriterDirent {
+  readonly name: string;
+  isDirectory(): boolean;
+  isFile(): boolean;
+  isSymbolicLink(): boolean;
+}
+
 /** A directory stream as opendirSync returns it. */
 export interface WriterDirStream {
-  readSync(): { name: string } | null;
+  readSync(): WriterDirent | null;
   closeSync(): void;
 }
 
@@ -208,19 +216,24 @@ export class Dir {
    * an unbounded scan there would stall the agent's loop for every other workload.
    */
   list(max: number): string[] {
-    const names: string[] = [];
+    return this.entries(max).map((e) => e.name);
+  }
+
+  /** Like list(), with each entry's type as the kernel reported it. */
+  entries(max: number): WriterDirent[] {
+    const out: WriterDirent[] = [];
     const stream = this.#fs.opendirSync(this.self, { bufferSize: 128 });
     try {
       for (let entry = stream.readSync(); entry !== null; entry = stream.readSync()) {
-        if (names.length >= max) {
+        if (out.length >= max) {
           throw new SvidkitError('ERR_AGENT_WRITE', `agent: a directory holds more than ${max} entries`);
         }
-        names.push(entry.name);
+        out.push(entry);
       }
     } finally {
       stream.closeSync();
     }
-    return names;
+    return out;
   }
 
   /** lstat of `name`, or undefined when it does not exist. */
@@ -279,10 +292,13 @@ export class Dir {
     }
     try {
       if (depth >= MAX_DEPTH) throw new SvidkitError('ERR_AGENT_WRITE', `agent: ${name} is nested too deeply`);
-      for (const entry of sub.list(MAX_TREE_ENTRIES)) {
-        const st = sub.lstat(entry);
-        if (st?.isDirectory()) sub.removeTree(entry, depth + 1);
-        else if (st) sub.unlink(entry);
+      for (const entry of sub.entries(MAX_TREE_ENTRIES)) {
+        // The type from the directory read spares an lstat; a file system that reports none gets one.
+        const known = entry.isDirectory() || entry.isFile() || entry.isSymbolicLink();
+        const isDir = known ? entry.isDirectory() : sub.lstat(entry.name)?.isDirectory();
+        // A directory swapped in after the read is opened O_NOFOLLOW below; one swapped out fails ENOTDIR/EISDIR.
+        if (isDir) sub.removeTree(entry.name, depth + 1);
+        else sub.unlink(entry.name);
       }
     } finally {
       sub.close();

@@ -368,12 +368,12 @@ class Owner {
 }
 
 /** Creates `name` in `dir` exclusively with `mode` from the start (never widened later), owner and data; the caller syncs and closes it. */
-function writeOne(dir: Dir, entry: Entry, owner: Owner, opened: NewFile[]): void {
+function writeOne(dir: Dir, entry: Entry, owner: Owner, opened: NewFile[], umask: number): void {
   const file = dir.createFile(entry.name, entry.mode);
   opened.push(file);
   try {
     // The umask may have narrowed the mode; fix it through the descriptor while the file is still empty.
-    file.chmod(entry.mode);
+    if ((entry.mode & umask) !== 0) file.chmod(entry.mode);
     owner.apply(file);
     file.writeAll(entry.data);
   } finally {
@@ -511,6 +511,15 @@ function removeOldVersions(out: Dir, names: readonly string[], keep: ReadonlySet
   }
 }
 
+/** The process's umask, read at each write (it can change); where it cannot be read, every mode is set explicitly. */
+function currentUmask(): number {
+  try {
+    return process.umask();
+  } catch {
+    return 0o777;
+  }
+}
+
 /** Writes the version directory `name` inside `out`: every file, the jwt directory, fsync of all of them. */
 async function writeVersion(out: Dir, name: string, payload: Payload, names: FileNames, owner: Owner): Promise<void> {
   const opened: NewFile[] = [];
@@ -521,12 +530,13 @@ async function writeVersion(out: Dir, name: string, payload: Payload, names: Fil
     // mkdtemp made it 0700; readers of every uid need to enter it. It stays the agent's: a workload
     // that owned it could swap its entries between the agent's calls.
     vdir.chmod(DIR_MODE);
-    for (const entry of payload.files) writeOne(vdir, entry, owner, opened);
+    const umask = currentUmask();
+    for (const entry of payload.files) writeOne(vdir, entry, owner, opened, umask);
     vdir.mkdir(names.jwtDir, DIR_MODE);
     const jwtDir = vdir.openDir(names.jwtDir);
     dirs.push(jwtDir);
-    jwtDir.chmod(DIR_MODE);
-    for (const entry of payload.tokens) writeOne(jwtDir, entry, owner, opened);
+    if ((DIR_MODE & umask) !== 0) jwtDir.chmod(DIR_MODE);
+    for (const entry of payload.tokens) writeOne(jwtDir, entry, owner, opened, umask);
     // Every file's data, then the directories' entries, on disk before ..data may name them; the
     // fsyncs run side by side (the file system commits them together).
     await Promise.all(opened.map((f) => f.sync()));
