@@ -26,7 +26,7 @@ import {
 import { SvidkitError } from '../errors/index.js';
 import { checkStructure, readElement, signedPart } from '../internal/der.js';
 import { decodePem, encodePem, MAX_PEM_BYTES } from '../internal/pem.js';
-import { hasSpkiDer, spkiDer } from '../keys/index.js';
+import { hasSpkiDer, samePublicKey, spkiDer } from '../keys/index.js';
 import { signatureAlgorithmName, verifyWith } from './algorithms.js';
 import { type GeneralNames, generalNamesOf } from './names.js';
 
@@ -269,11 +269,11 @@ export class Certificate {
 
   /** True when `key` (public or private) is this certificate's subject public key. */
   hasPublicKey(key: KeyObject): boolean {
-    // Byte-equal SPKIs are the same key and need no import. Another encoding of the same key (a
-    // compressed EC point, say) is compared by value, which OpenSSL does whatever the encoding.
+    // Byte-equal SPKIs are the same key and need no import. Otherwise both keys are compared as
+    // OpenSSL encodes them again: a comparison by value would accept keys OpenSSL loads but cannot
+    // write back in a form it reads (found by the X509Svid.parse fuzz test).
     if (hasSpkiDer(key, spkiPart(this.tbs))) return true;
-    const pub = key.type === 'private' ? createPublicKey(key) : key;
-    return pub.equals(this.publicKey);
+    return samePublicKey(key, this.publicKey);
   }
 
   /** Node's view of the same certificate (for subject/issuer strings); OpenSSL's refusal is ERR_X509_MALFORMED. */
