@@ -23,6 +23,7 @@ import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { verify } from '../lib/x509svid/index.js';
+import { TestCa } from './helpers/ca.js';
 
 const TD = TrustDomain.parse('example.org');
 
@@ -140,6 +141,40 @@ describe('svidkit-ca daemon over real gRPC on loopback', function () {
     const c = tlsOnly();
     await rejectsWith(
       call<ListAuthorizedEntriesResponse__Output>((cb) => c.ListAuthorizedEntries({}, cb)),
+      status.UNAUTHENTICATED,
+    );
+    c.close();
+  });
+
+  it('refuses an attested agent ID in a client certificate the CA did not issue (UNAUTHENTICATED)', async () => {
+    // The Node port asks for a client certificate without requiring one (AttestAgent comes without);
+    // one that does not verify against the bundle must never reach the agent check.
+    const now = Date.now();
+    const rogue = TestCa.root({
+      trustDomain: 'example.org',
+      notBefore: new Date(now - 3600_000),
+      notAfter: new Date(now + 3600_000),
+    });
+    const { chain, key } = rogue.leaf('/x', {
+      uris: [agentId.toString()],
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + 3600_000),
+    });
+    const c = client(
+      credentials.createSsl(
+        Buffer.from(rootsPem),
+        Buffer.from(privateKeyToPem(key)),
+        Buffer.from(chain.map((x) => x.toPem()).join('')),
+      ),
+    );
+    await rejectsWith(
+      call<ListAuthorizedEntriesResponse__Output>((cb) => c.ListAuthorizedEntries({}, cb)),
+      status.UNAUTHENTICATED,
+    );
+    await rejectsWith(
+      call<RenewAgentResponse__Output>((cb) =>
+        c.RenewAgent({ csr: buildCsr({ key: generateKeyPair().privateKey }) }, cb),
+      ),
       status.UNAUTHENTICATED,
     );
     c.close();
