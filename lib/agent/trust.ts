@@ -16,6 +16,7 @@
 import { lstat, realpath } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { SvidkitError } from '../errors/index.js';
+import { errnoOf } from './dirfd.js';
 
 /** The uid and gid the workload's files are given, if any: the only other principal a directory may belong to. */
 export interface WorkloadOwner {
@@ -42,7 +43,8 @@ function agentGid(): number {
   return process.getegid?.() ?? 0;
 }
 
-function unsafe(dir: string, why: string): SvidkitError {
+/** ERR_AGENT_UNSAFE_DIR: the agent will not write through `dir`, and why. */
+export function unsafeDirError(dir: string, why: string): SvidkitError {
   return new SvidkitError('ERR_AGENT_UNSAFE_DIR', `agent: refusing ${dir}: ${why}`);
 }
 
@@ -81,10 +83,6 @@ function modeText(mode: number): string {
   return `0${(mode & 0o7777).toString(8).padStart(3, '0')}`;
 }
 
-function errno(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
-
 /** Most symlinks followed while resolving one output directory (as the kernel's MAXSYMLINKS). */
 const MAX_LINKS = 40;
 
@@ -100,7 +98,7 @@ export async function resolveOutputDir(path: string, owner: WorkloadOwner = {}):
   const check = async (dir: string, final: boolean): Promise<void> => {
     const st = await lstat(dir);
     const why = untrustedReason(st, owner, final);
-    if (why) throw unsafe(wanted, `${dir} is not safe for a root agent to write through: ${why}`);
+    if (why) throw unsafeDirError(wanted, `${dir} is not safe for a root agent to write through: ${why}`);
   };
   await check(sep, false);
   const rest = wanted.split(sep).filter((c) => c.length > 0);
@@ -113,15 +111,16 @@ export async function resolveOutputDir(path: string, owner: WorkloadOwner = {}):
       st = await lstat(next);
     } catch (err) {
       // Missing from here on: the writer creates the rest, owned by the agent, through descriptors.
-      if (errno(err) === 'ENOENT') return join(next, ...rest);
-      throw unsafe(wanted, `cannot inspect ${next} (${errno(err) ?? 'error'})`);
+      if (errnoOf(err) === 'ENOENT') return join(next, ...rest);
+      throw unsafeDirError(wanted, `cannot inspect ${next} (${errnoOf(err) ?? 'error'})`);
     }
     if (st.isSymbolicLink()) {
-      if (final) throw unsafe(wanted, 'the output directory is a symlink; configure the directory it points to');
-      if (++links > MAX_LINKS) throw unsafe(wanted, 'too many symlinks');
+      if (final)
+        throw unsafeDirError(wanted, 'the output directory is a symlink; configure the directory it points to');
+      if (++links > MAX_LINKS) throw unsafeDirError(wanted, 'too many symlinks');
       const parent = await lstat(real);
       if (!onlyAgentWrites(parent) || (st.uid !== 0 && st.uid !== agentUid())) {
-        throw unsafe(
+        throw unsafeDirError(
           wanted,
           `${next} is a symlink that another user could have placed (its directory ${real} or the link is not root's or the agent's)`,
         );
@@ -130,15 +129,16 @@ export async function resolveOutputDir(path: string, owner: WorkloadOwner = {}):
       try {
         target = await realpath(next);
       } catch (err) {
-        if (errno(err) !== 'ENOENT') throw unsafe(wanted, `cannot resolve ${next} (${errno(err) ?? 'error'})`);
-        throw unsafe(wanted, `${next} is a dangling symlink`);
+        if (errnoOf(err) !== 'ENOENT')
+          throw unsafeDirError(wanted, `cannot resolve ${next} (${errnoOf(err) ?? 'error'})`);
+        throw unsafeDirError(wanted, `${next} is a dangling symlink`);
       }
       // Start again from the root along the link's target: each of its directories passes the same rules.
       rest.unshift(...target.split(sep).filter((c) => c.length > 0));
       real = sep;
       continue;
     }
-    if (!st.isDirectory()) throw unsafe(wanted, `${next} is not a directory`);
+    if (!st.isDirectory()) throw unsafeDirError(wanted, `${next} is not a directory`);
     await check(next, final);
     real = next;
   }
@@ -161,13 +161,14 @@ export async function checkPrivateDir(path: string): Promise<void> {
   try {
     st = await lstat(path);
   } catch (err) {
-    throw unsafe(path, `cannot inspect it (${errno(err) ?? 'error'})`);
+    throw unsafeDirError(path, `cannot inspect it (${errnoOf(err) ?? 'error'})`);
   }
-  if (st.isSymbolicLink()) throw unsafe(path, 'it is a symlink; configure the directory it points to');
-  if (!st.isDirectory()) throw unsafe(path, 'it is not a directory');
-  if (st.uid !== agentUid()) throw unsafe(path, `it is owned by uid ${st.uid}, not the agent (uid ${agentUid()})`);
+  if (st.isSymbolicLink()) throw unsafeDirError(path, 'it is a symlink; configure the directory it points to');
+  if (!st.isDirectory()) throw unsafeDirError(path, 'it is not a directory');
+  if (st.uid !== agentUid())
+    throw unsafeDirError(path, `it is owned by uid ${st.uid}, not the agent (uid ${agentUid()})`);
   if ((st.mode & (GROUP_WRITE | OTHER_WRITE)) !== 0) {
-    throw unsafe(path, `it is writable by group or other users (mode ${modeText(st.mode)}); chmod it 0700`);
+    throw unsafeDirError(path, `it is writable by group or other users (mode ${modeText(st.mode)}); chmod it 0700`);
   }
 }
 

@@ -20,7 +20,7 @@ import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import { privateKeyToPem } from '../keys/index.js';
 import { verify, type X509Svid } from '../x509svid/index.js';
 import { Dir, errnoOf, type NewFile, systemFs, type WriterFs, type WriterStat } from './dirfd.js';
-import { untrustedReason } from './trust.js';
+import { unsafeDirError, untrustedReason } from './trust.js';
 
 /** Everything delivered to one workload's directory in one atomic step. */
 export interface WorkloadFiles {
@@ -385,17 +385,13 @@ function wipe(payload: Payload): void {
   for (const e of [...payload.files, ...payload.tokens]) if (e.secret) e.data.fill(0);
 }
 
-function unsafeDir(dir: string, why: string): SvidkitError {
-  return new SvidkitError('ERR_AGENT_UNSAFE_DIR', `agent: refusing ${dir}: ${why}`);
-}
-
 /** Opens `path` as a directory, creating it (and missing parents) 0755 through their parents' descriptors. */
 function openOrCreate(fs: WriterFs, path: string, create: boolean): Dir {
   try {
     return Dir.open(fs, path);
   } catch (err) {
     if (errnoOf(err) === 'ENOTDIR' && lstatOrUndefined(fs, path)?.isSymbolicLink()) {
-      throw unsafeDir(path, 'it resolves through a symlink; the output directory must be given by its real path');
+      throw unsafeDirError(path, 'it resolves through a symlink; the output directory must be given by its real path');
     }
     if (errnoOf(err) !== 'ENOENT' || !create || path === dirname(path)) throw err;
   }
@@ -403,7 +399,8 @@ function openOrCreate(fs: WriterFs, path: string, create: boolean): Dir {
   try {
     // Each level is checked where it is, so that no directory is made outside the configured path.
     const where = parent.location();
-    if (where !== dirname(path)) throw unsafeDir(path, `${dirname(path)} is really ${where} (a symlink on the path)`);
+    if (where !== dirname(path))
+      throw unsafeDirError(path, `${dirname(path)} is really ${where} (a symlink on the path)`);
     let created = true;
     try {
       parent.mkdir(basename(path), DIR_MODE);
@@ -437,13 +434,13 @@ function openOutputDir(fs: WriterFs, s: Settings, create: boolean): Dir {
   try {
     const where = d.location();
     if (where !== s.dir) {
-      throw unsafeDir(
+      throw unsafeDirError(
         s.dir,
         `it resolves to ${where} through a symlink; the output directory must be given by its real path`,
       );
     }
     const why = untrustedReason(d.stat(), s, true);
-    if (why) throw unsafeDir(s.dir, why);
+    if (why) throw unsafeDirError(s.dir, why);
     return d;
   } catch (err) {
     d.close();
