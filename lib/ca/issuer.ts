@@ -314,20 +314,6 @@ function importKey(parts: CsrParts, allowed: readonly KeyType[]): { key: KeyObje
 // ---------------------------------------------------------------------------------------------
 // The issuer
 
-function subjectNameOf(tbs: Uint8Array): Uint8Array {
-  // TBSCertificate ::= SEQUENCE { [0] version, serial, signature, issuer, validity, subject, ... }
-  const seq = readElement(tbs, 0);
-  let el = readElement(tbs, seq.contentStart, seq.end);
-  if (el.tag === 0xa0) el = readElement(tbs, el.end, seq.end); // version -> serial
-  const sig = readElement(tbs, el.end, seq.end);
-  const issuer = readElement(tbs, sig.end, seq.end);
-  const validity = readElement(tbs, issuer.end, seq.end);
-  const subject = readElement(tbs, validity.end, seq.end);
-  return tbs.subarray(subject.start, subject.end);
-}
-
-/** Non-empty printable ASCII (a subset of IA5String): no spaces, controls or NUL that could fool a name check. */
-
 function usage(message: string): never {
   fail('ERR_USAGE', `ca: ${message}`);
 }
@@ -365,7 +351,7 @@ export class SvidIssuer {
     this.signer = signer;
     this.#sigAlg = signatureAlgorithmFor(key); // ERR_KEY_UNSUPPORTED for key types svidkit does not sign with
     this.#sigAlgDer = Buffer.from(AsnConvert.serialize(this.#sigAlg));
-    this.#algAndIssuer = Buffer.concat([this.#sigAlgDer, subjectNameOf(cert.tbs)]);
+    this.#algAndIssuer = Buffer.concat([this.#sigAlgDer, cert.subjectDer]);
     const basicConstraints = extension(id_ce_basicConstraints, true, sequence()); // cA FALSE is the DEFAULT
     const eku = extension(id_ce_extKeyUsage, false, sequence(oid(OID_SERVER_AUTH), oid(OID_CLIENT_AUTH)));
     const ku = (bits: number) => extension(id_ce_keyUsage, true, namedBits(bits));

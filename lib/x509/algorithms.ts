@@ -53,7 +53,7 @@ export function signatureAlgorithmFor(key: KeyObject): AlgorithmIdentifier {
   }
 }
 
-function specOf(alg: AlgorithmIdentifier): AlgSpec {
+function specOf(alg: Pick<AlgorithmIdentifier, 'algorithm'>): AlgSpec {
   const spec = SPECS.get(alg.algorithm);
   if (!spec) {
     throw new SvidkitError('ERR_X509_UNSUPPORTED_ALGORITHM', `x509: unsupported signature algorithm ${alg.algorithm}`);
@@ -72,7 +72,12 @@ export function signWith(alg: AlgorithmIdentifier, key: KeyObject, data: Uint8Ar
  * Verifies a signature made under `alg`. Returns false for a bad signature or a key of another
  * family; throws ERR_X509_UNSUPPORTED_ALGORITHM for algorithms we do not accept (SHA-1, PSS, DSA...).
  */
-export function verifyWith(alg: AlgorithmIdentifier, key: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+export function verifyWith(
+  alg: Pick<AlgorithmIdentifier, 'algorithm'>,
+  key: KeyObject,
+  data: Uint8Array,
+  signature: Uint8Array,
+): boolean {
   const spec = specOf(alg);
   if (key.asymmetricKeyType !== spec.family) return false;
   try {

@@ -6,9 +6,6 @@ import { createHash, createPublicKey, type KeyObject, X509Certificate } from 'no
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   Certificate as AsnCertificate,
-  AuthorityKeyIdentifier,
-  BasicConstraints,
-  ExtendedKeyUsage,
   type GeneralName,
   id_ce_authorityKeyIdentifier,
   id_ce_basicConstraints,
@@ -17,17 +14,23 @@ import {
   id_ce_nameConstraints,
   id_ce_subjectAltName,
   id_ce_subjectKeyIdentifier,
-  KeyUsage,
-  type Name,
   NameConstraints,
   SubjectAlternativeName,
-  SubjectKeyIdentifier,
 } from '@peculiar/asn1-x509';
 import { SvidkitError } from '../errors/index.js';
-import { checkStructure, readElement, signedPart } from '../internal/der.js';
+import { checkStructure, signedPart } from '../internal/der.js';
 import { decodePem, encodePem, MAX_PEM_BYTES } from '../internal/pem.js';
 import { hasSpkiDer, samePublicKey, spkiDer } from '../keys/index.js';
 import { signatureAlgorithmName, verifyWith } from './algorithms.js';
+import {
+  type CertificateFields,
+  decodeAuthorityKeyId,
+  decodeBasicConstraints,
+  decodeCertificate,
+  decodeExtKeyUsage,
+  decodeKeyUsage,
+  decodeSubjectKeyId,
+} from './decode.js';
 import { type GeneralNames, generalNamesOf } from './names.js';
 
 /** Key usage bits as decoded (RFC 5280 section 4.2.1.3). */
@@ -71,7 +74,7 @@ function malformed(message: string, cause?: unknown): never {
   throw new SvidkitError('ERR_X509_MALFORMED', `x509: ${message}`, cause === undefined ? undefined : { cause });
 }
 
-function parseExt<T>(value: ArrayBuffer, type: new () => T, what: string): T {
+function parseExt<T>(value: Uint8Array, type: new () => T, what: string): T {
   try {
     return AsnConvert.parse(value, type);
   } catch (cause) {
@@ -79,19 +82,16 @@ function parseExt<T>(value: ArrayBuffer, type: new () => T, what: string): T {
   }
 }
 
-/**
- * DER of a decoded field. The ASN.1 reader takes some values its writer refuses (a Name attribute whose
- * string tag says UTCTime, say); such a certificate is malformed, not a reason to throw something else.
- */
-function reencode(what: string, value: unknown): Buffer {
+/** A hand-written extension decoder, with its failure reported as parseExt reports one. */
+function decodeExt<T>(value: Uint8Array, decode: (value: Uint8Array) => T, what: string): T {
   try {
-    return Buffer.from(AsnConvert.serialize(value));
+    return decode(value);
   } catch (cause) {
-    return malformed(`${what} cannot be encoded again`, cause);
+    return malformed(`${what} extension is malformed`, cause);
   }
 }
 
-/** generalNamesOf, which re-encodes directoryName entries, with the failure reported as reencode does. */
+/** generalNamesOf, which re-encodes directoryName entries, with the failure reported as malformed. */
 function namesOf(names: Iterable<GeneralName>, what: string): GeneralNames {
   try {
     return generalNamesOf(names);
@@ -100,26 +100,12 @@ function namesOf(names: Iterable<GeneralName>, what: string): GeneralNames {
   }
 }
 
-/** The subjectPublicKeyInfo element of a TBSCertificate, exactly as encoded (RFC 5280 4.1: the 7th field, 6th without a version). */
-function spkiPart(tbs: Uint8Array): Uint8Array {
-  const outer = readElement(tbs, 0);
-  let pos = outer.contentStart;
-  let el = readElement(tbs, pos, outer.end);
-  if (el.tag === 0xa0) el = readElement(tbs, (pos = el.end), outer.end);
-  // serialNumber, signature, issuer, validity, subject, then subjectPublicKeyInfo.
-  for (let i = 0; i < 5; i++) el = readElement(tbs, (pos = el.end), outer.end);
-  if (el.tag !== 0x30) malformed('subjectPublicKeyInfo is not a SEQUENCE');
-  return tbs.subarray(el.start, el.end);
-}
-
 /** An X.509 certificate with the fields path validation and SVID rules need, parsed once. */
 export class Certificate {
   /** The certificate's DER encoding, exactly as received. */
   readonly der: Buffer;
   /** The to-be-signed part, sliced from `der`. */
   readonly tbs: Uint8Array;
-  /** The decoded ASN.1 structure. */
-  readonly asn: AsnCertificate;
   /** Serial number as lowercase hex without leading zeros. */
   readonly serialHex: string;
   /** Start of validity. */
@@ -146,6 +132,8 @@ export class Certificate {
   readonly authorityKeyId?: Buffer;
   /** OIDs of critical extensions svidkit does not process; path validation refuses such certificates. */
   readonly unhandledCriticalExtensions: readonly string[];
+  readonly #fields: CertificateFields;
+  #asn?: AsnCertificate;
   #publicKey?: KeyObject;
   #node?: X509Certificate;
   /** Base64 SPKIs of the issuer keys this certificate's signature verified with. */
@@ -154,50 +142,45 @@ export class Certificate {
   private constructor(der: Buffer) {
     if (der.length > MAX_CERTIFICATE_BYTES) malformed(`certificate is larger than ${MAX_CERTIFICATE_BYTES} bytes`);
     this.der = der;
-    let asn: AsnCertificate;
+    let f: CertificateFields;
     try {
-      this.tbs = signedPart(der);
+      signedPart(der);
       checkStructure(der);
-      asn = AsnConvert.parse(der, AsnCertificate);
+      f = decodeCertificate(der);
     } catch (cause) {
       const detail = cause instanceof SvidkitError ? `: ${cause.message.replace(/^der: /, '')}` : '';
       malformed(`certificate is not valid DER${detail}`, cause);
     }
-    this.asn = asn;
-    const tbs = asn.tbsCertificate;
-    if (
-      !reencode('signature algorithm', tbs.signature).equals(reencode('signature algorithm', asn.signatureAlgorithm))
-    ) {
+    this.#fields = f;
+    this.tbs = f.tbs;
+    if (!Buffer.from(f.innerSignatureAlgorithmDer).equals(f.signatureAlgorithmDer)) {
       malformed('inner and outer signature algorithms differ');
     }
-    this.serialHex = Buffer.from(tbs.serialNumber)
+    this.serialHex = Buffer.from(f.serial)
       .toString('hex')
       .replace(/^0+(?=.)/, '');
-    this.notBefore = tbs.validity.notBefore.getTime();
-    this.notAfter = tbs.validity.notAfter.getTime();
-    this.subjectDer = reencode('subject', tbs.subject);
-    this.issuerDer = reencode('issuer', tbs.issuer);
-    const exts = tbs.extensions ?? [];
-    if (exts.length > 0 && tbs.version !== 2) malformed('extensions require a version 3 certificate');
+    this.notBefore = f.notBefore;
+    this.notAfter = f.notAfter;
+    this.subjectDer = Buffer.from(f.subject);
+    this.issuerDer = Buffer.from(f.issuer);
+    if (f.extensions.length > 0 && f.version !== 2) malformed('extensions require a version 3 certificate');
     const seen = new Set<string>();
     const unhandled: string[] = [];
-    for (const ext of exts) {
-      if (seen.has(ext.extnID)) malformed(`extension ${ext.extnID} appears more than once`);
-      seen.add(ext.extnID);
-      const value = ext.extnValue.buffer;
-      switch (ext.extnID) {
+    for (const ext of f.extensions) {
+      if (seen.has(ext.oid)) malformed(`extension ${ext.oid} appears more than once`);
+      seen.add(ext.oid);
+      const value = ext.value;
+      switch (ext.oid) {
         case id_ce_basicConstraints: {
-          const bc = parseExt(value, BasicConstraints, 'basicConstraints');
-          this.basicConstraints = { cA: bc.cA, pathLen: bc.pathLenConstraint, critical: ext.critical };
+          const bc = decodeExt(value, decodeBasicConstraints, 'basicConstraints');
+          this.basicConstraints = { cA: bc.cA, pathLen: bc.pathLen, critical: ext.critical };
           break;
         }
-        case id_ce_keyUsage: {
-          const ku = parseExt(value, KeyUsage, 'keyUsage');
-          this.keyUsage = { bits: ku.toNumber(), critical: ext.critical };
+        case id_ce_keyUsage:
+          this.keyUsage = { bits: decodeExt(value, decodeKeyUsage, 'keyUsage'), critical: ext.critical };
           break;
-        }
         case id_ce_extKeyUsage:
-          this.extKeyUsage = [...parseExt(value, ExtendedKeyUsage, 'extKeyUsage')];
+          this.extKeyUsage = decodeExt(value, decodeExtKeyUsage, 'extKeyUsage');
           break;
         case id_ce_subjectAltName:
           this.subjectAltName = {
@@ -221,15 +204,15 @@ export class Certificate {
           break;
         }
         case id_ce_subjectKeyIdentifier:
-          this.subjectKeyId = Buffer.from(parseExt(value, SubjectKeyIdentifier, 'subjectKeyIdentifier').buffer);
+          this.subjectKeyId = Buffer.from(decodeExt(value, decodeSubjectKeyId, 'subjectKeyIdentifier'));
           break;
         case id_ce_authorityKeyIdentifier: {
-          const aki = parseExt(value, AuthorityKeyIdentifier, 'authorityKeyIdentifier');
-          if (aki.keyIdentifier) this.authorityKeyId = Buffer.from(aki.keyIdentifier.buffer);
+          const keyId = decodeExt(value, decodeAuthorityKeyId, 'authorityKeyIdentifier');
+          if (keyId) this.authorityKeyId = Buffer.from(keyId);
           break;
         }
         default:
-          if (ext.critical) unhandled.push(ext.extnID);
+          if (ext.critical) unhandled.push(ext.oid);
       }
     }
     this.unhandledCriticalExtensions = unhandled;
@@ -254,12 +237,27 @@ export class Certificate {
     });
   }
 
+  /**
+   * The whole structure decoded by the general ASN.1 library, on first use: for building certificates
+   * that name this one's subject as their issuer, not for checks (those use the fields above).
+   */
+  get asn(): AsnCertificate {
+    if (!this.#asn) {
+      try {
+        this.#asn = AsnConvert.parse(this.der, AsnCertificate);
+      } catch (cause) {
+        malformed('the ASN.1 library cannot decode the certificate', cause);
+      }
+    }
+    return this.#asn;
+  }
+
   /** The subject public key; import errors surface as ERR_X509_MALFORMED. */
   get publicKey(): KeyObject {
     if (!this.#publicKey) {
       try {
         // The signed bytes themselves, not a re-encoding of the decoded field: cheaper, and what was signed.
-        this.#publicKey = createPublicKey({ key: Buffer.from(spkiPart(this.tbs)), format: 'der', type: 'spki' });
+        this.#publicKey = createPublicKey({ key: Buffer.from(this.#fields.spki), format: 'der', type: 'spki' });
       } catch (cause) {
         malformed('subject public key cannot be imported', cause);
       }
@@ -272,7 +270,7 @@ export class Certificate {
     // Byte-equal SPKIs are the same key and need no import. Otherwise both keys are compared as
     // OpenSSL encodes them again: a comparison by value would accept keys OpenSSL loads but cannot
     // write back in a form it reads (found by the X509Svid.parse fuzz test).
-    if (hasSpkiDer(key, spkiPart(this.tbs))) return true;
+    if (hasSpkiDer(key, this.#fields.spki)) return true;
     return samePublicKey(key, this.publicKey);
   }
 
@@ -300,12 +298,12 @@ export class Certificate {
 
   /** True when the subject Name is empty. */
   get subjectIsEmpty(): boolean {
-    return (this.asn.tbsCertificate.subject as Name).length === 0;
+    return this.#fields.subject.length === 2;
   }
 
   /** The signature algorithm's name. */
   get signatureAlgorithm(): string {
-    return signatureAlgorithmName(this.asn.signatureAlgorithm.algorithm);
+    return signatureAlgorithmName(this.#fields.signatureAlgorithmOid);
   }
 
   /** True when issuer and subject are the same Name. */
@@ -320,7 +318,12 @@ export class Certificate {
     // SPKI of the key that gave it. A failure is always checked again.
     const signer = spkiDer(issuerKey).toString('base64');
     if (this.#signers.has(signer)) return true;
-    const ok = verifyWith(this.asn.signatureAlgorithm, issuerKey, this.tbs, new Uint8Array(this.asn.signatureValue));
+    const ok = verifyWith(
+      { algorithm: this.#fields.signatureAlgorithmOid },
+      issuerKey,
+      this.tbs,
+      this.#fields.signature,
+    );
     if (ok && this.#signers.size < MAX_REMEMBERED_SIGNERS) this.#signers.add(signer);
     return ok;
   }
