@@ -7,13 +7,27 @@
  *                        time, wall time and RSS of its first rotation cycle, then of a second one once
  *                        the parent sends `{ jumpMs }` (the agent's clock moves forward so that every
  *                        SVID is due again; the CA keeps its real clock).
- *   raw <n>              generates n keys and CSRs, the part of a cycle no design can avoid.
+ *   raw <n>              generates n keys and CSRs, the part of a cycle no design can avoid, then
+ *                        delivers n file sets twice with plain node:fs calls (bareDelivery).
  *
  * CPU figures are process.cpuUsage() deltas taken after the imports, so module loading is in neither.
  * With BENCH_AGENT_PROFILE=<dir>, each cycle is also profiled through the inspector and written to
  * <dir>/cycle1.cpuprofile and <dir>/cycle2.cpuprofile (read them with bench/cpuprofile.ts).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -39,7 +53,12 @@ export interface ChildFigures {
 /** The messages a child sends to the bench over the IPC channel. */
 export type ChildMessage =
   | { readonly kind: 'loaded'; readonly rss: number }
-  | { readonly kind: 'raw'; readonly figures: ChildFigures }
+  | {
+      readonly kind: 'raw';
+      readonly figures: ChildFigures;
+      readonly files1: ChildFigures;
+      readonly files2: ChildFigures;
+    }
   | { readonly kind: 'cycle'; readonly cycle: number; readonly figures: ChildFigures; readonly workloads: number }
   | { readonly kind: 'error'; readonly message: string };
 
@@ -106,12 +125,72 @@ class Profiler {
   }
 }
 
+/** Sizes of the files of one delivery as the agent writes them for the bench's workloads (bytes). */
+const FILE_SIZES = [1350, 241, 680, 960, 45, 200];
+const STABLE_NAMES = 7;
+
+/** Writes `bytes` to a new file in `dir` and syncs it. */
+function writeSynced(path: string, bytes: Buffer): void {
+  const fd = openSync(path, 'wx', 0o644);
+  try {
+    writeSync(fd, bytes);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function syncDir(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The same layout as the agent's writer with plain node:fs calls and no checks: a version directory
+ * with six synced files and an empty jwt/, ..data swapped by rename, the stable links (first round)
+ * and the previous version removed recursively (second round). What any atomic delivery costs.
+ */
+function bareDelivery(root: string, n: number, round: number): void {
+  const payloads = FILE_SIZES.map((size) => Buffer.alloc(size, 0x41));
+  for (let i = 0; i < n; i++) {
+    const out = join(root, String(i));
+    if (round === 1) mkdirSync(out);
+    const version = `..v${round}`;
+    mkdirSync(join(out, version));
+    payloads.forEach((bytes, f) => writeSynced(join(out, version, `f${f}`), bytes));
+    mkdirSync(join(out, version, 'jwt'));
+    syncDir(join(out, version, 'jwt'));
+    syncDir(join(out, version));
+    symlinkSync(version, join(out, '..data_tmp'));
+    renameSync(join(out, '..data_tmp'), join(out, '..data'));
+    if (round === 1) for (let l = 0; l < STABLE_NAMES; l++) symlinkSync(`..data/f${l}`, join(out, `f${l}`));
+    syncDir(out);
+    if (round > 1) rmSync(join(out, `..v${round - 1}`), { recursive: true });
+  }
+}
+
 async function raw(n: number): Promise<void> {
   await send({ kind: 'loaded', rss: rss() });
   const td = TrustDomain.parse('bench.example');
   const m0 = mark();
   for (let i = 0; i < n; i++) createCsr(SpiffeId.fromSegments(td, 'w', String(i)), generateKeyPair().privateKey);
-  await send({ kind: 'raw', figures: { ...since(m0), rss: rss() } });
+  const figures = { ...since(m0), rss: rss() };
+  const root = mkdtempSync(join(tmpdir(), 'svidkit-bench-bare-'));
+  try {
+    const m1 = mark();
+    bareDelivery(root, n, 1);
+    const files1 = { ...since(m1), rss: 0 };
+    const m2 = mark();
+    bareDelivery(root, n, 2);
+    const files2 = { ...since(m2), rss: 0 };
+    await send({ kind: 'raw', figures, files1, files2 });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 }
 
 async function agent(configFile: string): Promise<void> {

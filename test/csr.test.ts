@@ -9,14 +9,16 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
+import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
 import { AsnConvert } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
+import { AlgorithmIdentifier, Attribute, Extensions, Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
+import { buildName, extensions } from '../lib/x509/build.js';
 import type { ErrorCode } from '../lib/errors/index.js';
 import { generateKeyPair, KEY_TYPES, type KeyType, loadPrivateKeyPem, spkiDer } from '../lib/keys/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import {
   buildCsr,
+  type CsrRequest,
   csrToPem,
   MAX_CSR_BYTES,
   parseCsr,
@@ -33,6 +35,22 @@ const ID = SpiffeId.parse('spiffe://example.org/ns/prod/sa/web');
 /** Reads a deliberately broken fixture from test/testdata (tests run from dist/test). */
 function fixture(name: string): string {
   return readFileSync(new URL(`../../test/testdata/${name}`, import.meta.url), 'utf8');
+}
+
+/** The CertificationRequestInfo the ASN.1 library encodes for a request (how buildCsr once built it). */
+function schemaCsrInfo(req: CsrRequest): Buffer {
+  const attrs: Attribute[] = [];
+  if ((req.uris?.length ?? 0) + (req.dnsNames?.length ?? 0) > 0) {
+    const san = extensions.subjectAltName({ uris: req.uris, dnsNames: req.dnsNames }, !req.subject?.length);
+    attrs.push(new Attribute({ type: '1.2.840.113549.1.9.14', values: [AsnConvert.serialize(new Extensions([san]))] }));
+  }
+  const info = new CertificationRequestInfo({
+    version: 0,
+    subject: req.subject ? buildName(req.subject) : new Name(),
+    subjectPKInfo: AsnConvert.parse(spkiDer(req.key), SubjectPublicKeyInfo),
+    attributes: new Attributes(attrs),
+  });
+  return Buffer.from(AsnConvert.serialize(info));
 }
 
 /** The request info of a DER CSR, decoded. */
@@ -122,6 +140,51 @@ describe('csr', () => {
       const csr = parseCsr(buildCsr({ key: pair.privateKey, subject: [['CN', 'workload']] }));
       assert.deepEqual(csr.requestedNames.uris, []);
       assert.ok(csr.publicKey.equals(pair.publicKey));
+    });
+
+    it('buildCsr writes, byte for byte, the request the ASN.1 library encodes for the same fields', () => {
+      // buildCsr uses the DER writer; the schema encoding it replaced is the oracle here. ECDSA
+      // signatures are randomized, so the signed part and the algorithm are compared, and the signature
+      // is checked by parseCsr.
+      const requests: Array<Omit<CsrRequest, 'key'>> = [
+        {},
+        { uris: [ID.toString()] },
+        { uris: [ID.toString(), 'spiffe://example.org/b'], dnsNames: ['web.example.org', 'a.example'] },
+        { dnsNames: ['only.dns'] },
+        { subject: [['CN', 'workload']], uris: [ID.toString()] },
+        {
+          subject: [
+            ['O', 'svidkit'],
+            ['CN', 'x'],
+          ],
+        },
+        { subject: [], uris: [ID.toString()] },
+      ];
+      for (const kt of KEY_TYPES.filter((t) => !t.startsWith('rsa') || t === 'rsa-2048')) {
+        const key = generateKeyPair(kt).privateKey;
+        for (const req of requests) {
+          const mine = buildCsr({ key, ...req });
+          const theirs = schemaCsrInfo({ key, ...req });
+          const parsed = AsnConvert.parse(mine, CertificationRequest);
+          assert.ok(
+            Buffer.from(AsnConvert.serialize(parsed.certificationRequestInfo)).equals(theirs),
+            `${kt} ${JSON.stringify(req)}`,
+          );
+          assert.ok(
+            Buffer.from(AsnConvert.serialize(parsed.signatureAlgorithm)).equals(
+              Buffer.from(AsnConvert.serialize(signatureAlgorithmFor(key))),
+            ),
+          );
+          // The info is exactly the bytes signed, and parseCsr verifies the signature over them.
+          assert.ok(Buffer.from(mine).includes(theirs));
+          parseCsr(mine);
+        }
+      }
+    });
+
+    it('buildCsr refuses a URI or DNS name outside ASCII with ERR_CSR_MALFORMED', () => {
+      const key = generateKeyPair().privateKey;
+      assertCode(() => buildCsr({ key, dnsNames: ['bücher.example'] }), 'ERR_CSR_MALFORMED');
     });
 
     it('createCsr refuses a trust-domain ID', () => {

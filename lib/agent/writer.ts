@@ -19,7 +19,7 @@ import { SvidkitError } from '../errors/index.js';
 import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import { privateKeyToPem } from '../keys/index.js';
 import { verify, type X509Svid } from '../x509svid/index.js';
-import { Dir, errnoOf, type NewFile, systemFs, type WriterFs, type WriterStat } from './dirfd.js';
+import { Dir, errnoOf, type NewFile, systemFs, type WriterFs, type WriterDirent, type WriterStat } from './dirfd.js';
 import { unsafeDirError, untrustedReason } from './trust.js';
 
 /** Everything delivered to one workload's directory in one atomic step. */
@@ -448,10 +448,10 @@ function openOutputDir(fs: WriterFs, s: Settings, create: boolean): Dir {
   }
 }
 
-/** The names in the output directory; one that holds more than MAX_ENTRIES is refused, as its scan would not be bounded. */
-function listOutputDir(out: Dir, dir: string): string[] {
+/** The entries of the output directory; one that holds more than MAX_ENTRIES is refused, as its scan would not be bounded. */
+function listOutputDir(out: Dir, dir: string): WriterDirent[] {
   try {
-    return out.list(MAX_ENTRIES);
+    return out.entries(MAX_ENTRIES);
   } catch (err) {
     if (!(err instanceof SvidkitError)) throw err;
     throw new SvidkitError(
@@ -461,11 +461,27 @@ function listOutputDir(out: Dir, dir: string): string[] {
   }
 }
 
+/**
+ * True when the listed entry is a directory: the type the kernel reported with the name, or an lstat
+ * where the file system reports none. A type seen in the listing can be stale; it only decides which
+ * removal or message applies, and every call after it acts through descriptors.
+ */
+function isDirectoryEntry(out: Dir, e: WriterDirent): boolean {
+  if (e.isDirectory()) return true;
+  if (e.isFile() || e.isSymbolicLink()) return false;
+  return out.lstat(e.name)?.isDirectory() ?? false;
+}
+
 /** Refuses, before anything is written, entries in the way that rename(2) could not replace. */
-function checkExistingLayout(out: Dir, dir: string, names: FileNames, present: ReadonlySet<string>): void {
+function checkExistingLayout(
+  out: Dir,
+  dir: string,
+  names: FileNames,
+  present: ReadonlyMap<string, WriterDirent>,
+): void {
   for (const name of [DATA, ...Object.values(names)]) {
-    if (!present.has(name)) continue;
-    if (out.lstat(name)?.isDirectory()) {
+    const e = present.get(name);
+    if (e && isDirectoryEntry(out, e)) {
       throw new SvidkitError(
         'ERR_AGENT_WRITE',
         `agent: cannot write ${dir}: "${name}" is a directory, where the layout needs a symlink`,
@@ -474,8 +490,19 @@ function checkExistingLayout(out: Dir, dir: string, names: FileNames, present: R
   }
 }
 
-/** Points `name` at `target` unless it already does, through a temporary symlink and rename(2). */
-function ensureLink(out: Dir, name: string, target: string): void {
+/**
+ * Points `name` at `target` unless it already does, through a temporary symlink and rename(2). A name
+ * the listing did not hold is linked directly (symlink(2) refuses to replace anything that appeared since).
+ */
+function ensureLink(out: Dir, name: string, target: string, listed: boolean): void {
+  if (!listed) {
+    try {
+      out.symlink(target, name);
+      return;
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+    }
+  }
   if (out.readlink(name) === target) return;
   out.unlink(LINK_TMP);
   out.symlink(target, LINK_TMP);
@@ -495,12 +522,12 @@ function removeStaleLinks(out: Dir, names: readonly string[], keep: ReadonlySet<
 }
 
 /** Removes version directories other than `keep`; best effort, the next write tries again. */
-function removeOldVersions(out: Dir, names: readonly string[], keep: ReadonlySet<string>): void {
-  for (const name of names) {
+function removeOldVersions(out: Dir, entries: readonly WriterDirent[], keep: ReadonlySet<string>): void {
+  for (const e of entries) {
+    const name = e.name;
     if (!name.startsWith('..') || name === DATA || keep.has(name)) continue;
     try {
-      const st = out.lstat(name);
-      if (st?.isDirectory()) out.removeTree(name);
+      if (isDirectoryEntry(out, e)) out.removeTree(name);
       else if (name === DATA_TMP || name === LINK_TMP) out.unlink(name);
     } catch {
       // left for the next write
@@ -548,10 +575,11 @@ async function deliverInto(out: Dir, payload: Payload, names: FileNames, s: Sett
   const { dir } = s;
   const owner = new Owner(dir, s.uid, s.gid);
   // What is there before this write: old versions, stale links and debris to clear afterwards.
-  let entries: string[];
+  let entries: WriterDirent[];
+  let present: Map<string, WriterDirent>;
   try {
     entries = listOutputDir(out, dir);
-    const present = new Set(entries);
+    present = new Map(entries.map((e) => [e.name, e]));
     checkExistingLayout(out, dir, names, present);
     // Leftovers of an interrupted write.
     if (present.has(DATA_TMP)) out.unlink(DATA_TMP);
@@ -579,10 +607,10 @@ async function deliverInto(out: Dir, payload: Payload, names: FileNames, s: Sett
   try {
     const keep = new Set<string>();
     for (const name of Object.values(names)) {
-      ensureLink(out, name, `${DATA}/${name}`);
+      ensureLink(out, name, `${DATA}/${name}`, present.has(name));
       keep.add(name);
     }
-    removeStaleLinks(out, entries, keep);
+    removeStaleLinks(out, [...present.keys()], keep);
     // One fsync makes the ..data swap and the links durable together.
     await out.sync();
   } catch (err) {
@@ -745,13 +773,17 @@ export async function removeWorkloadFiles(
     try {
       const entries = listOutputDir(out, s.dir);
       // Stable names first, so that no reader finds a name whose target is already gone.
-      removeStaleLinks(out, entries, new Set());
+      removeStaleLinks(
+        out,
+        entries.map((e) => e.name),
+        new Set(),
+      );
       for (const name of [DATA, DATA_TMP, LINK_TMP]) {
         if (out.readlink(name) !== undefined) out.unlink(name);
       }
-      for (const name of entries) {
-        if (!name.startsWith('..') || name === DATA) continue;
-        if (out.lstat(name)?.isDirectory()) out.removeTree(name);
+      for (const e of entries) {
+        if (!e.name.startsWith('..') || e.name === DATA) continue;
+        if (isDirectoryEntry(out, e)) out.removeTree(e.name);
       }
       await out.sync();
     } catch (err) {

@@ -4,7 +4,7 @@
  * integers, DEFAULT values left out, sorted SET OF) are the caller's business.
  */
 
-/** DER tags used by the writer's callers. */
+/** Universal DER tags the writer's callers and the reader (der.ts) use. */
 export const TAG = {
   BOOLEAN: 0x01,
   INTEGER: 0x02,
@@ -16,6 +16,7 @@ export const TAG = {
   UTC_TIME: 0x17,
   GENERALIZED_TIME: 0x18,
   SEQUENCE: 0x30,
+  SET: 0x31,
 } as const;
 
 /** The number of octets a length field takes for a content of `length` octets. */

@@ -3,6 +3,7 @@
  * it was received. Re-encoding a parsed structure could change bytes and break the signature check.
  */
 import { SvidkitError } from '../errors/index.js';
+import { TAG } from './der-write.js';
 
 /** One TLV element: where its header starts, where its content starts and where it ends. */
 export interface DerElement {
@@ -71,20 +72,6 @@ export function signedPart(der: Uint8Array): Uint8Array {
   return der.subarray(tbs.start, tbs.end);
 }
 
-/** Universal tags the hand-written readers meet. */
-export const DER_TAG = {
-  BOOLEAN: 0x01,
-  INTEGER: 0x02,
-  BIT_STRING: 0x03,
-  OCTET_STRING: 0x04,
-  NULL: 0x05,
-  OID: 0x06,
-  UTC_TIME: 0x17,
-  GENERALIZED_TIME: 0x18,
-  SEQUENCE: 0x30,
-  SET: 0x31,
-} as const;
-
 /** The elements directly inside a constructed element, in order (the element must be well framed). */
 export function childrenOf(buf: Uint8Array, parent: DerElement): DerElement[] {
   const out: DerElement[] = [];
@@ -103,7 +90,7 @@ export function contentOf(buf: Uint8Array, el: DerElement): Uint8Array {
 
 /** A DER BOOLEAN: one content octet, 0x00 or 0xff. */
 export function readBoolean(buf: Uint8Array, el: DerElement): boolean {
-  if (el.tag !== DER_TAG.BOOLEAN || el.end - el.contentStart !== 1) malformed('expected a BOOLEAN');
+  if (el.tag !== TAG.BOOLEAN || el.end - el.contentStart !== 1) malformed('expected a BOOLEAN');
   const v = buf[el.contentStart];
   if (v !== 0x00 && v !== 0xff) malformed('BOOLEAN is neither 0x00 nor 0xff');
   return v === 0xff;
@@ -122,7 +109,7 @@ export function readSmallUnsigned(buf: Uint8Array, el: DerElement): number {
 
 /** The content octets of an INTEGER, checked to be minimally encoded. */
 export function integerContent(buf: Uint8Array, el: DerElement): Uint8Array {
-  if (el.tag !== DER_TAG.INTEGER) malformed('expected an INTEGER');
+  if (el.tag !== TAG.INTEGER) malformed('expected an INTEGER');
   const c = contentOf(buf, el);
   if (c.length === 0) malformed('INTEGER has no content');
   if (c.length > 1 && ((c[0] === 0x00 && (c[1]! & 0x80) === 0) || (c[0] === 0xff && (c[1]! & 0x80) !== 0))) {
@@ -133,14 +120,14 @@ export function integerContent(buf: Uint8Array, el: DerElement): Uint8Array {
 
 /** The bits of a BIT STRING whose unused-bits count is zero (signatures, keys). */
 export function readOctetAlignedBits(buf: Uint8Array, el: DerElement): Uint8Array {
-  if (el.tag !== DER_TAG.BIT_STRING || el.end - el.contentStart < 1) malformed('expected a BIT STRING');
+  if (el.tag !== TAG.BIT_STRING || el.end - el.contentStart < 1) malformed('expected a BIT STRING');
   if (buf[el.contentStart] !== 0) malformed('BIT STRING has unused bits');
   return buf.subarray(el.contentStart + 1, el.end);
 }
 
 /** A BIT STRING as a number: bit 0 (the first, most significant bit) is 1, bit 1 is 2, and so on. */
 export function readBitsAsNumber(buf: Uint8Array, el: DerElement): number {
-  if (el.tag !== DER_TAG.BIT_STRING || el.end - el.contentStart < 1) malformed('expected a BIT STRING');
+  if (el.tag !== TAG.BIT_STRING || el.end - el.contentStart < 1) malformed('expected a BIT STRING');
   const unused = buf[el.contentStart]!;
   const bytes = el.end - el.contentStart - 1;
   if (unused > 7 || (bytes === 0 && unused !== 0)) malformed('BIT STRING has a bad unused-bits count');
@@ -156,7 +143,7 @@ const MAX_OID_BYTES = 64;
 
 /** An OBJECT IDENTIFIER in dotted form; arcs must be minimally encoded. */
 export function readOid(buf: Uint8Array, el: DerElement): string {
-  if (el.tag !== DER_TAG.OID) malformed('expected an OBJECT IDENTIFIER');
+  if (el.tag !== TAG.OID) malformed('expected an OBJECT IDENTIFIER');
   const c = contentOf(buf, el);
   if (c.length === 0 || c.length > MAX_OID_BYTES) malformed('OBJECT IDENTIFIER has a bad length');
   if ((c[c.length - 1]! & 0x80) !== 0) malformed('OBJECT IDENTIFIER is truncated');
@@ -180,8 +167,8 @@ export function readOid(buf: Uint8Array, el: DerElement): string {
 }
 
 const TIME_FORMS = {
-  [DER_TAG.UTC_TIME]: /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/,
-  [DER_TAG.GENERALIZED_TIME]: /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/,
+  [TAG.UTC_TIME]: /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/,
+  [TAG.GENERALIZED_TIME]: /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/,
 } as const;
 
 /**
@@ -189,13 +176,13 @@ const TIME_FORMS = {
  * GeneralizedTime `YYYYMMDDHHMMSSZ`, in UTC with seconds and no fraction.
  */
 export function readTime(buf: Uint8Array, el: DerElement): Date {
-  const form = el.tag === DER_TAG.UTC_TIME || el.tag === DER_TAG.GENERALIZED_TIME ? TIME_FORMS[el.tag] : undefined;
+  const form = el.tag === TAG.UTC_TIME || el.tag === TAG.GENERALIZED_TIME ? TIME_FORMS[el.tag] : undefined;
   if (!form) malformed('expected a UTCTime or GeneralizedTime');
   const text = Buffer.from(contentOf(buf, el)).toString('latin1');
   const m = form.exec(text);
   if (!m) malformed(`time "${text.slice(0, 20)}" is not in the RFC 5280 form`);
   let year = Number(m[1]);
-  if (el.tag === DER_TAG.UTC_TIME) year += year < 50 ? 2000 : 1900;
+  if (el.tag === TAG.UTC_TIME) year += year < 50 ? 2000 : 1900;
   const [month, day, hour, minute, second] = m.slice(2).map(Number) as [number, number, number, number, number];
   const ms = Date.UTC(year, month - 1, day, hour, minute, second);
   const d = new Date(ms);

@@ -1,5 +1,6 @@
 /** Signature algorithms for certificates and CSRs: which one a key signs with, and verification. */
 import { constants, type KeyObject, sign, verify } from 'node:crypto';
+import { AsnConvert } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { SvidkitError } from '../errors/index.js';
 import { keyTypeOf } from '../keys/index.js';
@@ -51,6 +52,16 @@ export function signatureAlgorithmFor(key: KeyObject): AlgorithmIdentifier {
       // RFC 4055: the parameters of the PKCS#1 v1.5 algorithms are an explicit NULL.
       return new AlgorithmIdentifier({ algorithm: SIG_OID.rsaSha256, parameters: DER_NULL });
   }
+}
+
+const ALGORITHM_DER = new Map<string, Buffer>();
+
+/** The DER of signatureAlgorithmFor(key), encoded once per key type. */
+export function signatureAlgorithmDerFor(key: KeyObject): Buffer {
+  const type = keyTypeOf(key);
+  let der = ALGORITHM_DER.get(type);
+  if (!der) ALGORITHM_DER.set(type, (der = Buffer.from(AsnConvert.serialize(signatureAlgorithmFor(key)))));
+  return der;
 }
 
 function specOf(alg: Pick<AlgorithmIdentifier, 'algorithm'>): AlgSpec {

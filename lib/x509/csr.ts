@@ -4,24 +4,22 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
-import { Attributes, CertificationRequest, CertificationRequestInfo } from '@peculiar/asn1-csr';
+import { CertificationRequest } from '@peculiar/asn1-csr';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
-  Attribute,
   type Extension,
   Extensions,
   type GeneralName,
   id_ce_subjectAltName,
-  Name,
   SubjectAlternativeName,
-  SubjectPublicKeyInfo,
 } from '@peculiar/asn1-x509';
 import { SvidkitError } from '../errors/index.js';
 import { checkStructure, readElement } from '../internal/der.js';
 import { decodePem, encodePem } from '../internal/pem.js';
 import { spkiDer } from '../keys/index.js';
-import { signatureAlgorithmFor, signWith, verifyWith } from './algorithms.js';
-import { buildName, type DnSpec, extensions as ext } from './build.js';
+import { signatureAlgorithmDerFor, signatureAlgorithmFor, signWith, verifyWith } from './algorithms.js';
+import { DER_TRUE, ia5String, oid, sequence, TAG, tlv } from '../internal/der-write.js';
+import { buildName, type DnSpec } from './build.js';
 import { type GeneralNames, generalNamesOf } from './names.js';
 
 /** PKCS#9 extensionRequest attribute. */
@@ -38,27 +36,39 @@ export interface CsrRequest {
   readonly dnsNames?: readonly string[];
 }
 
-/** Builds a DER CSR signed with `key`. */
+const EXTENSION_REQUEST_OID = oid(OID_EXTENSION_REQUEST);
+const SAN_OID = oid(id_ce_subjectAltName);
+const VERSION_1 = Buffer.from([TAG.INTEGER, 0x01, 0x00]);
+const EMPTY_NAME = sequence();
+const GN_DNS = 0x82;
+const GN_URI = 0x86;
+
+/**
+ * Builds a DER CSR signed with `key`. Written with the DER writer (the agent builds one per workload
+ * and rotation); only a subject, which the agent never sets, goes through the ASN.1 library.
+ */
 export function buildCsr(req: CsrRequest): Buffer {
-  const attrs: Attribute[] = [];
-  if ((req.uris?.length ?? 0) + (req.dnsNames?.length ?? 0) > 0) {
-    const san = ext.subjectAltName({ uris: req.uris, dnsNames: req.dnsNames }, !req.subject?.length);
-    attrs.push(new Attribute({ type: OID_EXTENSION_REQUEST, values: [AsnConvert.serialize(new Extensions([san]))] }));
+  const uris = req.uris ?? [];
+  const dnsNames = req.dnsNames ?? [];
+  const attrs: Uint8Array[] = [];
+  if (uris.length + dnsNames.length > 0) {
+    let names: Buffer[];
+    try {
+      names = [...uris.map((u) => ia5String(u, GN_URI)), ...dnsNames.map((d) => ia5String(d, GN_DNS))];
+    } catch (cause) {
+      throw new SvidkitError('ERR_CSR_MALFORMED', 'csr: URIs and DNS names must be ASCII', { cause });
+    }
+    // RFC 5280 4.2.1.6: the subjectAltName is critical when the subject is empty.
+    const critical = !req.subject?.length;
+    const san = sequence(SAN_OID, ...(critical ? [DER_TRUE] : []), tlv(TAG.OCTET_STRING, sequence(...names)));
+    attrs.push(sequence(EXTENSION_REQUEST_OID, tlv(TAG.SET, sequence(san))));
   }
-  const info = new CertificationRequestInfo({
-    version: 0,
-    subject: req.subject ? buildName(req.subject) : new Name(),
-    subjectPKInfo: AsnConvert.parse(spkiDer(req.key), SubjectPublicKeyInfo),
-    attributes: new Attributes(attrs),
-  });
-  const infoDer = new Uint8Array(AsnConvert.serialize(info));
+  const subject = req.subject?.length ? Buffer.from(AsnConvert.serialize(buildName(req.subject))) : EMPTY_NAME;
+  // attributes [0] IMPLICIT SET OF Attribute: one attribute at most, so DER's SET OF order holds.
+  const info = sequence(VERSION_1, subject, spkiDer(req.key), tlv(0xa0, ...attrs));
   const alg = signatureAlgorithmFor(req.key);
-  const csr = new CertificationRequest({
-    certificationRequestInfo: info,
-    signatureAlgorithm: alg,
-    signature: new Uint8Array(signWith(alg, req.key, infoDer)).buffer,
-  });
-  return Buffer.from(AsnConvert.serialize(csr));
+  const signature = signWith(alg, req.key, info);
+  return sequence(info, signatureAlgorithmDerFor(req.key), tlv(TAG.BIT_STRING, Uint8Array.of(0), signature));
 }
 
 /** A parsed CSR. */

@@ -9,7 +9,6 @@ import { SvidkitError } from '../errors/index.js';
 import {
   childrenOf,
   contentOf,
-  DER_TAG,
   type DerElement,
   integerContent,
   readBitsAsNumber,
@@ -20,6 +19,7 @@ import {
   readSmallUnsigned,
   readTime,
 } from '../internal/der.js';
+import { TAG } from '../internal/der-write.js';
 
 /** One extension as encoded: its OID, criticality and the content of extnValue. */
 export interface RawExtension {
@@ -64,7 +64,7 @@ function expectTag(el: DerElement | undefined, tag: number, what: string): DerEl
 
 /** AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }: the OID. */
 function algorithmOid(buf: Uint8Array, el: DerElement, what: string): string {
-  const parts = childrenOf(buf, expectTag(el, DER_TAG.SEQUENCE, what));
+  const parts = childrenOf(buf, expectTag(el, TAG.SEQUENCE, what));
   if (parts.length < 1 || parts.length > 2) malformed(`${what} has ${parts.length} fields`);
   return readOid(buf, parts[0]!);
 }
@@ -80,11 +80,11 @@ const NAME_VALUE_TAGS: ReadonlySet<number> = new Set([0x0c, 0x12, 0x13, 0x14, 0x
  * each value a string type.
  */
 function checkName(buf: Uint8Array, el: DerElement, what: string): Uint8Array {
-  for (const rdn of childrenOf(buf, expectTag(el, DER_TAG.SEQUENCE, `${what} to be a Name`))) {
-    const atvs = childrenOf(buf, expectTag(rdn, DER_TAG.SET, `${what} to hold SETs`));
+  for (const rdn of childrenOf(buf, expectTag(el, TAG.SEQUENCE, `${what} to be a Name`))) {
+    const atvs = childrenOf(buf, expectTag(rdn, TAG.SET, `${what} to hold SETs`));
     if (atvs.length === 0) malformed(`${what} holds an empty RelativeDistinguishedName`);
     for (const atv of atvs) {
-      const pair = childrenOf(buf, expectTag(atv, DER_TAG.SEQUENCE, `${what} attributes to be SEQUENCEs`));
+      const pair = childrenOf(buf, expectTag(atv, TAG.SEQUENCE, `${what} attributes to be SEQUENCEs`));
       if (pair.length !== 2) malformed(`${what} attribute does not hold a type and a value`);
       readOid(buf, pair[0]!);
       if (!NAME_VALUE_TAGS.has(pair[1]!.tag)) malformed(`${what} holds an attribute value that is not a string`);
@@ -97,11 +97,11 @@ function extensionsOf(buf: Uint8Array, wrapper: DerElement): RawExtension[] {
   const inner = childrenOf(buf, wrapper);
   if (inner.length !== 1) malformed('extensions must be one SEQUENCE');
   const out: RawExtension[] = [];
-  for (const ext of childrenOf(buf, expectTag(inner[0], DER_TAG.SEQUENCE, 'a SEQUENCE of extensions'))) {
-    const parts = childrenOf(buf, expectTag(ext, DER_TAG.SEQUENCE, 'an extension SEQUENCE'));
+  for (const ext of childrenOf(buf, expectTag(inner[0], TAG.SEQUENCE, 'a SEQUENCE of extensions'))) {
+    const parts = childrenOf(buf, expectTag(ext, TAG.SEQUENCE, 'an extension SEQUENCE'));
     if (parts.length < 2 || parts.length > 3) malformed('an extension has the wrong number of fields');
     const critical = parts.length === 3 ? readBoolean(buf, parts[1]!) : false;
-    const value = expectTag(parts[parts.length - 1], DER_TAG.OCTET_STRING, 'extnValue to be an OCTET STRING');
+    const value = expectTag(parts[parts.length - 1], TAG.OCTET_STRING, 'extnValue to be an OCTET STRING');
     out.push({ oid: readOid(buf, parts[0]!), critical, value: contentOf(buf, value) });
   }
   return out;
@@ -113,10 +113,10 @@ function extensionsOf(buf: Uint8Array, wrapper: DerElement): RawExtension[] {
  */
 export function decodeCertificate(der: Uint8Array): CertificateFields {
   const outer = readElement(der, 0);
-  const top = childrenOf(der, expectTag(outer, DER_TAG.SEQUENCE, 'a certificate SEQUENCE'));
+  const top = childrenOf(der, expectTag(outer, TAG.SEQUENCE, 'a certificate SEQUENCE'));
   if (top.length !== 3) malformed('a certificate holds exactly three fields');
   const [tbsEl, algEl, sigEl] = top as [DerElement, DerElement, DerElement];
-  const fields = childrenOf(der, expectTag(tbsEl, DER_TAG.SEQUENCE, 'tbsCertificate to be a SEQUENCE'));
+  const fields = childrenOf(der, expectTag(tbsEl, TAG.SEQUENCE, 'tbsCertificate to be a SEQUENCE'));
   let i = 0;
   let version = 0;
   if (fields[0]?.tag === 0xa0) {
@@ -125,20 +125,20 @@ export function decodeCertificate(der: Uint8Array): CertificateFields {
     version = readSmallUnsigned(der, v[0]!);
     if (version > 2) malformed(`version ${version + 1} is not an X.509 version`);
   }
-  const serial = integerContent(der, expectTag(fields[i++], DER_TAG.INTEGER, 'serialNumber'));
+  const serial = integerContent(der, expectTag(fields[i++], TAG.INTEGER, 'serialNumber'));
   const innerAlg = fields[i++];
-  algorithmOid(der, expectTag(innerAlg, DER_TAG.SEQUENCE, 'signature'), 'signature');
-  const issuer = checkName(der, expectTag(fields[i++], DER_TAG.SEQUENCE, 'issuer'), 'issuer');
-  const validity = childrenOf(der, expectTag(fields[i++], DER_TAG.SEQUENCE, 'validity'));
+  algorithmOid(der, expectTag(innerAlg, TAG.SEQUENCE, 'signature'), 'signature');
+  const issuer = checkName(der, expectTag(fields[i++], TAG.SEQUENCE, 'issuer'), 'issuer');
+  const validity = childrenOf(der, expectTag(fields[i++], TAG.SEQUENCE, 'validity'));
   if (validity.length !== 2) malformed('validity holds exactly two times');
   const notBefore = readTime(der, validity[0]!);
   const notAfter = readTime(der, validity[1]!);
-  const subject = checkName(der, expectTag(fields[i++], DER_TAG.SEQUENCE, 'subject'), 'subject');
-  const spkiEl = expectTag(fields[i++], DER_TAG.SEQUENCE, 'subjectPublicKeyInfo');
+  const subject = checkName(der, expectTag(fields[i++], TAG.SEQUENCE, 'subject'), 'subject');
+  const spkiEl = expectTag(fields[i++], TAG.SEQUENCE, 'subjectPublicKeyInfo');
   const spkiParts = childrenOf(der, spkiEl);
   if (spkiParts.length !== 2) malformed('subjectPublicKeyInfo holds exactly two fields');
   algorithmOid(der, spkiParts[0]!, 'subjectPublicKeyInfo algorithm');
-  if (spkiParts[1]!.tag !== DER_TAG.BIT_STRING) malformed('expected subjectPublicKey to be a BIT STRING');
+  if (spkiParts[1]!.tag !== TAG.BIT_STRING) malformed('expected subjectPublicKey to be a BIT STRING');
   // issuerUniqueID [1] and subjectUniqueID [2] (IMPLICIT BIT STRING), then extensions [3].
   for (const tag of [0x81, 0x82]) if (fields[i]?.tag === tag) i++;
   let extensions: RawExtension[] = [];
@@ -152,7 +152,7 @@ export function decodeCertificate(der: Uint8Array): CertificateFields {
     signatureAlgorithmDer: der.subarray(algEl.start, algEl.end),
     signatureAlgorithmOid,
     innerSignatureAlgorithmDer: der.subarray(innerAlg!.start, innerAlg!.end),
-    signature: readOctetAlignedBits(der, expectTag(sigEl, DER_TAG.BIT_STRING, 'signatureValue')),
+    signature: readOctetAlignedBits(der, expectTag(sigEl, TAG.BIT_STRING, 'signatureValue')),
     issuer,
     subject,
     notBefore,
@@ -171,27 +171,27 @@ function valueElement(value: Uint8Array, tag: number, what: string): DerElement 
 
 /** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }. */
 export function decodeBasicConstraints(value: Uint8Array): { cA: boolean; pathLen?: number } {
-  const parts = childrenOf(value, valueElement(value, DER_TAG.SEQUENCE, 'basicConstraints'));
+  const parts = childrenOf(value, valueElement(value, TAG.SEQUENCE, 'basicConstraints'));
   let i = 0;
-  const cA = parts[i]?.tag === DER_TAG.BOOLEAN ? readBoolean(value, parts[i++]!) : false;
-  const pathLen = parts[i]?.tag === DER_TAG.INTEGER ? readSmallUnsigned(value, parts[i++]!) : undefined;
+  const cA = parts[i]?.tag === TAG.BOOLEAN ? readBoolean(value, parts[i++]!) : false;
+  const pathLen = parts[i]?.tag === TAG.INTEGER ? readSmallUnsigned(value, parts[i++]!) : undefined;
   if (i !== parts.length) malformed('basicConstraints holds unexpected fields');
   return pathLen === undefined ? { cA } : { cA, pathLen };
 }
 
 /** KeyUsage ::= BIT STRING, as a number of KeyUsageBit flags. */
 export function decodeKeyUsage(value: Uint8Array): number {
-  return readBitsAsNumber(value, valueElement(value, DER_TAG.BIT_STRING, 'keyUsage'));
+  return readBitsAsNumber(value, valueElement(value, TAG.BIT_STRING, 'keyUsage'));
 }
 
 /** ExtKeyUsageSyntax ::= SEQUENCE OF KeyPurposeId (OBJECT IDENTIFIER). */
 export function decodeExtKeyUsage(value: Uint8Array): string[] {
-  return childrenOf(value, valueElement(value, DER_TAG.SEQUENCE, 'extKeyUsage')).map((el) => readOid(value, el));
+  return childrenOf(value, valueElement(value, TAG.SEQUENCE, 'extKeyUsage')).map((el) => readOid(value, el));
 }
 
 /** SubjectKeyIdentifier ::= OCTET STRING. */
 export function decodeSubjectKeyId(value: Uint8Array): Uint8Array {
-  return contentOf(value, valueElement(value, DER_TAG.OCTET_STRING, 'subjectKeyIdentifier'));
+  return contentOf(value, valueElement(value, TAG.OCTET_STRING, 'subjectKeyIdentifier'));
 }
 
 /**
@@ -199,7 +199,7 @@ export function decodeSubjectKeyId(value: Uint8Array): Uint8Array {
  * authorityCertSerialNumber [2] OPTIONAL }: the keyIdentifier, if present.
  */
 export function decodeAuthorityKeyId(value: Uint8Array): Uint8Array | undefined {
-  const parts = childrenOf(value, valueElement(value, DER_TAG.SEQUENCE, 'authorityKeyIdentifier'));
+  const parts = childrenOf(value, valueElement(value, TAG.SEQUENCE, 'authorityKeyIdentifier'));
   let i = 0;
   const keyId = parts[i]?.tag === 0x80 ? contentOf(value, parts[i++]!) : undefined;
   if (parts[i]?.tag === 0xa1) i++;
