@@ -106,7 +106,13 @@ describe('bundle', () => {
 
     const CASES: PemCase[] = [
       { name: 'an empty file (an empty bundle)', pem: () => '', roots: [] },
-      { name: 'text without PEM blocks (an empty bundle)', pem: () => fixture('no-pem-blocks.txt'), roots: [] },
+      // go-spiffe's x509bundle.Parse: no PEM block in non-empty input is an error, not an empty bundle.
+      {
+        name: 'text without PEM blocks',
+        pem: () => fixture('no-pem-blocks.txt'),
+        code: 'ERR_BUNDLE_MALFORMED',
+      },
+      { name: 'DER instead of PEM', pem: () => K.rootA.cert.der.toString('latin1'), code: 'ERR_BUNDLE_MALFORMED' },
       { name: 'one root', pem: () => pemOf('A'), roots: ['A'] },
       { name: 'two roots, in order', pem: () => pemOf('B', 'A'), roots: ['B', 'A'] },
       { name: 'a duplicate root is kept once', pem: () => pemOf('A', 'B', 'A', 'A'), roots: ['A', 'B'] },

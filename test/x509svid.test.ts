@@ -828,6 +828,12 @@ describe('x509svid', () => {
       const { chain, key } = ca.leaf('/workload');
       assertCode(() => X509Svid.fromParts(chain, key), 'ERR_X509SVID_ISSUER_NOT_CA');
     });
+
+    it('X509Svid.fromParts() refuses an intermediate without keyCertSign, as go-spiffe does', () => {
+      const ca = root.intermediate({ keyUsage: KeyUsageBit.cRLSign });
+      const { chain, key } = ca.leaf('/workload');
+      assertCode(() => X509Svid.fromParts(chain, key), 'ERR_X509SVID_ISSUER_KEY_USAGE');
+    });
   });
 
   // -------------------------------------------------------------------------------------------
@@ -970,15 +976,32 @@ describe('x509svid', () => {
         key: () => keyPem,
         code: 'ERR_PEM_TOO_LARGE',
       },
+      // A PRIVATE KEY block in the chain file is skipped, as go-spiffe's Parse does (one file holding
+      // both, the layout of nginx and HAProxy users); a key file alone holds no certificate.
       {
         name: 'the PRIVATE KEY block as the chain',
         chain: () => keyPem,
         key: () => keyPem,
-        code: 'ERR_PEM_UNEXPECTED_TYPE',
+        code: 'ERR_X509SVID_NO_CERTIFICATES',
       },
       {
         name: 'a chain with a PRIVATE KEY block after the certificates',
         chain: () => chainPem + keyPem,
+        key: () => keyPem,
+      },
+      {
+        name: 'one file with the chain, then the key, as both',
+        chain: () => chainPem + keyPem,
+        key: () => chainPem + keyPem,
+      },
+      {
+        name: 'one file with the key, then the chain, as both',
+        chain: () => keyPem + chainPem,
+        key: () => keyPem + chainPem,
+      },
+      {
+        name: 'an "EC PRIVATE KEY" block in the chain file',
+        chain: () => chainPem + (svid.privateKey.export({ format: 'pem', type: 'sec1' }) as string),
         key: () => keyPem,
         code: 'ERR_PEM_UNEXPECTED_TYPE',
       },

@@ -34,7 +34,13 @@ export class X509Bundle {
     if (size > MAX_BUNDLE_BYTES) {
       throw new SvidkitError('ERR_BUNDLE_TOO_LARGE', `bundle: PEM is larger than ${MAX_BUNDLE_BYTES} bytes`);
     }
-    return new X509Bundle(trustDomain, Certificate.fromPem(pem, MAX_KEYS_PER_BUNDLE, MAX_BUNDLE_BYTES));
+    const certs = Certificate.fromPem(pem, MAX_KEYS_PER_BUNDLE, MAX_BUNDLE_BYTES);
+    // Empty input is an empty bundle; anything else must hold PEM blocks, as in go-spiffe: a file of
+    // DER or of other text would otherwise trust nothing without saying so.
+    if (certs.length === 0 && size > 0) {
+      throw new SvidkitError('ERR_BUNDLE_MALFORMED', 'bundle: no PEM block found in a non-empty bundle');
+    }
+    return new X509Bundle(trustDomain, certs);
   }
 
   /** The roots, in order. */

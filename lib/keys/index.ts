@@ -82,9 +82,13 @@ function readKeyType(key: KeyObject): KeyType {
   throw new SvidkitError('ERR_KEY_UNSUPPORTED', `keys: unsupported key (${what ?? 'unknown'})`);
 }
 
+/** Most PEM blocks a key file may hold: the key, a chain of up to 10 certificates, and a spare. */
+const MAX_KEY_FILE_BLOCKS = 12;
+
 /** Loads a PKCS#8 private key (`PRIVATE KEY` PEM block); other formats and encrypted keys are refused. */
 export function loadPrivateKeyPem(pem: string | Uint8Array): KeyObject {
-  const blocks = decodePem(pem, 4);
+  // Other blocks are skipped: a key file may also hold its certificate chain (up to 10 certificates).
+  const blocks = decodePem(pem, MAX_KEY_FILE_BLOCKS);
   const keys = blocks.filter((b) => b.type.endsWith('PRIVATE KEY'));
   if (keys.length !== 1) {
     throw new SvidkitError('ERR_KEY_MALFORMED', `keys: expected exactly one private key block, found ${keys.length}`);

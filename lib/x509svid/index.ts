@@ -10,7 +10,8 @@ import { keyTypeOf, loadPrivateKeyPem, privateKeyToPem } from '../keys/index.js'
 import { SpiffeId } from '../spiffeid/index.js';
 import { Certificate, KeyUsageBit, MAX_CHAIN_LENGTH } from '../x509/certificate.js';
 import { buildCsr } from '../x509/csr.js';
-import { buildPath, MAX_PATH_LENGTH, validatePath } from './path.js';
+import { decodePem } from '../internal/pem.js';
+import { buildPath, checkSigningCertificate, MAX_PATH_LENGTH, validatePath } from './path.js';
 
 /** RFC 5280 validation of an already built path (leaf first, root last). */
 export { MAX_PATH_LENGTH, validatePath as validateCertificatePath };
@@ -109,7 +110,27 @@ export function verifyPem(
 /** Parses a PEM certificate chain with the SVID bounds (1 to 10 certificates, 64 KiB). */
 export function parseChainPem(pem: string | Uint8Array): Certificate[] {
   // One block more than allowed is read so that an overlong chain gets the chain error, not a PEM one.
-  const certs = Certificate.fromPem(pem, MAX_CHAIN_LENGTH + 1);
+  return checkChainLength(Certificate.fromPem(pem, MAX_CHAIN_LENGTH + 1));
+}
+
+/**
+ * The chain of an SVID's certificate file, which may also hold the PKCS#8 key (one file for both, as
+ * nginx and HAProxy users keep them): CERTIFICATE blocks in order, PRIVATE KEY blocks skipped, any
+ * other block refused. go-spiffe's Parse reads such a file the same way.
+ */
+function parseSvidChainPem(pem: string | Uint8Array): Certificate[] {
+  const certs: Certificate[] = [];
+  for (const block of decodePem(pem, MAX_CHAIN_LENGTH + 2)) {
+    if (block.type === 'PRIVATE KEY') continue;
+    if (block.type !== 'CERTIFICATE') {
+      throw new SvidkitError('ERR_PEM_UNEXPECTED_TYPE', `pem: expected CERTIFICATE blocks, found "${block.type}"`);
+    }
+    certs.push(Certificate.fromDer(block.der));
+  }
+  return checkChainLength(certs);
+}
+
+function checkChainLength(certs: Certificate[]): Certificate[] {
   if (certs.length > MAX_CHAIN_LENGTH) {
     fail('ERR_X509SVID_TOO_MANY_CERTIFICATES', `chain has more than ${MAX_CHAIN_LENGTH} certificates`);
   }
@@ -141,9 +162,7 @@ export class X509Svid {
       fail('ERR_X509SVID_TOO_MANY_CERTIFICATES', `chain has more than ${MAX_CHAIN_LENGTH} certificates`);
     }
     const id = idFromLeaf(certificates[0]!);
-    for (const c of certificates.slice(1)) {
-      if (!c.basicConstraints?.cA) fail('ERR_X509SVID_ISSUER_NOT_CA', 'an intermediate certificate is not a CA');
-    }
+    certificates.slice(1).forEach((c, i) => checkSigningCertificate(c, `intermediate ${i + 1}`));
     if (privateKey.type !== 'private') throw new TypeError('x509svid: privateKey must be a private key');
     keyTypeOf(privateKey);
     if (!certificates[0]!.hasPublicKey(privateKey)) {
@@ -152,9 +171,12 @@ export class X509Svid {
     return new X509Svid(id, certificates, privateKey);
   }
 
-  /** Parses an SVID from a PEM chain and a PEM PKCS#8 key. */
+  /**
+   * Parses an SVID from a PEM chain and a PEM PKCS#8 key. Both may be the same text: the chain's
+   * CERTIFICATE blocks and the one PRIVATE KEY block are each taken from it, in either order.
+   */
   static parse(certificatesPem: string | Uint8Array, keyPem: string | Uint8Array): X509Svid {
-    return X509Svid.fromParts(parseChainPem(certificatesPem), loadPrivateKeyPem(keyPem));
+    return X509Svid.fromParts(parseSvidChainPem(certificatesPem), loadPrivateKeyPem(keyPem));
   }
 
   /** The leaf certificate. */

@@ -32,12 +32,17 @@ function checkValidity(cert: Certificate, what: string, at: Date): void {
   }
 }
 
-function checkIssuer(cert: Certificate, what: string): void {
+/** The rules of every signing certificate: cA set and the keyCertSign key usage (go-spiffe's Parse checks the same). */
+export function checkSigningCertificate(cert: Certificate, what: string): void {
   if (!cert.basicConstraints?.cA)
     fail('ERR_X509SVID_ISSUER_NOT_CA', `${what} certificate is not a CA (basicConstraints cA is not set)`);
   if (!cert.keyUsage || (cert.keyUsage.bits & KeyUsageBit.keyCertSign) === 0) {
     fail('ERR_X509SVID_ISSUER_KEY_USAGE', `${what} certificate lacks the keyCertSign key usage`);
   }
+}
+
+function checkIssuer(cert: Certificate, what: string): void {
+  checkSigningCertificate(cert, what);
   for (const uri of cert.subjectAltName?.uris ?? []) {
     const id = SpiffeId.tryParse(uri);
     if (id && !id.isTrustDomainId()) {
