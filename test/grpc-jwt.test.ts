@@ -110,7 +110,16 @@ describe('grpc-js with JWT-SVID audience checks over mTLS', function () {
   });
 
   it('fails the call on the client when the source has no token for the audience', async () => {
-    await assert.rejects(call('/ns/a/sa/client', new Map()), (err: ServiceError) => err.code !== status.OK);
+    // grpc-js fails a call whose metadata generator reports an error (here one without a numeric gRPC
+    // code) with UNKNOWN and the generator's message; the call never reaches the handler.
+    subject = 'untouched';
+    await assert.rejects(call('/ns/a/sa/client', new Map()), (err: ServiceError) => {
+      assert.equal(err.code, status.UNKNOWN, err.message);
+      assert.match(err.details, /Getting metadata from plugin failed/);
+      assert.ok(err.details.includes(`source: no JWT-SVID for audience "${AUD}"`), err.details);
+      return true;
+    });
+    assert.equal(subject, 'untouched');
   });
 
   it('sends the rotated token on the next call of the same channel', async () => {
