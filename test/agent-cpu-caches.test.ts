@@ -12,7 +12,8 @@ import { generateKeyPair, keyTypeOf, samePublicKey, spkiDer } from '../lib/keys/
 import { readElement } from '../lib/internal/der.js';
 import { Certificate, CertificateCache } from '../lib/x509/certificate.js';
 import { verify, X509Svid } from '../lib/x509svid/index.js';
-import { assertCode, T0, TestCa } from './helpers/ca.js';
+import { assertCode } from './helpers/assert.js';
+import { T0, TestCa } from './helpers/ca.js';
 
 /** `cert` with its TBSCertificate changed by `edit` and signed again with `key` (ECDSA P-256, SHA-256). */
 function resign(cert: Certificate, edit: (tbs: TBSCertificate) => void, key: Parameters<typeof cryptoSign>[2]) {

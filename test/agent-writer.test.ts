@@ -40,24 +40,11 @@ import { X509Svid } from '../lib/x509svid/index.js';
 import { faultyFs, snapshot, tempDir } from './helpers/agent-fs.js';
 import { T0, TestCa } from './helpers/ca.js';
 import { craft } from './helpers/jwt.js';
+import { rejectsCode } from './helpers/assert.js';
 
 const HOUR = 3600_000;
 const isRoot = process.getuid?.() === 0;
 const VERSION_DIR = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.[A-Za-z0-9]{6}$/;
-
-/** Rejects with a SvidkitError of exactly `code` and a message starting "agent: "; returns it. */
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<SvidkitError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof SvidkitError, `expected SvidkitError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, `wrong code; message was ${JSON.stringify(caught.message)}`);
-  assert.ok(caught.message.startsWith('agent: '), caught.message);
-  return caught;
-}
 
 /** The errno code of an error's cause. */
 function causeCode(err: Error): unknown {
@@ -314,7 +301,7 @@ describe('agent writer', function () {
       await rm(join(dir, 'jwt'));
       await mkdir(join(dir, 'jwt'));
       const before = await snapshot(dir);
-      const err = await rejectsWith(writeWorkloadFiles(files(svidB), opts()), 'ERR_AGENT_WRITE');
+      const err = await rejectsCode(writeWorkloadFiles(files(svidB), opts()), 'ERR_AGENT_WRITE');
       assert.match(err.message, /"jwt" is a directory/);
       assert.deepEqual(await snapshot(dir), before);
     });
@@ -458,7 +445,7 @@ describe('agent writer', function () {
       it(`refuses ${label} with ERR_AGENT_INVALID_JWT and changes nothing`, async function () {
         await writeWorkloadFiles(files(svidA), opts());
         const before = await snapshot(dir);
-        const err = await rejectsWith(
+        const err = await rejectsCode(
           writeWorkloadFiles(files(svidB, { jwtTokens: tokens }), opts()),
           'ERR_AGENT_INVALID_JWT',
         );
@@ -526,7 +513,7 @@ describe('agent writer', function () {
         await writeWorkloadFiles(files(svidA, { jwtTokens: new Map([['a', token('a')]]) }), opts());
         const before = await snapshot(dir);
         const { svid, at } = make();
-        const err = await rejectsWith(
+        const err = await rejectsCode(
           writeWorkloadFiles(files(svid), opts({ at: at ?? T0 })),
           'ERR_AGENT_INVALID_SVID',
         );
@@ -537,7 +524,7 @@ describe('agent writer', function () {
     }
 
     it('refuses an invalid SVID on the first write without creating the directory', async function () {
-      await rejectsWith(writeWorkloadFiles(files(TestCa.root().svid('/w')), opts()), 'ERR_AGENT_INVALID_SVID');
+      await rejectsCode(writeWorkloadFiles(files(TestCa.root().svid('/w')), opts()), 'ERR_AGENT_INVALID_SVID');
       await assert.rejects(stat(dir), { code: 'ENOENT' });
     });
   });
@@ -560,7 +547,7 @@ describe('agent writer', function () {
       if (isRoot) this.skip(); // root ignores permission bits; the injected EACCES below covers root
       const before = await prepared();
       await chmod(dir, 0o555);
-      const err = await rejectsWith(writeWorkloadFiles(files(svidB), opts()), 'ERR_AGENT_WRITE');
+      const err = await rejectsCode(writeWorkloadFiles(files(svidB), opts()), 'ERR_AGENT_WRITE');
       assert.equal(err.message, `agent: cannot write ${dir}: EACCES`);
       assert.equal(causeCode(err), 'EACCES');
       await chmod(dir, 0o755);
@@ -569,7 +556,7 @@ describe('agent writer', function () {
 
     it('EACCES when the version directory cannot be created (injected)', async function () {
       const before = await prepared();
-      const err = await rejectsWith(
+      const err = await rejectsCode(
         writeWorkloadFiles(files(svidB), opts(), faultyFs('mkdtemp', 'EACCES')),
         'ERR_AGENT_WRITE',
       );
@@ -580,7 +567,7 @@ describe('agent writer', function () {
 
     it('ENOTDIR when the output path is a regular file', async function () {
       await writeFile(dir, 'a file');
-      const err = await rejectsWith(writeWorkloadFiles(files(svidA), opts()), 'ERR_AGENT_WRITE');
+      const err = await rejectsCode(writeWorkloadFiles(files(svidA), opts()), 'ERR_AGENT_WRITE');
       assert.match(err.message, /: (EEXIST|ENOTDIR)$/);
       assert.equal(await readFile(dir, 'utf8'), 'a file');
     });
@@ -599,7 +586,7 @@ describe('agent writer', function () {
       assert.ok(total >= 9, `expected a write per file, saw ${total}`);
 
       for (const nth of [1, Math.ceil(total / 2), total]) {
-        const err = await rejectsWith(
+        const err = await rejectsCode(
           writeWorkloadFiles(files(svidB, { jwtTokens: tokens }), opts(), faultyFs('write', 'ENOSPC', nth)),
           'ERR_AGENT_WRITE',
         );
@@ -618,7 +605,7 @@ describe('agent writer', function () {
     for (const [label, op, code] of faults) {
       it(`${code} at ${label}: previous version untouched`, async function () {
         const before = await prepared();
-        const err = await rejectsWith(writeWorkloadFiles(files(svidB), opts(), faultyFs(op, code)), 'ERR_AGENT_WRITE');
+        const err = await rejectsCode(writeWorkloadFiles(files(svidB), opts(), faultyFs(op, code)), 'ERR_AGENT_WRITE');
         assert.equal(err.message, `agent: cannot write ${dir}: ${code}`);
         assert.deepEqual(await snapshot(dir), before);
       });
@@ -627,7 +614,7 @@ describe('agent writer', function () {
     it('a failure after the swap is reported, the new version stays live and the next write repairs', async function () {
       await mkdir(dir);
       // The first symlink is ..data_tmp; the second, a stable name, fails after ..data already moved.
-      const err = await rejectsWith(
+      const err = await rejectsCode(
         writeWorkloadFiles(files(svidA), opts(), faultyFs('symlink', 'ENOSPC', 2)),
         'ERR_AGENT_WRITE',
       );
@@ -642,9 +629,9 @@ describe('agent writer', function () {
     });
 
     it('a failure on the very first write leaves no ..data and no version directory', async function () {
-      await rejectsWith(writeWorkloadFiles(files(svidA), opts(), faultyFs('write', 'ENOSPC', 3)), 'ERR_AGENT_WRITE');
+      await rejectsCode(writeWorkloadFiles(files(svidA), opts(), faultyFs('write', 'ENOSPC', 3)), 'ERR_AGENT_WRITE');
       assert.deepEqual(await readdir(dir), []);
-      await rejectsWith(readWorkloadFiles(dir), 'ERR_AGENT_READ');
+      await rejectsCode(readWorkloadFiles(dir), 'ERR_AGENT_READ');
     });
   });
 
@@ -679,14 +666,14 @@ describe('agent writer', function () {
       if (isRoot) this.skip();
       const before = await prepared();
       const uid = process.getuid!() === 1234 ? 1235 : 1234;
-      const err = await rejectsWith(writeWorkloadFiles(files(svidB), opts({ uid })), 'ERR_AGENT_WRITE');
+      const err = await rejectsCode(writeWorkloadFiles(files(svidB), opts({ uid })), 'ERR_AGENT_WRITE');
       assert.match(err.message, /chown to \d+:- failed; it needs root or CAP_CHOWN/);
       assert.deepEqual(await snapshot(dir), before);
     });
 
     it('reports an injected EPERM from chown clearly and keeps the previous version', async function () {
       const before = await prepared();
-      const err = await rejectsWith(
+      const err = await rejectsCode(
         writeWorkloadFiles(files(svidB), opts({ uid: 1234, gid: 1234 }), faultyFs('chown', 'EPERM')),
         'ERR_AGENT_WRITE',
       );
@@ -707,14 +694,14 @@ describe('agent writer', function () {
   describe('reading and removing', function () {
     it('readWorkloadFiles refuses a directory without ..data', async function () {
       await mkdir(dir);
-      const err = await rejectsWith(readWorkloadFiles(dir), 'ERR_AGENT_READ');
+      const err = await rejectsCode(readWorkloadFiles(dir), 'ERR_AGENT_READ');
       assert.match(err.message, /no \.\.data link \(ENOENT\)/);
     });
 
     it('readWorkloadFiles refuses a ..data that leaves the directory', async function () {
       await mkdir(dir);
       await symlink('../elsewhere', join(dir, '..data'));
-      await rejectsWith(readWorkloadFiles(dir), 'ERR_AGENT_READ');
+      await rejectsCode(readWorkloadFiles(dir), 'ERR_AGENT_READ');
     });
 
     it('removeWorkloadFiles removes the layout and nothing else', async function () {

@@ -43,6 +43,7 @@ import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { captureLog } from './helpers/ca-context.js';
+import { rejectsStatus } from './helpers/assert.js';
 
 const TD = TrustDomain.parse('example.org');
 const CA_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit-ca.js');
@@ -50,16 +51,6 @@ const CA_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidk
 /** Promisifies one unary call. */
 function call<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
-}
-
-async function rejectsWith(p: Promise<unknown>, code: status, what: string): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.equal((err as ServiceError).code, code, `${what}: ${(err as Error).message}`);
-    return err as ServiceError;
-  }
-  assert.fail(`${what}: expected gRPC status ${status[code]}, the call succeeded`);
 }
 
 /** The first message of a WatchBundle stream, or the status it ended with. */
@@ -167,24 +158,24 @@ describe('attacks on svidkit-ca', function () {
 
       const old = t.as(s0);
       const csr = buildCsr({ key: generateKeyPair().privateKey });
-      await rejectsWith(
+      await rejectsStatus(
         call<RenewAgentResponse__Output>((cb) => old.RenewAgent({ csr }, cb)),
         status.PERMISSION_DENIED,
         'RenewAgent',
       );
-      await rejectsWith(
+      await rejectsStatus(
         call<ListAuthorizedEntriesResponse__Output>((cb) => old.ListAuthorizedEntries({}, cb)),
         status.PERMISSION_DENIED,
         'ListAuthorizedEntries',
       );
-      await rejectsWith(
+      await rejectsStatus(
         call<BatchNewX509SvidResponse__Output>((cb) =>
           old.BatchNewX509Svid({ params: [{ entryId: entry.id, csr }] }, cb),
         ),
         status.PERMISSION_DENIED,
         'BatchNewX509Svid',
       );
-      await rejectsWith(
+      await rejectsStatus(
         call<NewJwtSvidResponse__Output>((cb) => old.NewJwtSvid({ entryId: entry.id, audience: ['db'] }, cb)),
         status.PERMISSION_DENIED,
         'NewJwtSvid',
@@ -220,7 +211,7 @@ describe('attacks on svidkit-ca', function () {
       let record = await t.ca.context.store.getAgent(id);
       assert.equal(record?.serial, s2.serial);
       assert.equal(record?.previousSerial, s0.serial);
-      await rejectsWith(
+      await rejectsStatus(
         call<ListAuthorizedEntriesResponse__Output>((cb) => t.as(s1).ListAuthorizedEntries({}, cb)),
         status.PERMISSION_DENIED,
         'the lost SVID',
@@ -229,12 +220,12 @@ describe('attacks on svidkit-ca', function () {
       await call<ListAuthorizedEntriesResponse__Output>((cb) => t.as(s2).ListAuthorizedEntries({}, cb));
       record = await t.ca.context.store.getAgent(id);
       assert.equal(record?.previousSerial, undefined);
-      await rejectsWith(
+      await rejectsStatus(
         call<ListAuthorizedEntriesResponse__Output>((cb) => t.as(s0).ListAuthorizedEntries({}, cb)),
         status.PERMISSION_DENIED,
         'the previous SVID after the grace',
       );
-      await rejectsWith(t.renew(s0), status.PERMISSION_DENIED, 'renewing with the previous SVID after the grace');
+      await rejectsStatus(t.renew(s0), status.PERMISSION_DENIED, 'renewing with the previous SVID after the grace');
       assert.equal((await t.ca.context.store.getAgent(id))?.serial, s2.serial);
     });
   });
@@ -320,7 +311,7 @@ describe('attacks on svidkit-ca', function () {
         },
       ];
       for (const { name, audience, message } of cases) {
-        const err = await rejectsWith(mint(audience), status.INVALID_ARGUMENT, name);
+        const err = await rejectsStatus(mint(audience), status.INVALID_ARGUMENT, name);
         assert.match(err.details, message, name);
       }
       const levels = t.log.lines().map((l) => l['level']);

@@ -38,7 +38,7 @@ import { BundleSet, importJwtAuthority, JwtBundle, SpiffeBundle } from '../lib/b
 import { AdminClient } from '../lib/ca/admin-client.js';
 import { parseCaConfig } from '../lib/ca/config.js';
 import { run, type RunningCa } from '../lib/ca/daemon.js';
-import { type ErrorCode, isSvidkitError, SvidkitError } from '../lib/errors/index.js';
+import { type ErrorCode, SvidkitError } from '../lib/errors/index.js';
 import type { BatchNewX509SvidResponse__Output } from '../lib/generated/svidkit/ca/v1/BatchNewX509SvidResponse.js';
 import type { Bundle__Output } from '../lib/generated/svidkit/ca/v1/Bundle.js';
 import type { ListAuthorizedEntriesResponse__Output } from '../lib/generated/svidkit/ca/v1/ListAuthorizedEntriesResponse.js';
@@ -71,6 +71,7 @@ import { snapshot, tempDir } from './helpers/agent-fs.js';
 import { TestCa } from './helpers/ca.js';
 import { captureLog } from './helpers/ca-context.js';
 import { b64, craft } from './helpers/jwt.js';
+import { assertCode, rejectsCode, rejectsStatus } from './helpers/assert.js';
 
 const TD = 'example.org';
 const HOUR = 3600_000;
@@ -88,42 +89,6 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, limit
 /** One unary call as a promise. */
 function call<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
-}
-
-/** Awaits a call that must fail with exactly `code`; returns the error. */
-async function refusedWith(p: Promise<unknown>, code: status): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as ServiceError;
-    assert.equal(e.code, code, `expected ${status[code]}, got ${status[e.code]}: ${e.details}`);
-    return e;
-  }
-  assert.fail(`expected ${status[code]}, the call succeeded`);
-}
-
-/** Awaits a promise that must reject with a SvidkitError of exactly `code`. */
-async function rejectsCode(p: Promise<unknown>, code: ErrorCode): Promise<SvidkitError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof SvidkitError, `expected SvidkitError ${code}, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}, nothing was thrown`);
-}
-
-/** Runs `fn`, which must throw a SvidkitError of exactly `code`. */
-function throwsCode(fn: () => unknown, code: ErrorCode): SvidkitError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(isSvidkitError(err), `expected SvidkitError ${code}, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return err;
-  }
-  assert.fail(`expected ${code}, nothing was thrown`);
 }
 
 /** What a thief copies from an agent's data dir: its SVID chain and key. */
@@ -325,8 +290,8 @@ describe('attacks on a running CA, agents and library servers', function () {
       try {
         assert.equal((await check(rootA.svid('/client', window))).status, 'SERVING', 'an A client is served');
         assert.equal(served, 1);
-        await refusedWith(check(genuineB), status.PERMISSION_DENIED);
-        const e = await refusedWith(check(forged), status.UNAUTHENTICATED);
+        await rejectsStatus(check(genuineB), status.PERMISSION_DENIED);
+        const e = await rejectsStatus(check(forged), status.UNAUTHENTICATED);
         assert.match(e.details, /x509svid: /);
         assert.equal(served, 1, 'no refused call reached the handler');
       } finally {
@@ -361,7 +326,7 @@ describe('attacks on a running CA, agents and library servers', function () {
 
     for (const [label, id] of hostile) {
       it(`agent config refuses ${label} with ERR_CONFIG at workloads[0].spiffe_id`, () => {
-        const err = throwsCode(
+        const err = assertCode(
           () =>
             parseAgentConfig({ ...base(), workloads: [{ spiffe_id: id, output_dir: join(dir, 'paths', 'o') }] }, dir),
           'ERR_CONFIG',
@@ -387,10 +352,10 @@ describe('attacks on a running CA, agents and library servers', function () {
         workloads: [{ spiffe_id: 'spiffe://example.org/w', output_dir: join(dir, 'paths', 'o'), jwt_audiences }],
       });
       // 250 printable characters pass the length rule but make a 256-byte file name with ".token".
-      let err = throwsCode(() => parseAgentConfig(w(['ok', 'a'.repeat(250)]), dir), 'ERR_CONFIG');
+      let err = assertCode(() => parseAgentConfig(w(['ok', 'a'.repeat(250)]), dir), 'ERR_CONFIG');
       assert.match(err.message, /workloads\[0\]\.jwt_audiences\[1\]/);
       // Distinct audiences, one file name: "a_b.token".
-      err = throwsCode(() => parseAgentConfig(w(['a/b', 'a:b']), dir), 'ERR_CONFIG');
+      err = assertCode(() => parseAgentConfig(w(['a/b', 'a:b']), dir), 'ERR_CONFIG');
       assert.match(err.message, /workloads\[0\]\.jwt_audiences\[1\]/);
       // The longest audience that fits still passes.
       parseAgentConfig(w(['a'.repeat(249)]), dir);
@@ -481,11 +446,11 @@ describe('attacks on a running CA, agents and library servers', function () {
           res.results[0]!.statusMessage.replace(foreign, 'ID'),
           res.results[1]!.statusMessage.replace(unknown, 'ID'),
         );
-        const jwtForeign = await refusedWith(
+        const jwtForeign = await rejectsStatus(
           call<NewJwtSvidResponse__Output>((cb) => thief.NewJwtSvid({ entryId: foreign, audience: [AUD] }, cb)),
           status.PERMISSION_DENIED,
         );
-        const jwtUnknown = await refusedWith(
+        const jwtUnknown = await rejectsStatus(
           call<NewJwtSvidResponse__Output>((cb) => thief.NewJwtSvid({ entryId: unknown, audience: [AUD] }, cb)),
           status.PERMISSION_DENIED,
         );
@@ -504,13 +469,13 @@ describe('attacks on a running CA, agents and library servers', function () {
         );
       try {
         // main's token was consumed when main attested.
-        const replay = await refusedWith(attest(main.token), status.PERMISSION_DENIED);
+        const replay = await rejectsStatus(attest(main.token), status.PERMISSION_DENIED);
         const fresh = await admin.createJoinToken(10);
         secrets.joinTokens.push(fresh.token);
         caOffsetMs = 11_000; // the CA's clock is past the token's expiry
         let expired: ServiceError;
         try {
-          expired = await refusedWith(attest(fresh.token), status.PERMISSION_DENIED);
+          expired = await rejectsStatus(attest(fresh.token), status.PERMISSION_DENIED);
         } finally {
           caOffsetMs = 0;
         }
@@ -531,19 +496,19 @@ describe('attacks on a running CA, agents and library servers', function () {
       const thief = nodeClient(stolen);
       try {
         const csr = buildCsr({ key: generateKeyPair().privateKey });
-        await refusedWith(
+        await rejectsStatus(
           call<RenewAgentResponse__Output>((cb) => thief.RenewAgent({ csr }, cb)),
           status.PERMISSION_DENIED,
         );
-        await refusedWith(
+        await rejectsStatus(
           call<ListAuthorizedEntriesResponse__Output>((cb) => thief.ListAuthorizedEntries({}, cb)),
           status.PERMISSION_DENIED,
         );
-        await refusedWith(
+        await rejectsStatus(
           call<BatchNewX509SvidResponse__Output>((cb) => thief.BatchNewX509Svid({ params: [{ entryId, csr }] }, cb)),
           status.PERMISSION_DENIED,
         );
-        await refusedWith(
+        await rejectsStatus(
           call<NewJwtSvidResponse__Output>((cb) => thief.NewJwtSvid({ entryId, audience: [AUD] }, cb)),
           status.PERMISSION_DENIED,
         );
@@ -694,7 +659,7 @@ describe('attacks on a running CA, agents and library servers', function () {
           assert.ok(err instanceof JwtAuthError, label);
           assert.equal(err.reason, code, label);
           assert.ok(!err.message.includes(token), label);
-          const ge = await refusedWith(grpcCheck(token), status.UNAUTHENTICATED);
+          const ge = await rejectsStatus(grpcCheck(token), status.UNAUTHENTICATED);
           assert.equal(ge.details, 'a valid JWT-SVID is required', label);
         }
       } finally {
@@ -712,7 +677,7 @@ describe('attacks on a running CA, agents and library servers', function () {
       const entryId = (await admin.listEntries({ parentId: main.agentId }))[0]!.id;
       try {
         // Authenticated, so the size limit is what refuses it, not the missing client certificate.
-        const big = await refusedWith(
+        const big = await rejectsStatus(
           call<BatchNewX509SvidResponse__Output>((cb) =>
             thief.BatchNewX509Svid({ params: [{ entryId, csr: Buffer.alloc(70_000, 0x30) }] }, cb),
           ),
@@ -720,7 +685,7 @@ describe('attacks on a running CA, agents and library servers', function () {
         );
         assert.match(big.details, /larger than max/i);
         const csr = buildCsr({ key: generateKeyPair().privateKey });
-        const many = await refusedWith(
+        const many = await rejectsStatus(
           call<BatchNewX509SvidResponse__Output>((cb) =>
             thief.BatchNewX509Svid({ params: Array.from({ length: 11 }, () => ({ entryId, csr })) }, cb),
           ),
@@ -733,7 +698,7 @@ describe('attacks on a running CA, agents and library servers', function () {
       const raw = new (caProto().svidkit.ca.v1.Admin)(`unix:${ca.adminSocket}`, credentials.createInsecure());
       try {
         const before = (await admin.listEntries()).length;
-        await refusedWith(
+        await rejectsStatus(
           call((cb) =>
             raw.createEntry(
               {
@@ -825,7 +790,7 @@ describe('attacks on a running CA, agents and library servers', function () {
           assert.equal(source.getJwtSvid('y'), tokens.get('y'));
         }
         // An oversized token file leaves out that token only (the rest of its version is valid and accepted).
-        throwsCode(() => source.getJwtSvid('x'), 'ERR_SOURCE_NO_SVID');
+        assertCode(() => source.getJwtSvid('x'), 'ERR_SOURCE_NO_SVID');
         assert.equal(source.status().lastErrorCode, 'ERR_SOURCE_INVALID_JWT');
         assert.ok((await stat(join(out, good))).isDirectory());
       } finally {

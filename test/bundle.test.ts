@@ -21,7 +21,8 @@ import { generateKeyPair, type KeyPair, type KeyType, privateKeyToPem } from '..
 import { TrustDomain } from '../lib/spiffeid/index.js';
 import type { Certificate } from '../lib/x509/index.js';
 import { verify } from '../lib/x509svid/index.js';
-import { assertCode, T0, TestCa } from './helpers/ca.js';
+import { assertCode } from './helpers/assert.js';
+import { T0, TestCa } from './helpers/ca.js';
 
 const TD = TrustDomain.parse('example.org');
 const OTHER = TrustDomain.parse('other.org');

@@ -15,7 +15,6 @@ import {
   type requestCallback,
   Server,
   ServerCredentials,
-  type ServiceError,
   status,
 } from '@grpc/grpc-js';
 import {
@@ -38,6 +37,7 @@ import { buildCsr } from '../lib/x509/csr.js';
 import { Certificate } from '../lib/x509/certificate.js';
 import { TestCa } from './helpers/ca.js';
 import { createTestCaContext, type TestCaContext } from './helpers/ca-context.js';
+import { rejectsStatus } from './helpers/assert.js';
 
 const TD = 'example.org';
 const ADMIN_ID = 'spiffe://example.org/ops/alice';
@@ -52,18 +52,6 @@ function rpc<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res> {
   return new Promise((resolve, reject) => {
     fn(req, (err, res) => (err ? reject(err) : resolve(res!)));
   });
-}
-
-/** Awaits a call that must fail with exactly `code`; returns the error. */
-async function expectCode(p: Promise<unknown>, code: status): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    const e = err as ServiceError;
-    assert.equal(e.code, code, `expected ${status[code]}, got ${status[e.code]}: ${e.details}`);
-    return e;
-  }
-  assert.fail(`expected ${status[code]}, the call succeeded`);
 }
 
 function bind(server: Server, address: string, creds: ServerCredentials): Promise<number> {
@@ -299,7 +287,7 @@ describe('ca/admin-service over a Unix socket', function () {
       it(`refuses ${r.name} with INVALID_ARGUMENT and stores nothing`, async () => {
         const before = (await t.store.listEntries()).length;
         t.logs.clear();
-        await expectCode(createEntry(r.entry()), r.code ?? status.INVALID_ARGUMENT);
+        await rejectsStatus(createEntry(r.entry()), r.code ?? status.INVALID_ARGUMENT);
         assert.equal((await t.store.listEntries()).length, before);
         assert.equal(auditLines(t, 'admin_entry_created').length, 0);
       });
@@ -308,7 +296,7 @@ describe('ca/admin-service over a Unix socket', function () {
     it('refuses a duplicate (spiffe_id, parent_id) with ALREADY_EXISTS, and allows another parent', async () => {
       const e = entry({ spiffeId: 'spiffe://example.org/dup' });
       await createEntry(e);
-      const err = await expectCode(createEntry({ ...e, x509SvidTtlSeconds: 60 }), status.ALREADY_EXISTS);
+      const err = await rejectsStatus(createEntry({ ...e, x509SvidTtlSeconds: 60 }), status.ALREADY_EXISTS);
       assert.doesNotMatch(err.details, /store:/);
       const other = await createEntry({ ...e, parentId: OTHER_PARENT });
       assert.equal(other.entry?.parentId, OTHER_PARENT);
@@ -335,8 +323,8 @@ describe('ca/admin-service over a Unix socket', function () {
     });
 
     it('refuses invalid list filters with INVALID_ARGUMENT', async () => {
-      await expectCode(listEntries('not-an-id'), status.INVALID_ARGUMENT);
-      await expectCode(listEntries('', 'spiffe://example.org/a//b'), status.INVALID_ARGUMENT);
+      await rejectsStatus(listEntries('not-an-id'), status.INVALID_ARGUMENT);
+      await rejectsStatus(listEntries('', 'spiffe://example.org/a//b'), status.INVALID_ARGUMENT);
     });
 
     it('deletes an entry; an unknown one is NOT_FOUND, a bad id INVALID_ARGUMENT', async () => {
@@ -351,10 +339,10 @@ describe('ca/admin-service over a Unix socket', function () {
       assert.equal(lines[0]?.admin, UNIX_SOCKET_CALLER);
 
       t.logs.clear();
-      await expectCode(deleteEntry(e.id), status.NOT_FOUND);
-      await expectCode(deleteEntry('00000000-0000-4000-8000-000000000000'), status.NOT_FOUND);
-      await expectCode(deleteEntry(''), status.INVALID_ARGUMENT);
-      await expectCode(deleteEntry('x'.repeat(129)), status.INVALID_ARGUMENT);
+      await rejectsStatus(deleteEntry(e.id), status.NOT_FOUND);
+      await rejectsStatus(deleteEntry('00000000-0000-4000-8000-000000000000'), status.NOT_FOUND);
+      await rejectsStatus(deleteEntry(''), status.INVALID_ARGUMENT);
+      await rejectsStatus(deleteEntry('x'.repeat(129)), status.INVALID_ARGUMENT);
       assert.equal(auditLines(t, 'admin_entry_deleted').length, 0);
     });
   });
@@ -394,7 +382,7 @@ describe('ca/admin-service over a Unix socket', function () {
     for (const ttl of [1, 9, -10, 7 * 24 * 3600 + 1, 2 ** 31 - 1]) {
       it(`refuses ttl_seconds ${ttl} with INVALID_ARGUMENT`, async () => {
         t.logs.clear();
-        await expectCode(createJoinToken(ttl), status.INVALID_ARGUMENT);
+        await rejectsStatus(createJoinToken(ttl), status.INVALID_ARGUMENT);
         assert.equal(auditLines(t, 'admin_join_token_created').length, 0);
       });
     }
@@ -457,9 +445,9 @@ describe('ca/admin-service over a Unix socket', function () {
 
     it('refuses unknown agents with NOT_FOUND and bad IDs with INVALID_ARGUMENT', async () => {
       t.logs.clear();
-      await expectCode(banAgent('spiffe://example.org/svidkit/agent/join_token/9999'), status.NOT_FOUND);
-      await expectCode(banAgent(''), status.INVALID_ARGUMENT);
-      await expectCode(banAgent('node-1'), status.INVALID_ARGUMENT);
+      await rejectsStatus(banAgent('spiffe://example.org/svidkit/agent/join_token/9999'), status.NOT_FOUND);
+      await rejectsStatus(banAgent(''), status.INVALID_ARGUMENT);
+      await rejectsStatus(banAgent('node-1'), status.INVALID_ARGUMENT);
       assert.equal(auditLines(t, 'admin_agent_banned').length, 0);
     });
   });
@@ -533,7 +521,7 @@ describe('ca/admin-service over a Unix socket', function () {
     for (const kind of ['both', 'X509', 'JWT', 'rsa', ' x509']) {
       it(`refuses kind ${JSON.stringify(kind)} with INVALID_ARGUMENT`, async () => {
         const before = t.keys.bundle().sequence;
-        await expectCode(rotateCa(kind), status.INVALID_ARGUMENT);
+        await rejectsStatus(rotateCa(kind), status.INVALID_ARGUMENT);
         assert.equal(t.keys.bundle().sequence, before);
       });
     }
@@ -558,9 +546,9 @@ describe('ca/admin-service over a Unix socket', function () {
 
     it('refuses an unknown key id with NOT_FOUND and an empty or overlong one with INVALID_ARGUMENT', async () => {
       t.logs.clear();
-      await expectCode(taintKey('0123456789abcdef0123456789abcdef'), status.NOT_FOUND);
-      await expectCode(taintKey(''), status.INVALID_ARGUMENT);
-      await expectCode(taintKey('k'.repeat(200)), status.INVALID_ARGUMENT);
+      await rejectsStatus(taintKey('0123456789abcdef0123456789abcdef'), status.NOT_FOUND);
+      await rejectsStatus(taintKey(''), status.INVALID_ARGUMENT);
+      await rejectsStatus(taintKey('k'.repeat(200)), status.INVALID_ARGUMENT);
       assert.equal(auditLines(t, 'admin_ca_key_tainted').length, 0);
     });
   });
@@ -605,9 +593,9 @@ describe('ca/admin-service: upstream mode', function () {
   it('answers FAILED_PRECONDITION for rotating or tainting the upstream intermediate, and rotates "jwt"', async () => {
     const c = srv.client;
     const x509 = t.keys.x509Signer().id;
-    await expectCode(rpc(c.rotateCa.bind(c), { kind: 'x509' }), status.FAILED_PRECONDITION);
-    await expectCode(rpc(c.rotateCa.bind(c), { kind: '' }), status.FAILED_PRECONDITION);
-    await expectCode(rpc(c.taintKey.bind(c), { id: x509 }), status.FAILED_PRECONDITION);
+    await rejectsStatus(rpc(c.rotateCa.bind(c), { kind: 'x509' }), status.FAILED_PRECONDITION);
+    await rejectsStatus(rpc(c.rotateCa.bind(c), { kind: '' }), status.FAILED_PRECONDITION);
+    await rejectsStatus(rpc(c.taintKey.bind(c), { id: x509 }), status.FAILED_PRECONDITION);
     assert.equal(t.keys.x509Signer().id, x509);
     const jwtBefore = t.keys.jwtSigner().kid;
     const res = await rpc(c.rotateCa.bind(c), { kind: 'jwt' });
@@ -620,7 +608,7 @@ describe('ca/admin-service: upstream mode', function () {
     // The clock stands still, so no old JWT key is dropped and every rotation adds one.
     while (live() < MAX_LIVE_KEYS_PER_KIND) await rpc(c.rotateCa.bind(c), { kind: 'jwt' });
     const sequence = t.keys.bundle().sequence;
-    await expectCode(rpc(c.rotateCa.bind(c), { kind: 'jwt' }), status.FAILED_PRECONDITION);
+    await rejectsStatus(rpc(c.rotateCa.bind(c), { kind: 'jwt' }), status.FAILED_PRECONDITION);
     assert.equal(live(), MAX_LIVE_KEYS_PER_KIND);
     assert.equal(t.keys.bundle().sequence, sequence);
   });
@@ -693,33 +681,33 @@ describe('ca/admin-service: who may call', function () {
 
   it('over mTLS, refuses any other SPIFFE ID with PERMISSION_DENIED', async () => {
     const { client: c } = await tlsServe({ transport: 'mtls' }, MALLORY);
-    await expectCode(rpc(c.getCaStatus.bind(c), {}), status.PERMISSION_DENIED);
-    await expectCode(rpc(c.createJoinToken.bind(c), { ttlSeconds: 60 }), status.PERMISSION_DENIED);
+    await rejectsStatus(rpc(c.getCaStatus.bind(c), {}), status.PERMISSION_DENIED);
+    await rejectsStatus(rpc(c.createJoinToken.bind(c), { ttlSeconds: 60 }), status.PERMISSION_DENIED);
     const agent = await tlsServe({ transport: 'mtls' }, `spiffe://example.org${AGENT_PATH_PREFIX}join_token/abcd`);
-    await expectCode(rpc(agent.client.listAgents.bind(agent.client), {}), status.PERMISSION_DENIED);
+    await rejectsStatus(rpc(agent.client.listAgents.bind(agent.client), {}), status.PERMISSION_DENIED);
   });
 
   it('over mTLS, uses explicit adminIds instead of the configured ones', async () => {
     const { client: c } = await tlsServe({ transport: 'mtls', adminIds: [MALLORY] }, MALLORY);
     assert.equal((await rpc(c.getCaStatus.bind(c), {})).trustDomain, TD);
     const alice = await tlsServe({ transport: 'mtls', adminIds: [MALLORY] }, ADMIN_ID);
-    await expectCode(rpc(alice.client.getCaStatus.bind(alice.client), {}), status.PERMISSION_DENIED);
+    await rejectsStatus(rpc(alice.client.getCaStatus.bind(alice.client), {}), status.PERMISSION_DENIED);
   });
 
   it('over TLS without a client certificate, answers UNAUTHENTICATED', async () => {
     const { client: c } = await tlsServe({ transport: 'mtls' }, undefined, false);
-    await expectCode(rpc(c.getCaStatus.bind(c), {}), status.UNAUTHENTICATED);
+    await rejectsStatus(rpc(c.getCaStatus.bind(c), {}), status.UNAUTHENTICATED);
   });
 
   it('refuses Unix-socket handlers mounted on a TLS or plain TCP listener', async () => {
     const tls = await tlsServe(undefined, ADMIN_ID);
-    await expectCode(rpc(tls.client.getCaStatus.bind(tls.client), {}), status.PERMISSION_DENIED);
+    await rejectsStatus(rpc(tls.client.getCaStatus.bind(tls.client), {}), status.PERMISSION_DENIED);
     const tlsNoCert = await tlsServe(undefined, undefined, false);
-    await expectCode(rpc(tlsNoCert.client.getCaStatus.bind(tlsNoCert.client), {}), status.PERMISSION_DENIED);
+    await rejectsStatus(rpc(tlsNoCert.client.getCaStatus.bind(tlsNoCert.client), {}), status.PERMISSION_DENIED);
     const tcp = await serve(t.ctx, '127.0.0.1:0', ServerCredentials.createInsecure(), credentials.createInsecure());
     open.push(tcp);
     t.logs.clear();
-    await expectCode(rpc(tcp.client.createJoinToken.bind(tcp.client), { ttlSeconds: 60 }), status.PERMISSION_DENIED);
+    await rejectsStatus(rpc(tcp.client.createJoinToken.bind(tcp.client), { ttlSeconds: 60 }), status.PERMISSION_DENIED);
     assert.equal(auditLines(t, 'admin_join_token_created').length, 0);
   });
 
@@ -732,7 +720,7 @@ describe('ca/admin-service: who may call', function () {
       { transport: 'mtls' },
     );
     open.push(s);
-    await expectCode(rpc(s.client.getCaStatus.bind(s.client), {}), status.UNAUTHENTICATED);
+    await rejectsStatus(rpc(s.client.getCaStatus.bind(s.client), {}), status.UNAUTHENTICATED);
   });
 });
 

@@ -18,16 +18,10 @@ import { SpiffeId } from '../lib/spiffeid/index.js';
 import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { psatClaims, signPsat } from './helpers/k8s.js';
+import { rejectsStatus } from './helpers/assert.js';
 
 function call<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
-}
-
-async function rejectsWith(p: Promise<unknown>, code: status): Promise<void> {
-  await assert.rejects(p, (err: ServiceError) => {
-    assert.equal(err.code, code, err.message);
-    return true;
-  });
 }
 
 describe('svidkit-ca daemon: Kubernetes attestation, key-type policy and the admin API over mTLS', function () {
@@ -112,7 +106,7 @@ describe('svidkit-ca daemon: Kubernetes attestation, key-type policy and the adm
   it('refuses a token for another audience and counts the failure in /metrics', async () => {
     const c = node(false);
     const token = await psat('someone-else');
-    await rejectsWith(
+    await rejectsStatus(
       call((cb) => c.AttestAgent({ k8sPsat: { token }, csr: buildCsr({ key: agentKey.privateKey }) }, cb)),
       status.PERMISSION_DENIED,
     );
@@ -171,7 +165,7 @@ describe('svidkit-ca daemon: Kubernetes attestation, key-type policy and the adm
     );
     ok.close();
     const notAdmin = admin(privateKeyToPem(agentKey.privateKey), agentChain);
-    await rejectsWith(
+    await rejectsStatus(
       call((cb) => notAdmin.ListAgents({}, cb)),
       status.PERMISSION_DENIED,
     );

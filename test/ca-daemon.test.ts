@@ -24,22 +24,13 @@ import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { verify } from '../lib/x509svid/index.js';
 import { TestCa } from './helpers/ca.js';
+import { rejectsStatus } from './helpers/assert.js';
 
 const TD = TrustDomain.parse('example.org');
 
 /** Promisifies one unary call; the response type is named at the call site. */
 function call<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));
-}
-
-async function rejectsWith(p: Promise<unknown>, code: status): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.equal((err as ServiceError).code, code, (err as Error).message);
-    return err as ServiceError;
-  }
-  assert.fail(`expected gRPC status ${status[code]}`);
 }
 
 describe('svidkit-ca daemon over real gRPC on loopback', function () {
@@ -122,15 +113,15 @@ describe('svidkit-ca daemon over real gRPC on loopback', function () {
     agentChainPem = chain.map((x) => x.toPem()).join('');
     const bundle = SpiffeBundle.parse(TD, res.bundle!.spiffeBundleJson!);
     assert.equal(verify(chain, bundle).id.toString(), agentId.toString());
-    await rejectsWith(
+    await rejectsStatus(
       call<AttestAgentResponse__Output>((cb) => c.AttestAgent({ joinToken: { token }, csr }, cb)),
       status.PERMISSION_DENIED,
     );
-    await rejectsWith(
+    await rejectsStatus(
       call<AttestAgentResponse__Output>((cb) => c.AttestAgent({ joinToken: { token: 'short' }, csr }, cb)),
       status.INVALID_ARGUMENT,
     );
-    await rejectsWith(
+    await rejectsStatus(
       call<AttestAgentResponse__Output>((cb) => c.AttestAgent({ csr }, cb)),
       status.INVALID_ARGUMENT,
     );
@@ -139,7 +130,7 @@ describe('svidkit-ca daemon over real gRPC on loopback', function () {
 
   it('refuses agent methods without an agent SVID', async () => {
     const c = tlsOnly();
-    await rejectsWith(
+    await rejectsStatus(
       call<ListAuthorizedEntriesResponse__Output>((cb) => c.ListAuthorizedEntries({}, cb)),
       status.UNAUTHENTICATED,
     );
@@ -167,11 +158,11 @@ describe('svidkit-ca daemon over real gRPC on loopback', function () {
         Buffer.from(chain.map((x) => x.toPem()).join('')),
       ),
     );
-    await rejectsWith(
+    await rejectsStatus(
       call<ListAuthorizedEntriesResponse__Output>((cb) => c.ListAuthorizedEntries({}, cb)),
       status.UNAUTHENTICATED,
     );
-    await rejectsWith(
+    await rejectsStatus(
       call<RenewAgentResponse__Output>((cb) =>
         c.RenewAgent({ csr: buildCsr({ key: generateKeyPair().privateKey }) }, cb),
       ),
@@ -249,7 +240,7 @@ describe('svidkit-ca daemon over real gRPC on loopback', function () {
       'spiffe://example.org/ns/prod/sa/db',
     );
     assert.equal(jwt.id.toString(), entry!.spiffeId);
-    await rejectsWith(
+    await rejectsStatus(
       call<NewJwtSvidResponse__Output>((cb) => c.NewJwtSvid({ entryId: entry!.id, audience: [] }, cb)),
       status.INVALID_ARGUMENT,
     );
@@ -302,11 +293,11 @@ describe('svidkit-ca daemon over real gRPC on loopback', function () {
     assert.equal(end?.code, status.PERMISSION_DENIED, 'the banned agent got no further bundle');
     watcher.close();
     c = asAgent();
-    await rejectsWith(
+    await rejectsStatus(
       call<RenewAgentResponse__Output>((cb) => c.RenewAgent({ csr: buildCsr({ key: agentKey.privateKey }) }, cb)),
       status.PERMISSION_DENIED,
     );
-    await rejectsWith(
+    await rejectsStatus(
       call<ListAuthorizedEntriesResponse__Output>((cb) => c.ListAuthorizedEntries({}, cb)),
       status.PERMISSION_DENIED,
     );
@@ -315,7 +306,7 @@ describe('svidkit-ca daemon over real gRPC on loopback', function () {
 
   it('answers RESOURCE_EXHAUSTED past the message size limit', async () => {
     const c = tlsOnly();
-    await rejectsWith(
+    await rejectsStatus(
       call<AttestAgentResponse__Output>((cb) =>
         c.AttestAgent({ joinToken: { token }, csr: Buffer.alloc(100_000) }, cb),
       ),

@@ -42,7 +42,8 @@ import {
   signWith,
 } from '../lib/x509/index.js';
 import { OID_CLIENT_AUTH, OID_SERVER_AUTH, verify } from '../lib/x509svid/index.js';
-import { assertCode, T0, TestCa } from './helpers/ca.js';
+import { assertCode } from './helpers/assert.js';
+import { T0, TestCa } from './helpers/ca.js';
 import { openssl, requireOpenssl } from './helpers/openssl.js';
 
 const td = TrustDomain.parse('example.org');

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { SpiffeBundle } from '../lib/bundle/index.js';
 import { type CaKeyManagerOptions, CaKeyManager, type UpstreamCa } from '../lib/ca/keys.js';
 import { signWorkloadSvid } from '../lib/ca/profile.js';
-import { type ErrorCode, isSvidkitError } from '../lib/errors/index.js';
+import { isSvidkitError } from '../lib/errors/index.js';
 import { parseAndValidate, mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair, privateKeyToPem, samePublicKey } from '../lib/keys/index.js';
 import { createLogger } from '../lib/observe/index.js';
@@ -32,6 +32,7 @@ import { type Certificate, KeyUsageBit } from '../lib/x509/index.js';
 import { verify } from '../lib/x509svid/index.js';
 import { T0, TestCa } from './helpers/ca.js';
 import { captureLog } from './helpers/ca-context.js';
+import { rejectsCode } from './helpers/assert.js';
 
 const td = TrustDomain.parse('example.org');
 const WORKLOAD = SpiffeId.parse('spiffe://example.org/ns/prod/sa/web');
@@ -56,21 +57,6 @@ function manualClock(start = T0) {
     },
     now: () => new Date(now),
   };
-}
-
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<Error> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught !== undefined, `expected ${code}, nothing was thrown`);
-  assert.ok(isSvidkitError(caught), `expected SvidkitError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, `wrong code; message: ${caught.message}`);
-  assert.ok(caught.message.startsWith('ca: '), `message lacks the module prefix: ${caught.message}`);
-  assert.ok(!caught.message.includes('PRIVATE KEY'), 'an error message mentions key material');
-  return caught;
 }
 
 /** Signs a workload X.509-SVID with the active CA at the longest allowed TTL; returns the chain. */
@@ -253,13 +239,15 @@ describe('CA key lifecycle', () => {
       const c = manualClock();
       const store = await memoryStore(c.clock);
       const keyDir = freshDir('config');
-      await rejectsWith(
+      await rejectsCode(
         CaKeyManager.open({ trustDomain: td, store, keyDir, clock: c.clock, jwtKeyType: 'ed25519' }),
         'ERR_CA_CONFIG',
+        { prefix: 'ca: ', secret: 'PRIVATE KEY' },
       );
-      await rejectsWith(
+      await rejectsCode(
         CaKeyManager.open({ trustDomain: td, store, keyDir, clock: c.clock, caTtlMs: 0 }),
         'ERR_CA_CONFIG',
+        { prefix: 'ca: ', secret: 'PRIVATE KEY' },
       );
       assert.deepEqual(await store.listCaKeys(), []);
       assert.equal(await store.currentBundleSequence(), 0);
@@ -327,7 +315,7 @@ describe('CA key lifecycle', () => {
         const filesBefore = readdirSync(keyDir).sort();
         const contents = filesBefore.map((f) => readFileSync(join(keyDir, f)));
 
-        const err = await rejectsWith(open(), 'ERR_CA_KEY_MISSING');
+        const err = await rejectsCode(open(), 'ERR_CA_KEY_MISSING', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
         assert.ok(err.message.includes(victim.id));
 
         assert.deepEqual(readdirSync(keyDir).sort(), filesBefore);
@@ -348,10 +336,10 @@ describe('CA key lifecycle', () => {
       await first.store.close();
       const other = privateKeyToPem(generateKeyPair('ec-p256').privateKey);
       writeFileSync(active.keyPath!, other, { mode: 0o600 });
-      await rejectsWith(open(), 'ERR_CA_KEY_MISMATCH');
+      await rejectsCode(open(), 'ERR_CA_KEY_MISMATCH', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
       assert.equal(readFileSync(active.keyPath!, 'utf8'), other);
       writeFileSync(active.keyPath!, 'not a key\n', { mode: 0o600 });
-      await rejectsWith(open(), 'ERR_CA_KEY_MISMATCH');
+      await rejectsCode(open(), 'ERR_CA_KEY_MISMATCH', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
     });
 
     it('removes key files a crash left unjournaled, and nothing else, with an info line', async () => {
@@ -660,16 +648,17 @@ describe('CA key lifecycle', () => {
       assert.deepEqual([mgr.x509Signer().id, mgr.jwtSigner().kid], prepared);
       assert.equal(await store.currentBundleSequence(), seq + 1);
 
-      await rejectsWith(mgr.rotate('nope' as 'x509'), 'ERR_CA_CONFIG');
+      await rejectsCode(mgr.rotate('nope' as 'x509'), 'ERR_CA_CONFIG', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
     });
 
     it('rotate refuses to grow the bundle without bound', async () => {
       const { mgr } = await setup();
-      await rejectsWith(
+      await rejectsCode(
         (async () => {
           for (let i = 0; i < 20; i++) await mgr.rotate('jwt');
         })(),
         'ERR_CA_TOO_MANY_KEYS',
+        { prefix: 'ca: ', secret: 'PRIVATE KEY' },
       );
       assert.equal(mgr.bundle().jwt.size, 16);
     });
@@ -740,7 +729,7 @@ describe('CA key lifecycle', () => {
 
     it('taint of an unknown key is ERR_CA_KEY_NOT_FOUND', async () => {
       const { mgr } = await setup();
-      await rejectsWith(mgr.taint('no-such-key'), 'ERR_CA_KEY_NOT_FOUND');
+      await rejectsCode(mgr.taint('no-such-key'), 'ERR_CA_KEY_NOT_FOUND', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
     });
 
     it('bundle listeners can unsubscribe, and a failing listener does not stop rotation', async () => {
@@ -804,9 +793,9 @@ describe('CA key lifecycle', () => {
       assert.deepEqual(rootsOf(mgr.bundle()), [upstreamRoot.cert.fingerprint256()]);
       assert.equal(await store.currentBundleSequence(), 3);
 
-      await rejectsWith(mgr.rotate('x509'), 'ERR_CA_ROTATION_UNAVAILABLE');
-      await rejectsWith(mgr.rotate('both'), 'ERR_CA_ROTATION_UNAVAILABLE');
-      await rejectsWith(mgr.taint(signer.id), 'ERR_CA_ROTATION_UNAVAILABLE');
+      await rejectsCode(mgr.rotate('x509'), 'ERR_CA_ROTATION_UNAVAILABLE', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
+      await rejectsCode(mgr.rotate('both'), 'ERR_CA_ROTATION_UNAVAILABLE', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
+      await rejectsCode(mgr.taint(signer.id), 'ERR_CA_ROTATION_UNAVAILABLE', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
       assert.equal((await store.listCaKeys('x509'))[0]!.tainted, false);
     });
 
@@ -835,7 +824,7 @@ describe('CA key lifecycle', () => {
       await same.store.close();
 
       // Without upstream configuration the intermediate is never replaced by a self-signed root.
-      await rejectsWith(open(undefined), 'ERR_CA_JOURNAL');
+      await rejectsCode(open(undefined), 'ERR_CA_JOURNAL', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
 
       // A new intermediate under the same root: adopted; the bundle is unchanged, so no new sequence.
       const second = upstreamRoot.intermediate({ notBefore: at(-HOUR), notAfter: at(60 * 24 * HOUR) });
@@ -894,7 +883,7 @@ describe('CA key lifecycle', () => {
       const c = manualClock();
       const store = await memoryStore(c.clock);
       const keyDir = freshDir('upstream-bad');
-      await rejectsWith(
+      await rejectsCode(
         CaKeyManager.open({
           trustDomain: td,
           store,
@@ -903,6 +892,7 @@ describe('CA key lifecycle', () => {
           upstream: { ...upstreamOf(intermediate), keyPem: privateKeyToPem(generateKeyPair('ec-p256').privateKey) },
         }),
         'ERR_CA_UPSTREAM_KEY_MISMATCH',
+        { prefix: 'ca: ', secret: 'PRIVATE KEY' },
       );
       assert.deepEqual(await store.listCaKeys(), []);
       assert.equal(await store.currentBundleSequence(), 0);
@@ -915,9 +905,12 @@ describe('CA key lifecycle', () => {
       const open = (upstream: UpstreamCa) =>
         CaKeyManager.open({ trustDomain: td, store, keyDir: freshDir('upstream-bad'), clock: c.clock, upstream });
       const notCa = upstreamRoot.intermediate({ basicConstraints: 'not-ca', notBefore: at(-HOUR) });
-      await rejectsWith(open(upstreamOf(notCa)), 'ERR_CA_UPSTREAM_NOT_CA');
+      await rejectsCode(open(upstreamOf(notCa)), 'ERR_CA_UPSTREAM_NOT_CA', { prefix: 'ca: ', secret: 'PRIVATE KEY' });
       const noCertSign = upstreamRoot.intermediate({ keyUsage: KeyUsageBit.cRLSign, notBefore: at(-HOUR) });
-      await rejectsWith(open(upstreamOf(noCertSign)), 'ERR_CA_UPSTREAM_NOT_CA');
+      await rejectsCode(open(upstreamOf(noCertSign)), 'ERR_CA_UPSTREAM_NOT_CA', {
+        prefix: 'ca: ',
+        secret: 'PRIVATE KEY',
+      });
       assert.deepEqual(await store.listCaKeys(), []);
     });
 
@@ -927,16 +920,29 @@ describe('CA key lifecycle', () => {
       const open = (upstream: UpstreamCa) =>
         CaKeyManager.open({ trustDomain: td, store, keyDir: freshDir('upstream-bad'), clock: c.clock, upstream });
       const stranger = TestCa.root({ subject: [['CN', 'stranger']] });
-      await rejectsWith(open(upstreamOf(intermediate, stranger)), 'ERR_CA_UPSTREAM_UNTRUSTED');
-      await rejectsWith(
+      await rejectsCode(open(upstreamOf(intermediate, stranger)), 'ERR_CA_UPSTREAM_UNTRUSTED', {
+        prefix: 'ca: ',
+        secret: 'PRIVATE KEY',
+      });
+      await rejectsCode(
         open({ ...upstreamOf(intermediate), bundlePem: upstreamRoot.cert.toPem() + intermediate.cert.toPem() }),
         'ERR_CA_UPSTREAM_BUNDLE',
+        { prefix: 'ca: ', secret: 'PRIVATE KEY' },
       );
-      await rejectsWith(open({ ...upstreamOf(intermediate), bundlePem: '' }), 'ERR_CA_UPSTREAM_BUNDLE');
+      await rejectsCode(open({ ...upstreamOf(intermediate), bundlePem: '' }), 'ERR_CA_UPSTREAM_BUNDLE', {
+        prefix: 'ca: ',
+        secret: 'PRIVATE KEY',
+      });
       const expired = upstreamRoot.intermediate({ notBefore: at(-48 * HOUR), notAfter: at(-HOUR) });
-      await rejectsWith(open(upstreamOf(expired)), 'ERR_CA_UPSTREAM_UNTRUSTED');
+      await rejectsCode(open(upstreamOf(expired)), 'ERR_CA_UPSTREAM_UNTRUSTED', {
+        prefix: 'ca: ',
+        secret: 'PRIVATE KEY',
+      });
       const otherDomain = TestCa.root({ trustDomain: 'other.org' }).intermediate({ notBefore: at(-HOUR) });
-      await rejectsWith(open(upstreamOf(otherDomain, upstreamRoot)), 'ERR_CA_UPSTREAM_UNTRUSTED');
+      await rejectsCode(open(upstreamOf(otherDomain, upstreamRoot)), 'ERR_CA_UPSTREAM_UNTRUSTED', {
+        prefix: 'ca: ',
+        secret: 'PRIVATE KEY',
+      });
       assert.deepEqual(await store.listCaKeys(), []);
     });
   });

@@ -27,7 +27,7 @@ import {
   signWith,
 } from '../lib/x509/index.js';
 import { createCsr } from '../lib/x509svid/index.js';
-import { assertCode } from './helpers/ca.js';
+import { assertCode } from './helpers/assert.js';
 import { opensslVersion } from './helpers/openssl.js';
 
 const ID = SpiffeId.parse('spiffe://example.org/ns/prod/sa/web');

@@ -13,7 +13,8 @@ import { encodePem } from '../lib/internal/pem.js';
 import { TrustDomain } from '../lib/spiffeid/index.js';
 import { KeyUsageBit } from '../lib/x509/index.js';
 import { X509Svid } from '../lib/x509svid/index.js';
-import { assertCode, TestCa } from './helpers/ca.js';
+import { assertCode } from './helpers/assert.js';
+import { TestCa } from './helpers/ca.js';
 
 const TD = TrustDomain.parse('example.org');
 const WORKLOAD = '/workload-1';

@@ -18,6 +18,7 @@ import type { X509Svid } from '../lib/x509svid/index.js';
 import { tempDir } from './helpers/agent-fs.js';
 import { TestCa } from './helpers/ca.js';
 import { craft } from './helpers/jwt.js';
+import { assertCode, rejectsCode } from './helpers/assert.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -73,31 +74,6 @@ class Recorder {
     await this.until(() => find() !== undefined, `an error ${code}`);
     return find()!;
   }
-}
-
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode): Promise<SvidkitError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof SvidkitError, `expected SvidkitError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, `wrong code; message was ${JSON.stringify(caught.message)}`);
-  assert.ok(caught.message.startsWith('source: '), caught.message);
-  return caught;
-}
-
-function throwsCode(fn: () => unknown, code: ErrorCode): SvidkitError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof SvidkitError, `expected SvidkitError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  return caught;
 }
 
 /** Every text an error carries along its cause chain: message, String() and stack. */
@@ -302,7 +278,7 @@ describe('source: FileSource', function () {
       assert.equal(s.getJwtSvid(api), t1);
       assert.equal(s.getJwtSvid(web), t2);
       assert.deepEqual(s.status().jwtSvidFiles.sort(), [tokenFileName(api), tokenFileName(web)].sort());
-      const missing = throwsCode(() => s.getJwtSvid('spiffe://example.org/other'), 'ERR_SOURCE_NO_SVID');
+      const missing = assertCode(() => s.getJwtSvid('spiffe://example.org/other'), 'ERR_SOURCE_NO_SVID');
       assert.match(missing.message, /other/);
 
       // Only the token changes: that is an update too.
@@ -310,11 +286,11 @@ describe('source: FileSource', function () {
       await deliver(dir, svid, new Map([[api, t3]]));
       await rec.until(() => rec.updates >= 1, 'the token update');
       assert.equal(s.getJwtSvid(api), t3);
-      throwsCode(() => s.getJwtSvid(web), 'ERR_SOURCE_NO_SVID');
+      assertCode(() => s.getJwtSvid(web), 'ERR_SOURCE_NO_SVID');
       assert.equal(rec.updates, 1);
 
       nowMs += 11 * MINUTE;
-      const expired = throwsCode(() => s.getJwtSvid(api), 'ERR_SOURCE_NO_SVID');
+      const expired = assertCode(() => s.getJwtSvid(api), 'ERR_SOURCE_NO_SVID');
       assert.match(expired.message, /expired/);
       assert.ok(!textsOf(expired).includes(t3));
       assert.equal(s.getX509Svid().leaf.serialHex, svid.leaf.serialHex);
@@ -333,7 +309,7 @@ describe('source: FileSource', function () {
       assert.ok(!textsOf(err).includes('SECRET'));
       assert.ok(!(s.status().lastError ?? '').includes('SECRET'));
       assert.equal(s.getJwtSvid('api').split('.').length, 3);
-      throwsCode(() => s.getJwtSvid('bad'), 'ERR_SOURCE_NO_SVID');
+      assertCode(() => s.getJwtSvid('bad'), 'ERR_SOURCE_NO_SVID');
     });
   });
 
@@ -355,7 +331,7 @@ describe('source: FileSource', function () {
       assert.equal(s.getX509Svid().leaf.serialHex, first.leaf.serialHex);
       assert.ok(s.getX509BundleForTrustDomain(td)?.hasAuthority(root.cert));
       assert.ok(s.getJwtBundleForTrustDomain(td)?.findAuthority('k1'));
-      throwsCode(() => s.getJwtSvid('api'), 'ERR_SOURCE_NO_SVID');
+      assertCode(() => s.getJwtSvid('api'), 'ERR_SOURCE_NO_SVID');
 
       const second = freshSvid();
       await writeAtomic(join(dir, 'svid_key.pem'), second.privateKeyPem());
@@ -437,7 +413,7 @@ describe('source: FileSource', function () {
       const svid = freshSvid();
       await writeHelperFiles(dir, svid);
       await writeFile(join(dir, 'svid.pem'), svid.certificatesPem() + '#'.repeat(70 * 1024));
-      const err = await rejectsWith(FileSource.open(dir, { layout: 'spiffe-helper' }), 'ERR_SOURCE_READ');
+      const err = await rejectsCode(FileSource.open(dir, { layout: 'spiffe-helper' }), 'ERR_SOURCE_READ');
       assert.match(err.message, /svid\.pem .*larger than 65536 bytes/);
     });
   });
@@ -457,14 +433,14 @@ describe('source: FileSource', function () {
 
   describe('open() fails closed', function () {
     it('on an empty directory', async function () {
-      const err = await rejectsWith(FileSource.open(dir), 'ERR_SOURCE_READ');
+      const err = await rejectsCode(FileSource.open(dir), 'ERR_SOURCE_READ');
       assert.match(err.message, /\.\.data/);
-      const plain = await rejectsWith(FileSource.open(dir, { layout: 'cert-manager' }), 'ERR_SOURCE_READ');
+      const plain = await rejectsCode(FileSource.open(dir, { layout: 'cert-manager' }), 'ERR_SOURCE_READ');
       assert.match(plain.message, /tls\.key .*does not exist/);
     });
 
     it('on a missing directory', async function () {
-      const err = await rejectsWith(FileSource.open(join(dir, 'nope')), 'ERR_SOURCE_READ');
+      const err = await rejectsCode(FileSource.open(join(dir, 'nope')), 'ERR_SOURCE_READ');
       assert.match(err.message, /does not exist/);
     });
 
@@ -474,7 +450,7 @@ describe('source: FileSource', function () {
       await writeAtomic(join(dir, 'svid.pem'), expired.certificatesPem());
       await writeAtomic(join(dir, 'svid_key.pem'), expired.privateKeyPem());
       await writeAtomic(join(dir, 'svid_bundle.pem'), root.cert.toPem());
-      const err = await rejectsWith(FileSource.open(dir, { layout: 'spiffe-helper' }), 'ERR_SOURCE_INVALID');
+      const err = await rejectsCode(FileSource.open(dir, { layout: 'spiffe-helper' }), 'ERR_SOURCE_INVALID');
       assert.equal((err.cause as SvidkitError | undefined)?.code, 'ERR_X509SVID_EXPIRED');
     });
 
@@ -494,7 +470,7 @@ describe('source: FileSource', function () {
       const s = await open(dir, { clock: () => new Date(nowMs), pollIntervalMs: 0 });
       assert.equal(s.getX509Svid().leaf.serialHex, svid.leaf.serialHex);
       nowMs = svid.expiresAt.getTime() + 1;
-      const err = throwsCode(() => s.getX509Svid(), 'ERR_SOURCE_NO_SVID');
+      const err = assertCode(() => s.getX509Svid(), 'ERR_SOURCE_NO_SVID');
       assert.match(err.message, /expired/);
     });
 

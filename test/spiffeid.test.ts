@@ -4,7 +4,7 @@
  * exact error code and for a message that starts with "spiffeid: ".
  */
 import { strict as assert } from 'node:assert';
-import { type ErrorCode, isSvidkitError, SvidkitError } from '../lib/errors/index.js';
+import { type ErrorCode, SvidkitError } from '../lib/errors/index.js';
 import {
   MAX_ID_LENGTH,
   MAX_TRUST_DOMAIN_LENGTH,
@@ -19,6 +19,7 @@ import {
   validatePath,
   validatePathSegment,
 } from '../lib/spiffeid/index.js';
+import { assertCode } from './helpers/assert.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -26,18 +27,6 @@ import {
 
 const TD_CHARS = 'abcdefghijklmnopqrstuvwxyz0123456789.-_';
 const PATH_CHARS = TD_CHARS + 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-
-/** Asserts that fn throws a SvidkitError with exactly `code` and a "spiffeid: " message. */
-function assertSpiffeIdError(fn: () => unknown, code: ErrorCode): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof SvidkitError, `expected a SvidkitError, got ${String(err)}`);
-    assert.equal(err.code, code, `wrong code; message was ${JSON.stringify(err.message)}`);
-    assert.equal(err.name, 'SvidkitError');
-    assert.ok(err.message.startsWith('spiffeid: '), `message ${JSON.stringify(err.message)}`);
-    assert.ok(isSvidkitError(err, code));
-    return true;
-  });
-}
 
 /** Title for a test row: the label if given, else the input quoted (shortened when long). */
 function title(input: string, label?: string): string {
@@ -284,7 +273,7 @@ describe('spiffeid', () => {
   describe('SpiffeId.parse refuses', () => {
     for (const c of invalidIds) {
       it(`${title(c.input, c.label)} with ${c.code}`, () => {
-        assertSpiffeIdError(() => SpiffeId.parse(c.input), c.code);
+        assertCode(() => SpiffeId.parse(c.input), c.code, { prefix: 'spiffeid: ' });
       });
     }
 
@@ -327,8 +316,8 @@ describe('spiffeid', () => {
       for (let code = 0; code < 0x80; code++) {
         const ch = String.fromCharCode(code);
         if (TD_CHARS.includes(ch) || ch === '/') continue; // '/' starts the path
-        assertSpiffeIdError(() => SpiffeId.parse(`spiffe://a${ch}b`), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
-        assertSpiffeIdError(() => SpiffeId.parse(`spiffe://a${ch}b/p`), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
+        assertCode(() => SpiffeId.parse(`spiffe://a${ch}b`), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
+        assertCode(() => SpiffeId.parse(`spiffe://a${ch}b/p`), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
       }
     });
   });
@@ -346,9 +335,9 @@ describe('spiffeid', () => {
       for (let code = 0; code < 0x80; code++) {
         const ch = String.fromCharCode(code);
         if (PATH_CHARS.includes(ch) || ch === '/') continue;
-        assertSpiffeIdError(() => SpiffeId.parse(`spiffe://example.org/a${ch}b`), 'ERR_SPIFFEID_PATH_CHAR');
-        assertSpiffeIdError(() => SpiffeId.parse(`spiffe://example.org/${ch}`), 'ERR_SPIFFEID_PATH_CHAR');
-        assertSpiffeIdError(() => validatePathSegment(ch), 'ERR_SPIFFEID_PATH_CHAR');
+        assertCode(() => SpiffeId.parse(`spiffe://example.org/a${ch}b`), 'ERR_SPIFFEID_PATH_CHAR');
+        assertCode(() => SpiffeId.parse(`spiffe://example.org/${ch}`), 'ERR_SPIFFEID_PATH_CHAR');
+        assertCode(() => validatePathSegment(ch), 'ERR_SPIFFEID_PATH_CHAR');
       }
     });
 
@@ -385,7 +374,7 @@ describe('spiffeid', () => {
     ];
     for (const [p, code] of bad) {
       it(`refuses ${JSON.stringify(p)} with ${code}`, () => {
-        assertSpiffeIdError(() => validatePath(p), code);
+        assertCode(() => validatePath(p), code, { prefix: 'spiffeid: ' });
       });
     }
   });
@@ -401,7 +390,7 @@ describe('spiffeid', () => {
     ];
     for (const [s, code] of bad) {
       it(`refuses ${JSON.stringify(s)} with ${code}`, () => {
-        assertSpiffeIdError(() => validatePathSegment(s), code);
+        assertCode(() => validatePathSegment(s), code, { prefix: 'spiffeid: ' });
       });
     }
     for (const s of ['a', '...', '.a', '..a', 'a.', 'Z_-9']) {
@@ -455,7 +444,7 @@ describe('spiffeid', () => {
     ];
     for (const [input, code] of bad) {
       it(`refuses ${title(input)} with ${code}`, () => {
-        assertSpiffeIdError(() => TrustDomain.parse(input), code);
+        assertCode(() => TrustDomain.parse(input), code, { prefix: 'spiffeid: ' });
       });
     }
 
@@ -545,13 +534,13 @@ describe('spiffeid', () => {
     ];
     for (const [name, segs, code] of bad) {
       it(`refuses ${name} with ${code}`, () => {
-        assertSpiffeIdError(() => SpiffeId.fromSegments('example.org', ...segs), code);
+        assertCode(() => SpiffeId.fromSegments('example.org', ...segs), code, { prefix: 'spiffeid: ' });
       });
     }
 
     it('refuses an invalid trust domain string', () => {
-      assertSpiffeIdError(() => SpiffeId.fromSegments('Example.org', 'a'), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
-      assertSpiffeIdError(() => SpiffeId.fromSegments('', 'a'), 'ERR_SPIFFEID_TRUST_DOMAIN_MISSING');
+      assertCode(() => SpiffeId.fromSegments('Example.org', 'a'), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
+      assertCode(() => SpiffeId.fromSegments('', 'a'), 'ERR_SPIFFEID_TRUST_DOMAIN_MISSING');
     });
   });
 
@@ -589,7 +578,7 @@ describe('spiffeid', () => {
     ];
     for (const [p, code] of bad) {
       it(`refuses path ${title(p)} with ${code}`, () => {
-        assertSpiffeIdError(() => SpiffeId.fromPath('example.org', p), code);
+        assertCode(() => SpiffeId.fromPath('example.org', p), code, { prefix: 'spiffeid: ' });
       });
     }
   });
@@ -676,7 +665,7 @@ describe('spiffeid', () => {
     ];
     for (const [p, code] of bad) {
       it(`refuses ${title(p)} with ${code}`, () => {
-        assertSpiffeIdError(() => id('spiffe://example.org/old').replacePath(p), code);
+        assertCode(() => id('spiffe://example.org/old').replacePath(p), code, { prefix: 'spiffeid: ' });
       });
     }
   });
@@ -711,13 +700,13 @@ describe('spiffeid', () => {
     ];
     for (const [name, segs, code] of bad) {
       it(`refuses ${name} with ${code}`, () => {
-        assertSpiffeIdError(() => id('spiffe://example.org/a').appendSegments(...segs), code);
+        assertCode(() => id('spiffe://example.org/a').appendSegments(...segs), code, { prefix: 'spiffeid: ' });
       });
     }
 
     it('refuses going over 2048 bytes with ERR_SPIFFEID_TOO_LONG', () => {
       const base = id(idOfLength(MAX_ID_LENGTH - 2));
-      assertSpiffeIdError(() => base.appendSegments('yz'), 'ERR_SPIFFEID_TOO_LONG');
+      assertCode(() => base.appendSegments('yz'), 'ERR_SPIFFEID_TOO_LONG');
     });
   });
 
@@ -863,7 +852,7 @@ describe('spiffeid', () => {
       }
       for (const input of c.fail) {
         it(`${c.name} refuses ${input} with ERR_SPIFFEID_MISMATCH`, () => {
-          assertSpiffeIdError(() => c.matcher()(id(input)), 'ERR_SPIFFEID_MISMATCH');
+          assertCode(() => c.matcher()(id(input)), 'ERR_SPIFFEID_MISMATCH');
         });
       }
     }
@@ -880,7 +869,7 @@ describe('spiffeid', () => {
         () => matchWith(() => false, 'a very special ID')(id('spiffe://example.org/a')),
         (err: unknown) => err instanceof SvidkitError && err.message.includes('a very special ID'),
       );
-      assertSpiffeIdError(() => matchWith(() => false)(id('spiffe://example.org/a')), 'ERR_SPIFFEID_MISMATCH');
+      assertCode(() => matchWith(() => false)(id('spiffe://example.org/a')), 'ERR_SPIFFEID_MISMATCH');
     });
 
     it('matchWith passes the ID to the predicate', () => {
@@ -893,11 +882,11 @@ describe('spiffeid', () => {
     });
 
     it('matcher factories refuse invalid IDs and trust domains when built', () => {
-      assertSpiffeIdError(() => matchId('spiffe://example.org/'), 'ERR_SPIFFEID_PATH_TRAILING_SLASH');
-      assertSpiffeIdError(() => matchId('http://example.org'), 'ERR_SPIFFEID_SCHEME');
-      assertSpiffeIdError(() => matchOneOf('spiffe://a.org', 'spiffe://B.org'), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
-      assertSpiffeIdError(() => matchMemberOf('Example.org'), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
-      assertSpiffeIdError(() => matchMemberOf(''), 'ERR_SPIFFEID_TRUST_DOMAIN_MISSING');
+      assertCode(() => matchId('spiffe://example.org/'), 'ERR_SPIFFEID_PATH_TRAILING_SLASH');
+      assertCode(() => matchId('http://example.org'), 'ERR_SPIFFEID_SCHEME');
+      assertCode(() => matchOneOf('spiffe://a.org', 'spiffe://B.org'), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
+      assertCode(() => matchMemberOf('Example.org'), 'ERR_SPIFFEID_TRUST_DOMAIN_CHAR');
+      assertCode(() => matchMemberOf(''), 'ERR_SPIFFEID_TRUST_DOMAIN_MISSING');
     });
   });
 

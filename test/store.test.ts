@@ -15,7 +15,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import { type ErrorCode, isSvidkitError } from '../lib/errors/index.js';
+import { isSvidkitError } from '../lib/errors/index.js';
 import {
   type CaKeyState,
   type Datastore,
@@ -25,6 +25,7 @@ import {
   SqliteStore,
 } from '../lib/store/index.js';
 import { MIGRATIONS, SCHEMA_TABLE_SQL } from '../lib/store/schema.js';
+import { rejectsCode } from './helpers/assert.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -41,17 +42,6 @@ const AGENT = `${TD}/spire/agent/join_token/abc`;
 function manualClock(start = T0): { clock: () => Date; advance: (ms: number) => void; now: () => Date } {
   let t = start;
   return { clock: () => new Date(t), advance: (ms) => void (t += ms), now: () => new Date(t) };
-}
-
-/** Asserts that `p` rejects with a SvidkitError of exactly `code` and a "store: " message. */
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, message?: RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(isSvidkitError(err), `expected a SvidkitError, got ${String(err)}`);
-    assert.equal(err.code, code, `wrong code; message: ${err.message}`);
-    assert.match(err.message, /^store: /);
-    if (message) assert.match(err.message, message);
-    return true;
-  });
 }
 
 /** What the CA stores for a join token (lib/attest's hashJoinToken computes the same). */
@@ -192,7 +182,7 @@ describe('store: SqliteStore methods', () => {
 
     it('a duplicate (spiffeId, parentId) pair is ERR_STORE_CONFLICT; other pairs are fine', async () => {
       await store.createEntry(entry('/a'));
-      await rejectsWith(store.createEntry({ ...entry('/a'), x509SvidTtlSeconds: 60 }), 'ERR_STORE_CONFLICT');
+      await rejectsCode(store.createEntry({ ...entry('/a'), x509SvidTtlSeconds: 60 }), 'ERR_STORE_CONFLICT');
       await store.createEntry(entry('/a', `${TD}/other-agent`));
       await store.createEntry(entry('/b'));
       assert.equal((await store.listEntries()).length, 3);
@@ -229,8 +219,8 @@ describe('store: SqliteStore methods', () => {
       const e = await store.createEntry(entry('/a'));
       await store.deleteEntry(e.id);
       assert.equal(await store.getEntry(e.id), undefined);
-      await rejectsWith(store.deleteEntry(e.id), 'ERR_STORE_NOT_FOUND');
-      await rejectsWith(store.deleteEntry('no-such-id'), 'ERR_STORE_NOT_FOUND');
+      await rejectsCode(store.deleteEntry(e.id), 'ERR_STORE_NOT_FOUND');
+      await rejectsCode(store.deleteEntry('no-such-id'), 'ERR_STORE_NOT_FOUND');
       // The pair is free again after deletion.
       await store.createEntry(entry('/a'));
     });
@@ -246,7 +236,7 @@ describe('store: SqliteStore methods', () => {
     ];
     for (const { name, patch } of badEntries) {
       it(`createEntry refuses ${name} with ERR_INTERNAL`, async () => {
-        await rejectsWith(store.createEntry({ ...entry('/a'), ...patch }), 'ERR_INTERNAL');
+        await rejectsCode(store.createEntry({ ...entry('/a'), ...patch }), 'ERR_INTERNAL', { prefix: 'store: ' });
         assert.deepEqual(await store.listEntries(), []);
       });
     }
@@ -262,7 +252,7 @@ describe('store: SqliteStore methods', () => {
     it('a hash that is already known is ERR_STORE_CONFLICT', async () => {
       const hash = hashJoinToken('t1');
       await store.createJoinToken(hash, new Date(T0 + 600_000));
-      await rejectsWith(store.createJoinToken(hash, new Date(T0 + 900_000)), 'ERR_STORE_CONFLICT');
+      await rejectsCode(store.createJoinToken(hash, new Date(T0 + 900_000)), 'ERR_STORE_CONFLICT');
     });
 
     const notHashes: { name: string; value: string }[] = [
@@ -405,7 +395,7 @@ describe('store: SqliteStore methods', () => {
     });
 
     it('banAgent of an unknown agent is ERR_STORE_NOT_FOUND', async () => {
-      await rejectsWith(store.banAgent(AGENT), 'ERR_STORE_NOT_FOUND');
+      await rejectsCode(store.banAgent(AGENT), 'ERR_STORE_NOT_FOUND');
     });
 
     it('renewAgent moves the record only for the current or the previous serial', async () => {
@@ -434,9 +424,10 @@ describe('store: SqliteStore methods', () => {
         await store.renewAgent({ spiffeId: `${TD}/unknown`, presentedSerial: 'a1', serial: 'a4', expiresAt: later }),
         undefined,
       );
-      await rejectsWith(
+      await rejectsCode(
         store.renewAgent({ spiffeId: AGENT, presentedSerial: 'a3', serial: 'a3', expiresAt: later }),
         'ERR_INTERNAL',
+        { prefix: 'store: ' },
       );
     });
 
@@ -474,13 +465,15 @@ describe('store: SqliteStore methods', () => {
     });
 
     it('upsertAgent refuses an unknown attestation type and an invalid date with ERR_INTERNAL', async () => {
-      await rejectsWith(
+      await rejectsCode(
         store.upsertAgent({ spiffeId: AGENT, attestationType: 'x509pop' as 'join_token', serial: '01', expiresAt }),
         'ERR_INTERNAL',
+        { prefix: 'store: ' },
       );
-      await rejectsWith(
+      await rejectsCode(
         store.upsertAgent({ spiffeId: AGENT, attestationType: 'join_token', serial: '01', expiresAt: new Date(NaN) }),
         'ERR_INTERNAL',
+        { prefix: 'store: ' },
       );
     });
   });
@@ -552,7 +545,7 @@ describe('store: SqliteStore methods', () => {
           const moved = before.state !== to;
           assert.deepEqual(after.updatedAt, moved ? time.now() : before.updatedAt, `to ${to}`);
         } else {
-          await rejectsWith(store.setCaKeyState('k', to), 'ERR_STORE_CONFLICT');
+          await rejectsCode(store.setCaKeyState('k', to), 'ERR_STORE_CONFLICT');
           assert.deepEqual((await store.listCaKeys())[0], before);
         }
       }
@@ -570,7 +563,7 @@ describe('store: SqliteStore methods', () => {
       const t = await store.taintCaKey('x2');
       assert.equal(t.tainted, true);
       assert.deepEqual(t.updatedAt, new Date(T0 + 1000));
-      await rejectsWith(store.setCaKeyState('x2', 'active'), 'ERR_STORE_CONFLICT', /tainted/);
+      await rejectsCode(store.setCaKeyState('x2', 'active'), 'ERR_STORE_CONFLICT', { message: /tainted/ });
       // The refused activation must not have retired the current key.
       assert.equal((await store.listCaKeys('x509')).find((k) => k.id === 'x1')!.state, 'active');
       // An active key can be tainted too (compromise); it stays active until the CA rotates.
@@ -579,8 +572,8 @@ describe('store: SqliteStore methods', () => {
     });
 
     it('setCaKeyState and taintCaKey of an unknown id are ERR_STORE_NOT_FOUND', async () => {
-      await rejectsWith(store.setCaKeyState('nope', 'active'), 'ERR_STORE_NOT_FOUND');
-      await rejectsWith(store.taintCaKey('nope'), 'ERR_STORE_NOT_FOUND');
+      await rejectsCode(store.setCaKeyState('nope', 'active'), 'ERR_STORE_NOT_FOUND');
+      await rejectsCode(store.taintCaKey('nope'), 'ERR_STORE_NOT_FOUND');
     });
   });
 
@@ -765,7 +758,7 @@ describe('store: SqliteStore files', () => {
       assert.equal(await s2.nextBundleSequence(), 3);
       assert.equal(await s2.consumeJoinToken(hashUsed, new Date(T0)), false);
       assert.equal(await s2.consumeJoinToken(hashFresh, new Date(T0)), true);
-      await rejectsWith(s2.createEntry(entry('/a')), 'ERR_STORE_CONFLICT');
+      await rejectsCode(s2.createEntry(entry('/a')), 'ERR_STORE_CONFLICT');
     } finally {
       await s2.close();
     }
@@ -799,10 +792,10 @@ describe('store: SqliteStore files', () => {
   });
 
   it('a path that is a directory, or under a regular file, is ERR_STORE_IO', async () => {
-    await rejectsWith(SqliteStore.open(tmp), 'ERR_STORE_IO');
+    await rejectsCode(SqliteStore.open(tmp), 'ERR_STORE_IO');
     const plain = path.join(tmp, 'plain');
     fs.writeFileSync(plain, 'x');
-    await rejectsWith(SqliteStore.open(path.join(plain, 'ca.db')), 'ERR_STORE_IO');
+    await rejectsCode(SqliteStore.open(path.join(plain, 'ca.db')), 'ERR_STORE_IO');
     assert.equal(fs.readFileSync(plain, 'utf8'), 'x');
   });
 
@@ -931,9 +924,9 @@ for (let i = 0; ; i++) {
         await make(file);
         const before = sha256File(file);
         const size = fs.statSync(file).size;
-        await rejectsWith(SqliteStore.open(file), 'ERR_STORE_CORRUPT', message);
+        await rejectsCode(SqliteStore.open(file), 'ERR_STORE_CORRUPT', { message: message });
         // Twice, to be sure a first refusal did not repair, rewrite or truncate anything.
-        await rejectsWith(SqliteStore.open(file), 'ERR_STORE_CORRUPT', message);
+        await rejectsCode(SqliteStore.open(file), 'ERR_STORE_CORRUPT', { message: message });
         assert.equal(fs.statSync(file).size, size);
         assert.equal(sha256File(file), before);
       });
@@ -977,7 +970,7 @@ process.stdin.resume();
         const child = holdLock(file, sql);
         try {
           await child.waitFor((line) => line === 'locked');
-          await rejectsWith(SqliteStore.open(file, { busyTimeoutMs: 200 }), 'ERR_STORE_LOCKED', /locked/);
+          await rejectsCode(SqliteStore.open(file, { busyTimeoutMs: 200 }), 'ERR_STORE_LOCKED', { message: /locked/ });
         } finally {
           await release(child);
         }
@@ -996,8 +989,8 @@ process.stdin.resume();
         const child = holdLock(file, ['BEGIN IMMEDIATE']);
         try {
           await child.waitFor((line) => line === 'locked');
-          await rejectsWith(store.createEntry(entry('/b')), 'ERR_STORE_LOCKED');
-          await rejectsWith(store.nextBundleSequence(), 'ERR_STORE_LOCKED');
+          await rejectsCode(store.createEntry(entry('/b')), 'ERR_STORE_LOCKED');
+          await rejectsCode(store.nextBundleSequence(), 'ERR_STORE_LOCKED');
           // WAL readers are not blocked by a writer.
           assert.equal((await store.listEntries()).length, 1);
         } finally {

@@ -30,6 +30,7 @@ import {
 } from '../lib/tls/index.js';
 import { X509Svid } from '../lib/x509svid/index.js';
 import { TestCa } from './helpers/ca.js';
+import { rejectsCode } from './helpers/assert.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -177,20 +178,6 @@ async function attempt(
   return outcome(socket);
 }
 
-async function rejectsWith(p: Promise<unknown>, code: ErrorCode, causeCode?: string): Promise<SvidkitError> {
-  let caught: unknown;
-  try {
-    await p;
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof SvidkitError, `expected SvidkitError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, caught.message);
-  assert.ok(caught.message.startsWith('tls: '), caught.message);
-  if (causeCode !== undefined) assert.equal((caught.cause as { code?: string }).code, causeCode, caught.message);
-  return caught;
-}
-
 function assertRefusal(err: Error & { code?: string }, code: ErrorCode, causeCode: string): void {
   assert.ok(err instanceof SvidkitError, String(err));
   assert.equal(err.code, code, err.message);
@@ -285,7 +272,7 @@ describe('tls: mutual TLS over node:tls', () => {
     const { server, handled } = echoServer(source(expiredServerSvid), authorizeAny());
     const port = await listen(server);
     const p = connectMtls(source(clientSvid), authorizeAny(), { host: '127.0.0.1', port });
-    await rejectsWith(p, 'ERR_TLS_PEER_UNTRUSTED', 'CERT_HAS_EXPIRED');
+    await rejectsCode(p, 'ERR_TLS_PEER_UNTRUSTED', { causeCode: 'CERT_HAS_EXPIRED' });
     assert.equal(handled.length, 0);
   });
 
@@ -293,7 +280,7 @@ describe('tls: mutual TLS over node:tls', () => {
     const { server, handled } = echoServer(source(serverSvid), authorizeAny());
     const port = await listen(server);
     const p = connectMtls(source(clientSvid), authorizeId('spiffe://a.test/other-server'), { host: '127.0.0.1', port });
-    const err = await rejectsWith(p, 'ERR_TLS_PEER_DENIED', 'ERR_AUTHZ_DENIED');
+    const err = await rejectsCode(p, 'ERR_TLS_PEER_DENIED', { causeCode: 'ERR_AUTHZ_DENIED' });
     assert.match(err.message, /server spiffe:\/\/a\.test\/server is not authorized/);
     assert.equal(handled.length, 0);
   });
@@ -302,7 +289,7 @@ describe('tls: mutual TLS over node:tls', () => {
     const { server } = echoServer(source(serverSvid), authorizeAny());
     const port = await listen(server);
     const onlyB = new StaticSource({ svid: clientBSvid, bundles: new BundleSet([rootB.bundle()]) });
-    await rejectsWith(connectMtls(onlyB, authorizeAny(), { host: '127.0.0.1', port }), 'ERR_TLS_PEER_UNTRUSTED');
+    await rejectsCode(connectMtls(onlyB, authorizeAny(), { host: '127.0.0.1', port }), 'ERR_TLS_PEER_UNTRUSTED');
   });
 
   it('rejects with ERR_TLS_CONNECT when nothing listens', async () => {
@@ -310,14 +297,14 @@ describe('tls: mutual TLS over node:tls', () => {
     const port = await listen(probe);
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const p = connectMtls(source(clientSvid), authorizeAny(), { host: '127.0.0.1', port });
-    await rejectsWith(p, 'ERR_TLS_CONNECT', 'ECONNREFUSED');
+    await rejectsCode(p, 'ERR_TLS_CONNECT', { causeCode: 'ECONNREFUSED' });
   });
 
   it('rejects with ERR_TLS_HANDSHAKE when the server does not speak TLS', async () => {
     const plain = net.createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
     const port = await listen(plain);
     const p = connectMtls(source(clientSvid), authorizeAny(), { host: '127.0.0.1', port });
-    await rejectsWith(p, 'ERR_TLS_HANDSHAKE', 'ERR_SSL_WRONG_VERSION_NUMBER');
+    await rejectsCode(p, 'ERR_TLS_HANDSHAKE', { causeCode: 'ERR_SSL_WRONG_VERSION_NUMBER' });
   });
 
   it('keeps open connections through a rotation and serves the new SVID to new handshakes', async () => {
@@ -413,7 +400,7 @@ describe('tls: accepted trust domains', () => {
     const port = await listen(server);
     const clientOnlyB = source(clientBSvid);
     const p = connectMtls(clientOnlyB, authorizeAny(), { host: '127.0.0.1', port, trustDomains: ['b.test'] });
-    await rejectsWith(p, 'ERR_TLS_PEER_UNTRUSTED');
+    await rejectsCode(p, 'ERR_TLS_PEER_UNTRUSTED');
   });
 });
 
@@ -466,7 +453,7 @@ describe('tls: https', () => {
     const p = new Promise((resolve, reject) => {
       https.get({ host: '127.0.0.1', port, path: '/', agent }, resolve).on('error', reject);
     });
-    await rejectsWith(p, 'ERR_TLS_PEER_DENIED', 'ERR_AUTHZ_DENIED');
+    await rejectsCode(p, 'ERR_TLS_PEER_DENIED', { causeCode: 'ERR_AUTHZ_DENIED' });
     assert.equal(requests, 0);
   });
 

@@ -28,7 +28,8 @@ import { generateKeyPair, type KeyType, privateKeyToPem } from '../lib/keys/inde
 import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { buildName, type Certificate, KeyUsageBit, parseCsr } from '../lib/x509/index.js';
 import { createCsr, OID_CLIENT_AUTH, OID_SERVER_AUTH, verify, verifyPem, X509Svid } from '../lib/x509svid/index.js';
-import { assertCode, type CaOptions, type LeafOptions, T0, TestCa } from './helpers/ca.js';
+import { assertCode } from './helpers/assert.js';
+import { type CaOptions, type LeafOptions, T0, TestCa } from './helpers/ca.js';
 import { openssl, opensslVersion } from './helpers/openssl.js';
 
 const SECOND = 1000;

@@ -1,12 +1,11 @@
 /**
  * A small test CA: builds roots, intermediates and leaf SVIDs at test time, with switches to break
- * any one property so that tests can show each rule refusing exactly what it should.
+ * any one property so that tests can show each rule refusing exactly what it should (the assertions
+ * themselves are in helpers/assert.ts).
  */
 import type { KeyObject } from 'node:crypto';
 import type { Extension } from '@peculiar/asn1-x509';
-import { strict as assert } from 'node:assert';
 import { X509Bundle } from '../../lib/bundle/index.js';
-import { type ErrorCode, SvidkitError } from '../../lib/errors/index.js';
 import { generateKeyPair, type KeyPair, type KeyType } from '../../lib/keys/index.js';
 import { TrustDomain } from '../../lib/spiffeid/index.js';
 import { type DnSpec, extensions, keyIdentifier, signCertificate } from '../../lib/x509/build.js';
@@ -163,43 +162,4 @@ function caTemplate(td: TrustDomain, publicKey: KeyObject, opts: CaOptions, pare
     publicKey,
     extensions: exts,
   };
-}
-
-/** The message prefix of each module, by error-code family (longest family first). */
-const PREFIXES: ReadonlyArray<readonly [string, string]> = [
-  ['ERR_X509SVID_', 'x509svid: '],
-  ['ERR_X509_', 'x509: '],
-  ['ERR_PEM_', 'pem: '],
-  ['ERR_DER_', 'der: '],
-  ['ERR_KEY_', 'keys: '],
-  ['ERR_CSR_', 'csr: '],
-  ['ERR_BUNDLE_', 'bundle: '],
-  ['ERR_SPIFFEID_', 'spiffeid: '],
-  ['ERR_JWTSVID_', 'jwtsvid: '],
-];
-
-/** The message prefix ("x509svid: ", "bundle: "...) a SvidkitError with this code must start with. */
-export function prefixOf(code: ErrorCode): string {
-  const hit = PREFIXES.find(([family]) => code.startsWith(family));
-  if (!hit) throw new Error(`no module prefix known for ${code}`);
-  return hit[1];
-}
-
-/**
- * Asserts that `fn` throws a SvidkitError whose code is exactly `code` and whose message starts with
- * the prefix of the module that owns the code. Returns the error for further checks.
- */
-export function assertCode(fn: () => unknown, code: ErrorCode): SvidkitError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught !== undefined, `expected ${code}, but nothing was thrown`);
-  assert.ok(caught instanceof SvidkitError, `expected SvidkitError ${code}, got ${String(caught)}`);
-  assert.equal(caught.code, code, `wrong code; message was ${JSON.stringify(caught.message)}`);
-  const prefix = prefixOf(code);
-  assert.ok(caught.message.startsWith(prefix), `message ${JSON.stringify(caught.message)} lacks "${prefix}"`);
-  return caught;
 }
