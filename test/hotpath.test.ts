@@ -6,7 +6,7 @@ import { BundleSet, importJwtAuthority, JwtBundle } from '../lib/bundle/index.js
 import { HealthService } from '../lib/grpc/health.js';
 import { authorizeService, connectionOf, mtlsChannelCredentials, mtlsServerCredentials } from '../lib/grpc/mtls.js';
 import { healthProto } from '../lib/grpc/protos.js';
-import { chainKey, PeerCache, SourceCaches } from '../lib/internal/peer-cache.js';
+import { chainKey, PeerCache, SourceCaches } from '../lib/tls/peer-cache.js';
 import { JwtValidator } from '../lib/jwtauth/index.js';
 import { mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';

@@ -18,7 +18,7 @@ import {
 } from '@grpc/grpc-js';
 import type { Authorizer } from '../authorize/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
-import { type CachedPeer, cachesOf, chainKey, verifyPeerOnce } from '../internal/peer-cache.js';
+import { type CachedPeer, cachesOf, chainKey, verifyPeerOnce } from '../tls/peer-cache.js';
 import { presentedChain, presentedDers } from '../tls/peer.js';
 import type { X509Source } from '../source/index.js';
 import type { SpiffeId } from '../spiffeid/index.js';

@@ -6,7 +6,7 @@ import { constants } from 'node:crypto';
 import * as tls from 'node:tls';
 import type { ConnectionOptions, PeerCertificate, SecureVersion, TlsOptions } from 'node:tls';
 import type { Authorizer } from '../authorize/index.js';
-import { cachesOf } from '../internal/peer-cache.js';
+import { cachesOf } from './peer-cache.js';
 import type { X509Source } from '../source/index.js';
 import { type VerifiedPeer, verifyPeerCertificate } from './peer.js';
 import { type TrustOptions, TrustScope } from './trust.js';

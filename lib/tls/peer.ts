@@ -9,7 +9,7 @@ import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:t
 import type { Authorizer } from '../authorize/index.js';
 import type { X509BundleSource } from '../bundle/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
-import { type CachedPeer, cachesOf, chainKey, type PeerVerification, verifyPeerOnce } from '../internal/peer-cache.js';
+import { type CachedPeer, cachesOf, chainKey, type PeerVerification, verifyPeerOnce } from './peer-cache.js';
 import type { SpiffeId } from '../spiffeid/index.js';
 import { Certificate } from '../x509/certificate.js';
 import { MAX_PATH_LENGTH, verify, type VerifiedChain } from '../x509svid/index.js';

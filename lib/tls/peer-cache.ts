@@ -15,7 +15,7 @@ import { hash } from 'node:crypto';
 import type { X509Source } from '../source/types.js';
 import type { SpiffeId } from '../spiffeid/index.js';
 import type { Certificate } from '../x509/certificate.js';
-import { LruMap } from './lru.js';
+import { LruMap } from '../internal/lru.js';
 
 /** Default bound of each peer cache. */
 export const DEFAULT_MAX_PEER_ENTRIES = 1000;
