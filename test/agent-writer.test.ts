@@ -21,18 +21,20 @@ import {
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
-  DEFAULT_FILE_NAMES,
-  type FileNames,
-  MAX_JWT_AUDIENCES,
   readWorkloadFiles,
   removeWorkloadFiles,
-  resolveFileNames,
-  tokenFileName,
   type WorkloadFiles,
   type WriteOptions,
   writeWorkloadFiles,
 } from '../lib/agent/writer.js';
 import { BundleSet, importJwtAuthority, JwtBundle, SpiffeBundle } from '../lib/bundle/index.js';
+import {
+  DEFAULT_FILE_NAMES,
+  type FileNames,
+  MAX_JWT_AUDIENCES,
+  resolveFileNames,
+  tokenFileName,
+} from '../lib/layout/index.js';
 import { type ErrorCode, SvidkitError } from '../lib/errors/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
 import { TrustDomain } from '../lib/spiffeid/index.js';

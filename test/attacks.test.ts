@@ -55,13 +55,8 @@ import { JwtAuthError, JwtValidator, requireJwtSvid } from '../lib/jwtauth/index
 import { mintJwtSvid, parseAndValidate } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
 import { createLogger } from '../lib/observe/index.js';
-import {
-  FileSource,
-  FileSourceError,
-  MAX_BUNDLE_FILE_BYTES,
-  MAX_PEM_FILE_BYTES,
-  MAX_TOKEN_FILE_BYTES,
-} from '../lib/source/file.js';
+import { MAX_BUNDLE_FILE_BYTES, MAX_PEM_FILE_BYTES, MAX_TOKEN_FILE_BYTES } from '../lib/layout/index.js';
+import { FileSource, FileSourceError } from '../lib/source/file.js';
 import { StaticSource } from '../lib/source/index.js';
 import { MAX_ID_LENGTH, SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
 import { connectMtls, createMtlsServer, peerSpiffeId } from '../lib/tls/index.js';

@@ -16,7 +16,7 @@ import { validateJoinToken } from '../attest/join-token.js';
 import { applyOverrides, envOverrides, readConfigFile, Section } from '../config/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { KEY_TYPES, type KeyType } from '../keys/index.js';
-import { DEFAULT_FILE_NAMES, type FileNames, tokenFileName } from './writer.js';
+import { DEFAULT_FILE_NAMES, type FileNames, tokenFileName } from '../layout/index.js';
 import { SpiffeId, TrustDomain, validatePathSegment } from '../spiffeid/index.js';
 
 const S = 1000;

@@ -4,4 +4,5 @@ export { type AgentConfig, loadAgentConfig, parseAgentConfig } from './config.js
 export { agentSettings, readStatus, runAgent, type RunningAgent } from './daemon.js';
 export { runReload, type ReloadAction } from './reload.js';
 export { Backoff, backoffDelay, renewalTime } from './schedule.js';
-export { DEFAULT_FILE_NAMES, type FileNames, readWorkloadFiles, writeWorkloadFiles } from './writer.js';
+export { DEFAULT_FILE_NAMES, type FileNames } from '../layout/index.js';
+export { writeWorkloadFiles } from './writer.js';

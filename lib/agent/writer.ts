@@ -12,7 +12,6 @@
  * <dir>/jwt -> ..data/jwt                 jwt_bundle.json, meta.json; jwt/<audience>.token)
  * ```
  */
-import * as nodeFs from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { BundleSet } from '../bundle/index.js';
 import { SvidkitError } from '../errors/index.js';
@@ -20,6 +19,19 @@ import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import { privateKeyToPem } from '../keys/index.js';
 import { verify, type X509Svid } from '../x509svid/index.js';
 import { Dir, errnoOf, type NewFile, systemFs, type WriterFs, type WriterDirent, type WriterStat } from './dirfd.js';
+import {
+  DATA_LINK,
+  DATA_TMP_LINK,
+  type FileNames,
+  LayoutReadError,
+  LINK_TMP,
+  MAX_FILE_NAME_BYTES,
+  MAX_JWT_AUDIENCES,
+  readBounded,
+  readDataLink,
+  resolveFileNames,
+  tokenFileName,
+} from '../layout/index.js';
 import { unsafeDirError, untrustedReason } from './trust.js';
 
 /** Everything delivered to one workload's directory in one atomic step. */
@@ -33,35 +45,6 @@ export interface WorkloadFiles {
   /** Monotonic version number recorded in meta.json. */
   version: number;
 }
-
-/** The stable file names of the layout; each must be a plain file name. */
-export interface FileNames {
-  /** Leaf and intermediates, PEM. */
-  svid: string;
-  /** The private key, PKCS#8 PEM. */
-  key: string;
-  /** Roots of the SVID's own trust domain, PEM. */
-  bundle: string;
-  /** `{"trust_domains": {...}}` of every trusted trust domain. */
-  spiffeBundle: string;
-  /** `{"<td>": <JWKS>}` of every trusted trust domain. */
-  jwtBundle: string;
-  /** Directory of `<audience>.token` files. */
-  jwtDir: string;
-  /** meta.json: SPIFFE ID, serial, expiry, version, write time. */
-  meta: string;
-}
-
-/** Default file names, as spiffe-helper names them. */
-export const DEFAULT_FILE_NAMES: Readonly<FileNames> = Object.freeze({
-  svid: 'svid.pem',
-  key: 'svid_key.pem',
-  bundle: 'svid_bundle.pem',
-  spiffeBundle: 'bundle.spiffe.json',
-  jwtBundle: 'jwt_bundle.json',
-  jwtDir: 'jwt',
-  meta: 'meta.json',
-});
 
 /** Options of writeWorkloadFiles. */
 export interface WriteOptions {
@@ -104,58 +87,19 @@ export interface WorkloadFilesSnapshot {
 
 export type { WriterFs } from './dirfd.js';
 
-const DATA = '..data';
-const DATA_TMP = '..data_tmp';
-const LINK_TMP = '..link_tmp';
+const DATA = DATA_LINK;
+const DATA_TMP = DATA_TMP_LINK;
 const DIR_MODE = 0o755;
-const MAX_NAME_BYTES = 255;
 /**
  * Most entries an output directory may hold: the layout needs about a dozen (stable links, ..data,
  * the live and the previous version), the rest is what someone else put there.
  */
 const MAX_ENTRIES = 1024;
-/** Most JWT-SVIDs one workload directory holds. */
-export const MAX_JWT_AUDIENCES = 256;
 /** Largest file readWorkloadFiles reads (a bundle set may be 4 MiB). */
 const MAX_READ_BYTES = 8 * 1024 * 1024;
 /** How often a read is retried when a rewrite removed the version it had resolved. */
 const READ_ATTEMPTS = 20;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
-/** The token file name of an audience: every char outside [A-Za-z0-9._-] becomes '_', plus '.token'. */
-export function tokenFileName(audience: string): string {
-  return `${audience.replace(/[^A-Za-z0-9._-]/gu, '_')}.token`;
-}
-
-/** DEFAULT_FILE_NAMES with `names` applied; throws TypeError for a name that is not a plain file name. */
-export function resolveFileNames(names: Partial<FileNames> = {}): FileNames {
-  if (typeof names !== 'object' || names === null) throw new TypeError('agent: names must be an object');
-  const out: FileNames = { ...DEFAULT_FILE_NAMES };
-  for (const [field, value] of Object.entries(names)) {
-    if (!Object.hasOwn(DEFAULT_FILE_NAMES, field)) throw new TypeError(`agent: unknown file name "${field}"`);
-    if (value === undefined) continue;
-    out[field as keyof FileNames] = checkFileName(field, value);
-  }
-  const seen = new Map<string, string>();
-  for (const [field, value] of Object.entries(out)) {
-    const other = seen.get(value);
-    if (other) throw new TypeError(`agent: names.${field} and names.${other} are both "${value}"`);
-    seen.set(value, field);
-  }
-  return out;
-}
-
-function checkFileName(field: string, value: unknown): string {
-  const bad = (why: string): never => {
-    throw new TypeError(`agent: names.${field} ${why}`);
-  };
-  if (typeof value !== 'string' || value.length === 0) return bad('must be a non-empty string');
-  if (value.includes('/') || value.includes('\0')) bad('must be a plain file name (no "/" or NUL)');
-  // '..'-prefixed names belong to the layout itself (..data, version directories).
-  if (value === '.' || value.startsWith('..')) bad('must not be "." or start with ".."');
-  if (Buffer.byteLength(value, 'utf8') > MAX_NAME_BYTES) bad(`must be at most ${MAX_NAME_BYTES} bytes`);
-  return value;
-}
 
 interface Settings {
   dir: string;
@@ -293,7 +237,7 @@ function prepareTokens(tokens: ReadonlyMap<string, string>, mode: number): Entry
     if (typeof audience !== 'string' || audience.length === 0) throw invalidJwt('a JWT-SVID audience is empty');
     // The name is built only from the sanitized audience: no '/' can survive, so no path escapes the directory.
     const name = tokenFileName(audience);
-    if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) {
+    if (Buffer.byteLength(name, 'utf8') > MAX_FILE_NAME_BYTES) {
       throw invalidJwt(`audience ${quote(audience)} is too long for a file name`);
     }
     const other = byName.get(name);
@@ -669,17 +613,6 @@ function readError(dir: string, why: string, cause?: unknown): SvidkitError {
   );
 }
 
-async function readBounded(path: string): Promise<string> {
-  const h = await nodeFs.open(path, 'r');
-  try {
-    const st = await h.stat();
-    if (st.size > MAX_READ_BYTES) throw new RangeError(`${basename(path)} is larger than ${MAX_READ_BYTES} bytes`);
-    return await h.readFile('utf8');
-  } finally {
-    await h.close();
-  }
-}
-
 function parseMeta(dir: string, text: string): WorkloadMeta {
   let doc: unknown;
   try {
@@ -710,16 +643,27 @@ function parseMeta(dir: string, text: string): WorkloadMeta {
 
 /** The version directory `..data` names, checked to be a plain `..`-prefixed entry of `dir`. */
 async function resolveData(dir: string): Promise<string> {
-  let target: string;
   try {
-    target = await nodeFs.readlink(join(dir, DATA));
+    return await readDataLink(dir);
   } catch (err) {
-    throw readError(dir, `no ${DATA} link (${errnoOf(err) ?? 'error'})`, err);
+    if (!(err instanceof LayoutReadError)) throw err;
+    const why =
+      err.reason === 'no-data-link' ? `no ${DATA} link (${err.errno})` : `${DATA} does not name a version directory`;
+    throw readError(dir, why, err.cause);
   }
-  if (!target.startsWith('..') || target === '..' || target === DATA || target.includes('/')) {
-    throw readError(dir, `${DATA} does not name a version directory`);
+}
+
+/** One file of a version, as text; the layout's bounded reader with this reader's larger bound. */
+async function readVersionFile(path: string): Promise<string> {
+  try {
+    return (await readBounded(path, MAX_READ_BYTES)).toString('utf8');
+  } catch (err) {
+    if (!(err instanceof LayoutReadError)) throw err;
+    if (err.reason === 'open') throw err.cause;
+    throw new RangeError(
+      `${basename(path)}: ${err.reason === 'too-large' ? `is larger than ${MAX_READ_BYTES} bytes` : err.reason}`,
+    );
   }
-  return target;
 }
 
 /**
@@ -735,7 +679,7 @@ export async function readWorkloadFiles(dir: string, names?: Partial<FileNames>)
     const versionDir = join(abs, target);
     try {
       const [svidPem, keyPem, bundlePem, metaText] = await Promise.all(
-        [n.svid, n.key, n.bundle, n.meta].map((name) => readBounded(join(versionDir, name))),
+        [n.svid, n.key, n.bundle, n.meta].map((name) => readVersionFile(join(versionDir, name))),
       );
       return { svidPem: svidPem!, keyPem: keyPem!, bundlePem: bundlePem!, meta: parseMeta(abs, metaText!), versionDir };
     } catch (err) {

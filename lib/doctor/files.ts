@@ -4,14 +4,24 @@
  * cert-manager's Secret (tls.crt, tls.key, ca.crt). Reads are bounded by the library's own limits and
  * never block on a FIFO; failures are described by errno, never by content.
  */
-import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DEFAULT_FILE_NAMES, type FileNames, resolveFileNames } from '../agent/writer.js';
-import { CERT_MANAGER_FILE_NAMES, FILE_LAYOUTS, type FileLayout, layoutBaseNames } from '../source/index.js';
+import {
+  CERT_MANAGER_FILE_NAMES,
+  DATA_LINK as DATA,
+  DEFAULT_FILE_NAMES,
+  errnoOf,
+  FILE_LAYOUTS,
+  type FileLayout,
+  type FileNames,
+  isVersionDirName,
+  layoutBaseNames,
+  LayoutReadError,
+  readBoundedFile,
+  readlinkOrUndefined,
+  resolveFileNames,
+} from '../layout/index.js';
 import type { CheckList } from './types.js';
-
-const DATA = '..data';
 
 /** Overrides of the three file names doctor reads. */
 export interface NameOverrides {
@@ -56,10 +66,6 @@ export function sourceNames(d: SvidDir): Partial<FileNames> {
   return { svid: d.names.svid, key: d.names.key, bundle: d.names.bundle };
 }
 
-function errnoOf(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
-
 /** Plain words for a file-system errno. */
 export function describeErrno(code: string | undefined): string {
   switch (code) {
@@ -84,14 +90,6 @@ function uidNote(): string {
   return uid === undefined ? '' : ` (uid ${uid})`;
 }
 
-async function readlinkOrUndefined(path: string): Promise<string | undefined> {
-  try {
-    return await fsp.readlink(path);
-  } catch {
-    return undefined;
-  }
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     await fsp.lstat(path);
@@ -101,11 +99,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** A `..data` target FileSource would follow: a plain `..`-prefixed name in the same directory. */
-function isVersionName(target: string): boolean {
-  return target.startsWith('..') && target !== '..' && target !== DATA && !target.includes('/');
-}
-
 /**
  * Which layout a directory is in, by the files it holds: the agent's `..data` with a certificate in the
  * version directory, then cert-manager's own names, then spiffe-helper's (or the names given).
@@ -113,7 +106,8 @@ function isVersionName(target: string): boolean {
 async function detectLayout(dir: string, overrides: NameOverrides): Promise<FileLayout | undefined> {
   const agentSvid = overrides.svid ?? DEFAULT_FILE_NAMES.svid;
   const target = await readlinkOrUndefined(join(dir, DATA));
-  if (target !== undefined && isVersionName(target) && (await exists(join(dir, target, agentSvid)))) return 'svidkit';
+  if (target !== undefined && isVersionDirName(target) && (await exists(join(dir, target, agentSvid))))
+    return 'svidkit';
   if (
     (await exists(join(dir, CERT_MANAGER_FILE_NAMES.svid))) ||
     (await exists(join(dir, CERT_MANAGER_FILE_NAMES.key)))
@@ -183,7 +177,7 @@ export async function openSvidDir(
   if (!FILE_LAYOUTS.includes(found)) throw new TypeError(`doctor: unknown layout ${String(found)}`);
   const names = namesFor(found, overrides);
   const target = await readlinkOrUndefined(join(abs, DATA));
-  if (found === 'svidkit' && (target === undefined || !isVersionName(target))) {
+  if (found === 'svidkit' && (target === undefined || !isVersionDirName(target))) {
     checks.fail(
       'directory',
       target === undefined
@@ -198,7 +192,7 @@ export async function openSvidDir(
     layout: found,
     names,
     readDir: found === 'svidkit' ? join(abs, target!) : abs,
-    dataTarget: target !== undefined && isVersionName(target) ? target : undefined,
+    dataTarget: target !== undefined && isVersionDirName(target) ? target : undefined,
   };
   checks.pass('directory', `${abs}: ${describeLayout(d)}`);
   return d;
@@ -211,41 +205,29 @@ export interface ReadFailure {
 }
 
 /**
- * Reads a regular file of at most `max` bytes; never blocks on a FIFO and never reads more than
- * max + 1 bytes. Resolves with the bytes or with why they cannot be had.
+ * The layout's bounded read (never blocks on a FIFO, never reads more than max + 1 bytes), resolving
+ * with the bytes or with why they cannot be had, in doctor's words.
  */
 export async function readBounded(path: string, max: number): Promise<{ ok: FileRead } | { failure: ReadFailure }> {
-  let h: fsp.FileHandle;
   try {
-    h = await fsp.open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const r = await readBoundedFile(path, max);
+    if (r.data.length === 0) return { failure: { text: 'is empty' } };
+    return { ok: { name: path, data: r.data, mode: r.mode, uid: r.uid } };
   } catch (err) {
-    const errno = errnoOf(err);
-    return { failure: { errno, text: describeErrno(errno) } };
-  }
-  try {
-    const st = await h.stat();
-    if (!st.isFile()) return { failure: { text: 'is not a regular file' } };
-    if (st.size > max) {
-      return { failure: { text: `is ${st.size} bytes, more than the ${max} bytes the library reads` } };
+    if (!(err instanceof LayoutReadError)) {
+      const errno = errnoOf(err);
+      return { failure: { errno, text: describeErrno(errno) } };
     }
-    const buf = Buffer.alloc(st.size + 1);
-    let n = 0;
-    while (n < buf.length) {
-      const { bytesRead } = await h.read(buf, n, buf.length - n, n);
-      if (bytesRead === 0) break;
-      n += bytesRead;
+    switch (err.reason) {
+      case 'not-regular':
+        return { failure: { text: 'is not a regular file' } };
+      case 'too-large':
+        return { failure: { text: `is ${err.size} bytes, more than the ${max} bytes the library reads` } };
+      case 'changed':
+        return { failure: { text: 'grew while it was read (a writer is at work); run doctor again' } };
+      default:
+        return { failure: { errno: err.errno, text: describeErrno(err.errno) } };
     }
-    if (n === buf.length) {
-      buf.fill(0);
-      return { failure: { text: 'grew while it was read (a writer is at work); run doctor again' } };
-    }
-    if (n === 0) return { failure: { text: 'is empty' } };
-    return { ok: { name: path, data: buf.subarray(0, n), mode: st.mode & 0o7777, uid: st.uid } };
-  } catch (err) {
-    const errno = errnoOf(err);
-    return { failure: { errno, text: describeErrno(errno) } };
-  } finally {
-    await h.close();
   }
 }
 

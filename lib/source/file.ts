@@ -10,36 +10,36 @@
  * watch on a file path misses replaced inodes on Linux; a slow periodic re-read is the safety net.
  */
 import { createHash } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
-import {
-  DEFAULT_FILE_NAMES,
-  type FileNames,
-  MAX_JWT_AUDIENCES,
-  resolveFileNames,
-  tokenFileName,
-} from '../agent/writer.js';
 import { BundleSet, JwtBundle, parseBundleDocument, SpiffeBundle, type X509Bundle } from '../bundle/index.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import { TrustDomain } from '../spiffeid/index.js';
 import { verify, X509Svid } from '../x509svid/index.js';
+import {
+  DATA_LINK as DATA,
+  errnoOf,
+  FILE_LAYOUTS,
+  type FileLayout,
+  type FileNames,
+  isMissing as isMissingFile,
+  isVersionDirName,
+  layoutBaseNames,
+  LayoutReadError,
+  MAX_BUNDLE_FILE_BYTES,
+  MAX_JWT_AUDIENCES,
+  MAX_PEM_FILE_BYTES,
+  MAX_TOKEN_FILE_BYTES,
+  readBounded as readLayoutFile,
+  readlinkOrUndefined,
+  resolveFileNames,
+  TOKEN_SUFFIX,
+  tokenFileName,
+} from '../layout/index.js';
 import type { JwtSource, JwtSvidSource, Unsubscribe, X509Source } from './types.js';
 
-/** Which tool wrote the directory. */
-export type FileLayout = 'svidkit' | 'spiffe-helper' | 'cert-manager';
-
-/** The layouts FileSource reads. */
-export const FILE_LAYOUTS: readonly FileLayout[] = Object.freeze(['svidkit', 'spiffe-helper', 'cert-manager']);
-
-/** Largest certificate or key PEM file read. */
-export const MAX_PEM_FILE_BYTES = 64 * 1024;
-/** Largest bundle file read (PEM roots, SPIFFE bundle set, JWT bundle). */
-export const MAX_BUNDLE_FILE_BYTES = 1024 * 1024;
-/** Largest JWT-SVID file read (the token, plus a line break). */
-export const MAX_TOKEN_FILE_BYTES = MAX_TOKEN_BYTES + 2;
 /** Default interval of the safety-net re-read. */
 export const DEFAULT_POLL_INTERVAL_MS = 30_000;
 /** Default quiet time after a file event before the directory is read. */
@@ -92,13 +92,11 @@ export interface FileSourceStatus {
   closed: boolean;
 }
 
-const DATA = '..data';
 /** How often a read starts again when a rewrite removed the version directory it had resolved. */
 const READ_ATTEMPTS = 10;
 /** Longest a burst of events can hold a read back, in debounce periods. */
 const MAX_DEBOUNCE_PERIODS = 10;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-const TOKEN_SUFFIX = '.token';
 
 interface LoadedToken {
   token: string;
@@ -147,10 +145,6 @@ function sourceError(code: ErrorCode, message: string, cause?: unknown): Svidkit
   return new SvidkitError(code, `source: ${message}`, cause === undefined ? undefined : { cause });
 }
 
-function errnoOf(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
-
 /**
  * The cause to attach to a wrapping error: a copy of a SvidkitError without its own cause (a parser's
  * cause, such as a SyntaxError, may quote the input), nothing for anything else.
@@ -197,49 +191,36 @@ function fileError(code: ErrorCode, message: string, file: string | undefined, a
 class OpenFailure extends FileSourceError {
   readonly errno: string | undefined;
 
-  constructor(file: string, at: ReadAt, err: unknown) {
-    const errno = errnoOf(err);
+  constructor(file: string, at: ReadAt, errno: string | undefined) {
     const why = errno === 'ENOENT' ? 'it does not exist' : (errno ?? 'error');
     super('ERR_SOURCE_READ', `cannot read ${file} in ${at.dir}: ${why}`, { file, version: at.version });
     this.errno = errno;
   }
 }
 
-/** True for a file or directory that is not there (any more). */
+/** True for a file or directory that is not there (any more), however the failure came. */
 function isMissing(err: unknown): boolean {
-  return err instanceof OpenFailure ? err.errno === 'ENOENT' : errnoOf(err) === 'ENOENT';
+  return err instanceof OpenFailure ? err.errno === 'ENOENT' : isMissingFile(err);
 }
 
-/** Reads a regular file of at most `max` bytes; never blocks on a FIFO, never reads more than max + 1 bytes. */
+/** The layout's bounded read of one file, its failure worded as a FileSourceError about `label`. */
 async function readBounded(path: string, max: number, label: string, at: ReadAt): Promise<Buffer> {
-  let h: fsp.FileHandle;
   try {
-    h = await fsp.open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    return await readLayoutFile(path, max);
   } catch (err) {
-    throw new OpenFailure(label, at, err);
-  }
-  const { dir } = at;
-  try {
-    const st = await h.stat();
-    if (!st.isFile()) throw fileError('ERR_SOURCE_READ', `${label} in ${dir} is not a regular file`, label, at);
-    if (st.size > max) {
-      throw fileError('ERR_SOURCE_READ', `${label} in ${dir} is larger than ${max} bytes`, label, at);
+    if (!(err instanceof LayoutReadError)) throw err;
+    const { dir } = at;
+    switch (err.reason) {
+      case 'not-regular':
+        throw fileError('ERR_SOURCE_READ', `${label} in ${dir} is not a regular file`, label, at);
+      case 'too-large':
+        throw fileError('ERR_SOURCE_READ', `${label} in ${dir} is larger than ${max} bytes`, label, at);
+      case 'changed':
+        // It grew after the stat: a writer is at work; the event of its last write brings another read.
+        throw fileError('ERR_SOURCE_READ', `${label} in ${dir} changed while it was read`, label, at);
+      default:
+        throw new OpenFailure(label, at, err.errno);
     }
-    const buf = Buffer.alloc(st.size + 1);
-    let n = 0;
-    while (n < buf.length) {
-      const { bytesRead } = await h.read(buf, n, buf.length - n, n);
-      if (bytesRead === 0) break;
-      n += bytesRead;
-    }
-    if (n === buf.length) {
-      buf.fill(0);
-      // It grew after the stat: a writer is at work; the event of its last write brings another read.
-      throw fileError('ERR_SOURCE_READ', `${label} in ${dir} changed while it was read`, label, at);
-    }
-    return buf.subarray(0, n);
-  } finally {
-    await h.close();
   }
 }
 
@@ -252,14 +233,6 @@ async function readOptional(path: string, max: number, label: string, at: ReadAt
   }
 }
 
-async function readlinkOrUndefined(path: string): Promise<string | undefined> {
-  try {
-    return await fsp.readlink(path);
-  } catch {
-    return undefined;
-  }
-}
-
 function checkNumber(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 0x7fffffff) {
@@ -268,28 +241,11 @@ function checkNumber(name: string, value: number | undefined, fallback: number):
   return value;
 }
 
-/** The file names FileSource reads in cert-manager's layout (as svid, key and bundle). */
-export const CERT_MANAGER_FILE_NAMES: Readonly<Pick<FileNames, 'svid' | 'key' | 'bundle'>> = Object.freeze({
-  svid: 'tls.crt',
-  key: 'tls.key',
-  bundle: 'ca.crt',
-});
-
-/** The names a layout starts from, before overrides. */
-export function layoutBaseNames(layout: FileLayout): Partial<FileNames> {
-  return layout === 'cert-manager' ? { ...CERT_MANAGER_FILE_NAMES } : { ...DEFAULT_FILE_NAMES };
-}
-
 function layoutNames(layout: FileLayout, names: Partial<FileNames> | undefined): FileNames {
   if (names !== undefined && (typeof names !== 'object' || names === null)) {
     throw new TypeError('source: names must be an object');
   }
-  try {
-    return resolveFileNames({ ...layoutBaseNames(layout), ...names });
-  } catch (err) {
-    if (err instanceof TypeError) throw new TypeError(err.message.replace(/^agent: /u, 'source: '));
-    throw err;
-  }
+  return resolveFileNames({ ...layoutBaseNames(layout), ...names }, 'source');
 }
 
 function checkOptions(dir: string, opts: FileSourceOptions): Settings {
@@ -595,7 +551,7 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
           code === 'ENOENT' ? 'it does not exist; is this an svidkit-agent output directory?' : (code ?? 'error');
         throw fileError('ERR_SOURCE_READ', `cannot read ${DATA} in ${dir}: ${why}`, DATA, { dir, version: undefined });
       }
-      if (!target.startsWith('..') || target === '..' || target === DATA || target.includes('/')) {
+      if (!isVersionDirName(target)) {
         const at = { dir, version: undefined };
         throw fileError('ERR_SOURCE_READ', `${DATA} in ${dir} does not name a version directory`, DATA, at);
       }
@@ -627,7 +583,7 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
     const { dir } = this.#s;
     for (let attempt = 1; ; attempt++) {
       const target = await readlinkOrUndefined(join(dir, DATA));
-      const fromVersion = target !== undefined && target.startsWith('..') && !target.includes('/') && target !== DATA;
+      const fromVersion = target !== undefined && isVersionDirName(target);
       try {
         return await this.#readFiles(dir, false, fromVersion ? target : undefined);
       } catch (err) {
@@ -687,7 +643,7 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
       entries = await fsp.readdir(jwtDir);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return { tokens, problems };
-      throw new OpenFailure(names.jwtDir, at, err);
+      throw new OpenFailure(names.jwtDir, at, errnoOf(err));
     }
     const files = entries.filter((e) => e.endsWith(TOKEN_SUFFIX)).sort();
     if (files.length > MAX_JWT_AUDIENCES) {

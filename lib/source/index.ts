@@ -1,18 +1,21 @@
 /** Sources of SVIDs and bundles that notify listeners on change. */
 export {
-  CERT_MANAGER_FILE_NAMES,
   DEFAULT_DEBOUNCE_MS,
   DEFAULT_POLL_INTERVAL_MS,
-  FILE_LAYOUTS,
-  type FileLayout,
   FileSource,
   FileSourceError,
   type FileSourceOptions,
   type FileSourceStatus,
+} from './file.js';
+// The directory layout FileSource reads has its own home (lib/layout); these stay exported here too.
+export {
+  CERT_MANAGER_FILE_NAMES,
+  FILE_LAYOUTS,
+  type FileLayout,
   layoutBaseNames,
   MAX_BUNDLE_FILE_BYTES,
   MAX_PEM_FILE_BYTES,
   MAX_TOKEN_FILE_BYTES,
-} from './file.js';
+} from '../layout/index.js';
 export { StaticSource } from './static.js';
 export type { JwtSource, JwtSvidSource, Unsubscribe, X509Source, X509SvidSource } from './types.js';

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseAgentConfig } from '../../lib/agent/config.js';
 import { type RunningAgent, runAgent } from '../../lib/agent/daemon.js';
 import { AgentState } from '../../lib/agent/state.js';
-import { tokenFileName } from '../../lib/agent/writer.js';
+import { tokenFileName } from '../../lib/layout/index.js';
 import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../../lib/attest/index.js';
 import { parseCaConfig } from '../../lib/ca/config.js';
 import { run, type RunningCa } from '../../lib/ca/daemon.js';
