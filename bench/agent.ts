@@ -13,13 +13,15 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { SpiffeBundle } from '../lib/bundle/index.js';
-import type { AdminClient } from '../lib/generated/svidkit/ca/v1/Admin.js';
-import type { CreateJoinTokenResponse__Output } from '../lib/generated/svidkit/ca/v1/CreateJoinTokenResponse.js';
-import type { GetCaStatusResponse__Output } from '../lib/generated/svidkit/ca/v1/GetCaStatusResponse.js';
-import { caProto } from '../lib/grpc/protos.js';
+import { caProto } from '../lib/ca-api/proto.js';
 import { TrustDomain } from '../lib/spiffeid/index.js';
 import type { ChildFigures, ChildMessage } from './agent-child.js';
 import { type BenchResult, startCaProcess, unary } from './support.js';
+import type {
+  CreateJoinTokenResponse__Output,
+  GeneratedAdminClient as AdminClient,
+  GetCaStatusResponse__Output,
+} from '../lib/ca-api/index.js';
 
 const WORKLOADS = Number(process.env.BENCH_AGENT_WORKLOADS ?? 1000);
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'agent-child.js');

@@ -8,12 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials } from '@grpc/grpc-js';
 import { SvidIssuer } from '../lib/ca/issuer.js';
-import type { AdminClient } from '../lib/generated/svidkit/ca/v1/Admin.js';
-import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
-import type { CreateEntryResponse__Output } from '../lib/generated/svidkit/ca/v1/CreateEntryResponse.js';
-import type { GetCaStatusResponse__Output } from '../lib/generated/svidkit/ca/v1/GetCaStatusResponse.js';
-import type { NodeClient } from '../lib/generated/svidkit/ca/v1/Node.js';
-import { caProto, healthProto } from '../lib/grpc/protos.js';
+import { caProto } from '../lib/ca-api/proto.js';
+import { healthProto } from '../lib/grpc/protos.js';
 import { generateKeyPair, privateKeyToPem } from '../lib/keys/index.js';
 import { SpiffeBundle } from '../lib/bundle/index.js';
 import { SpiffeId, TrustDomain } from '../lib/spiffeid/index.js';
@@ -21,6 +17,13 @@ import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { T0, TestCa } from '../test/helpers/ca.js';
 import { type BenchResult, startCaProcess, unary } from './support.js';
+import type {
+  AttestAgentResponse__Output,
+  CreateEntryResponse__Output,
+  GeneratedAdminClient as AdminClient,
+  GetCaStatusResponse__Output,
+  NodeClient,
+} from '../lib/ca-api/index.js';
 
 const BATCH = 50;
 const IN_FLIGHT = 8;

@@ -9,14 +9,13 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import {
   type AgentConfig,
-  CA_SPIFFE_ID_PATH,
   DEFAULT_FILE_NAMES,
   DEFAULT_PSAT_TOKEN_FILE,
   loadAgentConfig,
   MAX_WORKLOADS,
   parseAgentConfig,
 } from '../lib/agent/config.js';
-import { CA_SERVER_PATH } from '../lib/ca/daemon.js';
+import { CA_SERVER_PATH, caServerId } from '../lib/ca-api/index.js';
 import { isSvidkitError } from '../lib/errors/index.js';
 
 const TOKEN = 'Zm9vYmFyLWpvaW4tdG9rZW4tZm9yLXRlc3Rz';
@@ -80,8 +79,10 @@ describe('agent configuration', () => {
     });
 
     it("checks the CA's serving ID at the path the CA daemon issues it for", () => {
-      assert.equal(CA_SPIFFE_ID_PATH, CA_SERVER_PATH);
+      // One definition (lib/ca-api) serves both daemons; the agent expects what the CA presents.
+      assert.equal(CA_SERVER_PATH, '/svidkit/ca');
       const c = parse(base({ trust_domain: 'prod.example.com' }));
+      assert.ok(c.ca.spiffeId.equals(caServerId('prod.example.com')));
       assert.equal(c.ca.spiffeId.toString(), 'spiffe://prod.example.com/svidkit/ca');
     });
 

@@ -25,17 +25,12 @@ import { fileURLToPath } from 'node:url';
 import { type ChannelCredentials, credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../lib/attest/index.js';
 import { parseCaConfig } from '../lib/ca/config.js';
-import { MAX_AUDIENCE_BYTES, MAX_WATCH_STREAMS_PER_AGENT } from '../lib/ca/node-service.js';
+import { MAX_AUDIENCE_BYTES } from '../lib/ca-api/index.js';
+import { MAX_WATCH_STREAMS_PER_AGENT } from '../lib/ca/node-service.js';
 import { MAX_KID_LENGTH } from '../lib/bundle/jwt.js';
 import { run } from '../lib/ca/daemon.js';
-import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
 import type { BatchNewX509SvidResponse__Output } from '../lib/generated/svidkit/ca/v1/BatchNewX509SvidResponse.js';
-import type { Bundle__Output } from '../lib/generated/svidkit/ca/v1/Bundle.js';
-import type { ListAuthorizedEntriesResponse__Output } from '../lib/generated/svidkit/ca/v1/ListAuthorizedEntriesResponse.js';
-import type { NewJwtSvidResponse__Output } from '../lib/generated/svidkit/ca/v1/NewJwtSvidResponse.js';
-import type { NodeClient } from '../lib/generated/svidkit/ca/v1/Node.js';
-import type { RenewAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/RenewAgentResponse.js';
-import { caProto } from '../lib/grpc/protos.js';
+import { caProto } from '../lib/ca-api/proto.js';
 import { MAX_TOKEN_BYTES, mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair, privateKeyToPem } from '../lib/keys/index.js';
 import { createLogger } from '../lib/observe/index.js';
@@ -44,6 +39,14 @@ import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { captureLog } from './helpers/ca-context.js';
 import { rejectsStatus } from './helpers/assert.js';
+import type {
+  AttestAgentResponse__Output,
+  Bundle__Output,
+  ListAuthorizedEntriesResponse__Output,
+  NewJwtSvidResponse__Output,
+  NodeClient,
+  RenewAgentResponse__Output,
+} from '../lib/ca-api/index.js';
 
 const TD = TrustDomain.parse('example.org');
 const CA_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit-ca.js');

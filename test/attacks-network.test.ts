@@ -19,7 +19,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { credentials } from '@grpc/grpc-js';
 import { SpiffeBundle } from '../lib/bundle/index.js';
-import { AdminClient } from '../lib/ca/admin-client.js';
+import { AdminClient } from '../lib/ca-api/admin-client.js';
 import { healthProto } from '../lib/grpc/protos.js';
 import { TrustDomain } from '../lib/spiffeid/index.js';
 import { checkHealth, type HealthClient } from './helpers/grpc.js';

@@ -35,22 +35,17 @@ import { IDENTITY_FILE } from '../lib/agent/state.js';
 import { writeWorkloadFiles } from '../lib/agent/writer.js';
 import { authorizeId, authorizeMemberOf } from '../lib/authorize/index.js';
 import { BundleSet, importJwtAuthority, JwtBundle, SpiffeBundle } from '../lib/bundle/index.js';
-import { AdminClient } from '../lib/ca/admin-client.js';
+import { AdminClient } from '../lib/ca-api/admin-client.js';
 import { parseCaConfig } from '../lib/ca/config.js';
 import { run, type RunningCa } from '../lib/ca/daemon.js';
 import { type ErrorCode, SvidkitError } from '../lib/errors/index.js';
 import type { BatchNewX509SvidResponse__Output } from '../lib/generated/svidkit/ca/v1/BatchNewX509SvidResponse.js';
-import type { Bundle__Output } from '../lib/generated/svidkit/ca/v1/Bundle.js';
-import type { ListAuthorizedEntriesResponse__Output } from '../lib/generated/svidkit/ca/v1/ListAuthorizedEntriesResponse.js';
-import type { NewJwtSvidResponse__Output } from '../lib/generated/svidkit/ca/v1/NewJwtSvidResponse.js';
-import type { NodeClient } from '../lib/generated/svidkit/ca/v1/Node.js';
-import type { RenewAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/RenewAgentResponse.js';
-import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
 import type { HealthCheckResponse__Output } from '../lib/generated/grpc/health/v1/HealthCheckResponse.js';
 import { HealthService } from '../lib/grpc/health.js';
 import { requireJwtSvidForService } from '../lib/grpc/jwt.js';
 import { authorizeService, mtlsChannelCredentials, mtlsServerCredentials } from '../lib/grpc/mtls.js';
-import { caProto, healthProto } from '../lib/grpc/protos.js';
+import { caProto } from '../lib/ca-api/proto.js';
+import { healthProto } from '../lib/grpc/protos.js';
 import { JwtAuthError, JwtValidator, requireJwtSvid } from '../lib/jwtauth/index.js';
 import { mintJwtSvid, parseAndValidate } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
@@ -67,6 +62,14 @@ import { TestCa } from './helpers/ca.js';
 import { captureLog } from './helpers/ca-context.js';
 import { b64, craft } from './helpers/jwt.js';
 import { assertCode, rejectsCode, rejectsStatus } from './helpers/assert.js';
+import type {
+  AttestAgentResponse__Output,
+  Bundle__Output,
+  ListAuthorizedEntriesResponse__Output,
+  NewJwtSvidResponse__Output,
+  NodeClient,
+  RenewAgentResponse__Output,
+} from '../lib/ca-api/index.js';
 
 const TD = 'example.org';
 const HOUR = 3600_000;

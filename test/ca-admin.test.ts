@@ -24,13 +24,11 @@ import {
   MAX_ENTRY_DNS_NAMES,
   UNIX_SOCKET_CALLER,
 } from '../lib/ca/admin-service.js';
-import { AGENT_PATH_PREFIX } from '../lib/ca/node-service.js';
+import { AGENT_PATH_PREFIX } from '../lib/ca-api/index.js';
 import type { CaContext } from '../lib/ca/context.js';
 import { MAX_LIVE_KEYS_PER_KIND } from '../lib/ca/keys.js';
 import { agentIdForJoinToken, hashJoinToken } from '../lib/attest/index.js';
-import type { AdminClient } from '../lib/generated/svidkit/ca/v1/Admin.js';
-import type { RegistrationEntry as EntryMessage } from '../lib/generated/svidkit/ca/v1/RegistrationEntry.js';
-import { caProto } from '../lib/grpc/protos.js';
+import { caProto } from '../lib/ca-api/proto.js';
 import { generateKeyPair, privateKeyToPem } from '../lib/keys/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { buildCsr } from '../lib/x509/csr.js';
@@ -38,6 +36,7 @@ import { Certificate } from '../lib/x509/certificate.js';
 import { TestCa } from './helpers/ca.js';
 import { createTestCaContext, type TestCaContext } from './helpers/ca-context.js';
 import { rejectsStatus } from './helpers/assert.js';
+import type { GeneratedAdminClient as AdminClient, RegistrationEntry as EntryMessage } from '../lib/ca-api/index.js';
 
 const TD = 'example.org';
 const ADMIN_ID = 'spiffe://example.org/ops/alice';

@@ -6,12 +6,8 @@ import { PassThrough } from 'node:stream';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { parseCaConfig } from '../lib/ca/config.js';
 import { run, type RunningCa } from '../lib/ca/daemon.js';
-import type { AdminClient } from '../lib/generated/svidkit/ca/v1/Admin.js';
-import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
 import type { BatchNewX509SvidResponse__Output } from '../lib/generated/svidkit/ca/v1/BatchNewX509SvidResponse.js';
-import type { ListAgentsResponse__Output } from '../lib/generated/svidkit/ca/v1/ListAgentsResponse.js';
-import type { NodeClient } from '../lib/generated/svidkit/ca/v1/Node.js';
-import { caProto } from '../lib/grpc/protos.js';
+import { caProto } from '../lib/ca-api/proto.js';
 import { generateKeyPair, privateKeyToPem } from '../lib/keys/index.js';
 import { createLogger } from '../lib/observe/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
@@ -19,6 +15,12 @@ import { Certificate } from '../lib/x509/certificate.js';
 import { buildCsr } from '../lib/x509/csr.js';
 import { psatClaims, signPsat } from './helpers/k8s.js';
 import { rejectsStatus } from './helpers/assert.js';
+import type {
+  AttestAgentResponse__Output,
+  GeneratedAdminClient as AdminClient,
+  ListAgentsResponse__Output,
+  NodeClient,
+} from '../lib/ca-api/index.js';
 
 function call<Res>(fn: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
   return new Promise((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res!))));

@@ -8,14 +8,9 @@ import { agentIdForJoinToken, generateJoinToken, hashJoinToken } from '../lib/at
 import { BundleSet, SpiffeBundle } from '../lib/bundle/index.js';
 import { parseCaConfig } from '../lib/ca/config.js';
 import { run, type RunningCa } from '../lib/ca/daemon.js';
-import type { AttestAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/AttestAgentResponse.js';
 import type { BatchNewX509SvidResponse__Output } from '../lib/generated/svidkit/ca/v1/BatchNewX509SvidResponse.js';
-import type { ListAuthorizedEntriesResponse__Output } from '../lib/generated/svidkit/ca/v1/ListAuthorizedEntriesResponse.js';
-import type { NewJwtSvidResponse__Output } from '../lib/generated/svidkit/ca/v1/NewJwtSvidResponse.js';
-import type { RenewAgentResponse__Output } from '../lib/generated/svidkit/ca/v1/RenewAgentResponse.js';
-import type { NodeClient } from '../lib/generated/svidkit/ca/v1/Node.js';
-import type { Bundle__Output } from '../lib/generated/svidkit/ca/v1/Bundle.js';
-import { caProto, healthProto } from '../lib/grpc/protos.js';
+import { caProto } from '../lib/ca-api/proto.js';
+import { healthProto } from '../lib/grpc/protos.js';
 import { parseAndValidate } from '../lib/jwtsvid/index.js';
 import { generateKeyPair, privateKeyToPem } from '../lib/keys/index.js';
 import { createLogger } from '../lib/observe/index.js';
@@ -25,6 +20,14 @@ import { buildCsr } from '../lib/x509/csr.js';
 import { verify } from '../lib/x509svid/index.js';
 import { TestCa } from './helpers/ca.js';
 import { rejectsStatus } from './helpers/assert.js';
+import type {
+  AttestAgentResponse__Output,
+  Bundle__Output,
+  ListAuthorizedEntriesResponse__Output,
+  NewJwtSvidResponse__Output,
+  NodeClient,
+  RenewAgentResponse__Output,
+} from '../lib/ca-api/index.js';
 
 const TD = TrustDomain.parse('example.org');
 

@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { credentials, Server, ServerCredentials, status } from '@grpc/grpc-js';
 import type { HealthCheckResponse__Output } from '../lib/generated/grpc/health/v1/HealthCheckResponse.js';
 import { HealthService } from '../lib/grpc/health.js';
-import { caProto, healthProto } from '../lib/grpc/protos.js';
+import { caProto } from '../lib/ca-api/proto.js';
+import { healthProto } from '../lib/grpc/protos.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 

@@ -7,7 +7,6 @@ import { readFile, realpath } from 'node:fs/promises';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { BundleSet, parseBundleDocument, SpiffeBundle } from '../bundle/index.js';
 import { isSvidkitError } from '../errors/index.js';
-import type { Bundle__Output } from '../generated/svidkit/ca/v1/Bundle.js';
 import { parseInsecure } from '../jwtsvid/index.js';
 import { generateKeyPair } from '../keys/index.js';
 import type { Logger } from '../observe/index.js';
@@ -22,9 +21,8 @@ import { AgentState } from './state.js';
 import { checkNoOverlap, checkPrivateDir, resolveOutputDir } from './trust.js';
 import type { WorkloadConfig } from './config.js';
 import { type WriterFs, writeWorkloadFiles } from './writer.js';
-
-/** The SPIFFE ID path of the CA's serving certificate. */
-export const CA_SERVER_PATH = '/svidkit/ca';
+import { caServerId } from '../ca-api/index.js';
+import type { Bundle__Output } from '../ca-api/index.js';
 
 /** One workload the agent keeps files for: the validated configuration entry. */
 export type WorkloadSettings = Omit<WorkloadConfig, 'index'>;
@@ -152,7 +150,7 @@ export class Agent {
     }));
     this.#client = new CaClient({
       address: s.caAddress,
-      caId: SpiffeId.fromPath(s.trustDomain, CA_SERVER_PATH),
+      caId: caServerId(s.trustDomain),
       serverName: s.caServerName,
       roots: () => this.#roots(),
       identity: () =>

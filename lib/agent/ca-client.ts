@@ -6,15 +6,17 @@
 import type { PeerCertificate } from 'node:tls';
 import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { SvidkitError } from '../errors/index.js';
-import type { AttestAgentResponse__Output } from '../generated/svidkit/ca/v1/AttestAgentResponse.js';
 import type { BatchNewX509SvidResponse__Output } from '../generated/svidkit/ca/v1/BatchNewX509SvidResponse.js';
-import type { Bundle__Output } from '../generated/svidkit/ca/v1/Bundle.js';
-import type { ListAuthorizedEntriesResponse__Output } from '../generated/svidkit/ca/v1/ListAuthorizedEntriesResponse.js';
-import type { NewJwtSvidResponse__Output } from '../generated/svidkit/ca/v1/NewJwtSvidResponse.js';
-import type { NodeClient } from '../generated/svidkit/ca/v1/Node.js';
-import type { RenewAgentResponse__Output } from '../generated/svidkit/ca/v1/RenewAgentResponse.js';
-import { caProto } from '../grpc/protos.js';
+import { caProto } from '../ca-api/proto.js';
 import type { SpiffeId } from '../spiffeid/index.js';
+import type {
+  AttestAgentResponse__Output,
+  Bundle__Output,
+  ListAuthorizedEntriesResponse__Output,
+  NewJwtSvidResponse__Output,
+  NodeClient,
+  RenewAgentResponse__Output,
+} from '../ca-api/index.js';
 
 /** The agent's current SVID, as PEM, for the client side of mTLS. */
 export interface ClientIdentity {

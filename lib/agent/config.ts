@@ -12,7 +12,7 @@ import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
-import { validateJoinToken } from '../attest/join-token.js';
+import { caServerId, isReservedPath, MAX_AUDIENCES, RESERVED_PATH, validateJoinToken } from '../ca-api/index.js';
 import { applyOverrides, envOverrides, readConfigFile, Section } from '../config/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { KEY_TYPES, type KeyType } from '../keys/index.js';
@@ -28,17 +28,12 @@ export const ENV_PREFIX = 'SVIDKIT_AGENT';
 export const JOIN_TOKEN_ENV = 'SVIDKIT_AGENT_JOIN_TOKEN';
 /** Most workloads one agent delivers files for. */
 export const MAX_WORKLOADS = 1000;
-/** Most JWT-SVID audiences per workload. */
-export const MAX_JWT_AUDIENCES = 16;
-/** The path of the CA's serving SVID (`spiffe://<td>/svidkit/ca`); the agent accepts no other server ID. */
-export const CA_SPIFFE_ID_PATH = '/svidkit/ca';
+/** Most JWT-SVID audiences per workload: what one request to the CA may ask for. */
+export const MAX_JWT_AUDIENCES = MAX_AUDIENCES;
 /** Default projected service-account token path for `attestation.k8s_psat`. */
 export const DEFAULT_PSAT_TOKEN_FILE = '/var/run/secrets/tokens/svidkit-agent';
 /** Highest uid or gid accepted (2^31 − 1). */
 export const MAX_ID = 2 ** 31 - 1;
-
-// IDs under this path belong to svidkit itself (the CA, the agents); the CA refuses entries for them.
-const RESERVED_PATH = '/svidkit';
 
 export { DEFAULT_FILE_NAMES, type FileNames };
 
@@ -266,7 +261,8 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
   const spiffeId = at(`${here}.spiffe_id`, () => SpiffeId.parse(idText));
   if (!spiffeId.memberOf(td)) bad(`${here}.spiffe_id`, `${idText} is not in trust domain ${td.name}`);
   if (spiffeId.isTrustDomainId()) bad(`${here}.spiffe_id`, 'needs a path: the trust domain ID is not a workload');
-  if (spiffeId.path === RESERVED_PATH || spiffeId.path.startsWith(RESERVED_PATH + '/')) {
+  // IDs under this path belong to svidkit itself (the CA, the agents); the CA refuses entries for them.
+  if (isReservedPath(spiffeId.path)) {
     bad(`${here}.spiffe_id`, `is under ${RESERVED_PATH}/, which is reserved for svidkit's own identities`);
   }
   const outputDir = resolve(baseDir, w.string('output_dir'));
@@ -491,7 +487,7 @@ export function parseAgentConfig(doc: unknown, baseDir = process.cwd()): AgentCo
     host,
     port,
     serverName,
-    spiffeId: SpiffeId.fromPath(trustDomain, CA_SPIFFE_ID_PATH),
+    spiffeId: caServerId(trustDomain),
     bundleFile: resolve(baseDir, bundle),
   };
 

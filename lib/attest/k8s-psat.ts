@@ -10,6 +10,7 @@
 import { compactVerify } from 'jose';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { SpiffeId, TrustDomain, validatePathSegment } from '../spiffeid/index.js';
+import { psatAgentId } from '../ca-api/ids.js';
 import {
   fetchUrlProblem,
   type IssuerKey,
@@ -428,7 +429,7 @@ export class PsatAttestor {
     let agentId: SpiffeId;
     try {
       validatePathSegment(nodeName);
-      agentId = SpiffeId.fromSegments(this.trustDomain, 'svidkit', 'agent', 'k8s_psat', cluster.name, nodeName);
+      agentId = psatAgentId(this.trustDomain, cluster.name, nodeName);
     } catch (cause) {
       fail('ERR_ATTEST_PSAT_NODE_NAME', `node name ${quote(nodeName)} cannot be part of a SPIFFE ID`, cause);
     }

@@ -27,7 +27,10 @@ import { idFromLeaf } from '../x509svid/index.js';
 import type { CaContext } from './context.js';
 import { bundleMessage, entryMessage, unixSeconds } from './messages.js';
 import type { CaKeyStatus, RotationKind } from './keys.js';
-import { AGENT_PATH_PREFIX, StatusError, toStatus } from './node-service.js';
+// No entry may name a reserved path: the agents' IDs and the CA's own serving ID live there, and an
+// entry for the CA's ID would let its parent agent pose as the CA to other agents.
+import { AGENT_PATH_PREFIX, isReservedPath, RESERVED_PATH } from '../ca-api/index.js';
+import { StatusError, toStatus } from './node-service.js';
 
 /** Shortest SVID lifetime an entry may set, in seconds. */
 export const MIN_ENTRY_SVID_TTL_SECONDS = 30;
@@ -38,16 +41,6 @@ export const MIN_JOIN_TOKEN_TTL_SECONDS = 10;
 export const MAX_JOIN_TOKEN_TTL_SECONDS = 7 * 24 * 3600;
 /** What the audit lines name as the caller on the Unix socket. */
 export const UNIX_SOCKET_CALLER = 'unix socket';
-
-/**
- * Paths no entry may name: the agents' IDs and the CA's own serving ID (/svidkit/ca) live here, and
- * an entry for the CA's ID would let its parent agent pose as the CA to other agents.
- */
-export const RESERVED_PATH = '/svidkit';
-
-function isReservedPath(path: string): boolean {
-  return path === RESERVED_PATH || path.startsWith(`${RESERVED_PATH}/`);
-}
 
 /** Longest entry or CA key id accepted; the real ones are far shorter. */
 const MAX_OBJECT_ID_LENGTH = 128;

@@ -11,9 +11,9 @@ import { SvidkitError } from '../errors/index.js';
 import { generateKeyPair, privateKeyToPem } from '../keys/index.js';
 import { HealthService } from '../grpc/health.js';
 import { PushCertificateProvider } from '../grpc/provider.js';
-import { caProto } from '../grpc/protos.js';
+import { caProto } from '../ca-api/proto.js';
 import { createLogger, Gauge, type Logger, startObservabilityServer } from '../observe/index.js';
-import { SpiffeId } from '../spiffeid/index.js';
+import { caServerId } from '../ca-api/index.js';
 import { SqliteStore } from '../store/index.js';
 import { buildCsr } from '../x509/csr.js';
 import { Certificate } from '../x509/certificate.js';
@@ -25,8 +25,6 @@ import { listenNode, nodeServerOptions } from './node-listener.js';
 import { nodeHandlers } from './node-service.js';
 import { bindPrivateSocket, ensurePrivateDir } from './private-dir.js';
 
-/** The CA's own serving identity, presented to agents on the Node port. */
-export const CA_SERVER_PATH = '/svidkit/ca';
 const NODE_SERVICE = 'svidkit.ca.v1.Node';
 const ADMIN_SERVICE = 'svidkit.ca.v1.Admin';
 /** How often the key lifecycle is checked; rotation points are hours apart, so a minute is plenty. */
@@ -96,7 +94,7 @@ export async function run(config: CaConfig, options: CaRunOptions = {}): Promise
   // The Node port: the CA's own SVID as the server identity, the bundle roots to verify agent SVIDs.
   const identity = new PushCertificateProvider();
   const roots = new PushCertificateProvider();
-  const serverId = SpiffeId.fromPath(config.trustDomain, CA_SERVER_PATH);
+  const serverId = caServerId(config.trustDomain);
   let serverSvidExpires = 0;
   const refreshServerSvid = () => {
     const pair = generateKeyPair('ec-p256');

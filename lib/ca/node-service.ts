@@ -18,21 +18,9 @@ import { SpiffeId } from '../spiffeid/index.js';
 import type { AttestationType, RegistrationEntry } from '../store/index.js';
 import { Certificate } from '../x509/certificate.js';
 import { idFromLeaf } from '../x509svid/index.js';
+import { isAgentId, MAX_AUDIENCE_BYTES, MAX_AUDIENCE_LENGTH, MAX_AUDIENCES } from '../ca-api/index.js';
 import type { CaContext } from './context.js';
 import { bundleMessage, entryMessage, unixSeconds } from './messages.js';
-
-/** Path prefix of agent IDs; only IDs under it may call the agent methods. */
-export const AGENT_PATH_PREFIX = '/svidkit/agent/';
-/** Most audiences in one JWT-SVID request, and the longest audience. */
-export const MAX_AUDIENCES = 16;
-const MAX_AUDIENCE_LENGTH = 2048;
-/**
- * Most bytes the audiences may take in the token (the UTF-8 JSON of the list). With the longest
- * SPIFFE ID (2048 bytes), the longest kid (256) and an RS512 signature by an RSA-4096 key, the
- * payload may hold 9,376 bytes of audiences before the token passes MAX_TOKEN_BYTES (16 KiB):
- * 8 KiB always fits, so a request inside these limits never fails at signing time.
- */
-export const MAX_AUDIENCE_BYTES = 8192;
 
 /**
  * Most WatchBundle streams one agent may hold open. An agent needs one; a few more cover a reconnect
@@ -125,7 +113,7 @@ export async function authenticateAgent(
   } catch (cause) {
     throw new StatusError(status.UNAUTHENTICATED, 'the client certificate is not a valid X.509-SVID', { cause });
   }
-  if (!id.memberOf(ctx.config.trustDomain) || !id.path.startsWith(AGENT_PATH_PREFIX)) {
+  if (!isAgentId(id, ctx.config.trustDomain)) {
     throw new StatusError(status.PERMISSION_DENIED, 'the caller is not an agent of this trust domain');
   }
   if ((await standing(ctx, id, serial)) === 'superseded') throw supersededSvid(ctx, id, serial);

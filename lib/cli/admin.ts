@@ -7,7 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { SpiffeBundle } from '../bundle/index.js';
-import { AdminClient, type AdminCaKey } from '../ca/admin-client.js';
+import { AdminClient, type AdminCaKey } from '../ca-api/admin-client.js';
 import { SvidkitError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../spiffeid/index.js';
 import type { CliIo } from './io.js';

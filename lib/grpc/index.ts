@@ -10,6 +10,6 @@ export {
   type SourceProviders,
   verifyPeer,
 } from './mtls.js';
-export { caProto, healthProto, LOADER_OPTIONS, PROTOS_DIR } from './protos.js';
+export { healthProto, LOADER_OPTIONS, PROTOS_DIR } from './protos.js';
 export { type ProvidedCertificates, PushCertificateProvider } from './provider.js';
 export { jwtCallCredentials, jwtSvidOfCall, requireJwtSvidForService } from './jwt.js';

@@ -1,5 +1,5 @@
 /**
- * Loads svidkit's service definitions from protos/ with @grpc/proto-loader. The loader options here
+ * Loads service definitions from protos/ with @grpc/proto-loader (the CA's own: lib/ca-api/proto.ts). The loader options here
  * must match the `gen:proto` script, so that the generated types in lib/generated describe exactly
  * the objects grpc-js hands to handlers; a test regenerates the types and fails when they are stale.
  */
@@ -7,7 +7,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPackageDefinition } from '@grpc/grpc-js';
 import { loadSync, type Options } from '@grpc/proto-loader';
-import type { ProtoGrpcType as CaProto } from '../generated/ca.js';
 import type { ProtoGrpcType as HealthProto } from '../generated/health.js';
 
 /** The protos/ directory shipped with the package. */
@@ -23,14 +22,7 @@ export const LOADER_OPTIONS: Options = {
   includeDirs: [PROTOS_DIR],
 };
 
-let ca: CaProto | undefined;
 let health: HealthProto | undefined;
-
-/** The svidkit.ca.v1 package (Node and Admin services), loaded once. */
-export function caProto(): CaProto {
-  ca ??= loadPackageDefinition(loadSync('svidkit/ca/v1/ca.proto', LOADER_OPTIONS)) as unknown as CaProto;
-  return ca;
-}
 
 /** The grpc.health.v1 package, loaded once. */
 export function healthProto(): HealthProto {

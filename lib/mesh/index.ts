@@ -9,7 +9,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdminClient } from '../ca/admin-client.js';
+import { AdminClient } from '../ca-api/admin-client.js';
 import { SpiffeBundle } from '../bundle/index.js';
 import { FileSource } from '../source/index.js';
 import { SpiffeId, TrustDomain } from '../spiffeid/index.js';

@@ -12,7 +12,7 @@ import type { AdminClient as GeneratedAdminClient } from '../generated/svidkit/c
 import type { CaKey__Output } from '../generated/svidkit/ca/v1/CaKey.js';
 import type { GetCaStatusResponse__Output } from '../generated/svidkit/ca/v1/GetCaStatusResponse.js';
 import type { RegistrationEntry__Output } from '../generated/svidkit/ca/v1/RegistrationEntry.js';
-import { caProto } from '../grpc/protos.js';
+import { caProto } from './proto.js';
 
 /** Default deadline of one admin call, in milliseconds. */
 export const DEFAULT_ADMIN_TIMEOUT_MS = 10_000;
