@@ -69,6 +69,7 @@ import {
 } from './rotation-policy.js';
 import { checkUpstream, sameCert, type UpstreamCa, type UpstreamMaterial } from './upstream.js';
 
+/** Re-exported where callers have always found them. */
 export { MAX_REFRESH_HINT_SECONDS } from './bundle-publication.js';
 export type { UpstreamCa } from './upstream.js';
 

@@ -34,6 +34,7 @@ import {
 } from './upstream-flags.js';
 import { checkDistinct, checkOutputs, oneLine, writeOutputs, yamlPath } from './upstream-output.js';
 
+/** The defaults of the two commands, re-exported where they have always been. */
 export { INTERMEDIATE_DEFAULTS, ROOT_DEFAULTS } from './upstream-flags.js';
 
 async function createRoot(opts: RootOptions, io: CliIo): Promise<void> {
