@@ -91,7 +91,7 @@ export function nextPrepared<K extends PolicyKey>(
 
 /**
  * Whether an old key has left nothing valid behind. `stoppedSigning` is when the key stopped signing
- * (for JWT keys, which the journal does not record; the manager passes its start time when unknown).
+ * (for JWT keys, which the journal does not record; the manager passes the time it opened when unknown).
  */
 export function dropDue(k: PolicyKey, now: number, stoppedSigning: number, settings: PolicySettings): boolean {
   // An X.509-SVID never outlives its issuer, so after the CA's end nothing it signed is valid.
