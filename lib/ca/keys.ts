@@ -9,6 +9,10 @@
  *   old       no longer signing, still in the bundle until everything it signed has expired
  *   dropped   gone from the bundle; its private key file is deleted
  *
+ * The manager owns the order of the steps; each job has its module: the schedule is the pure
+ * rotation-policy.ts, what is written and in which order key-journal.ts, what the bundle holds and
+ * when it takes a sequence number bundle-publication.ts, the checks of an upstream CA upstream.ts.
+ *
  * With the lifetime L of the active key (notBefore to notAfter of an X.509 CA; creation to
  * notAfter of a JWT key), tick() prepares the next key once L/2 has passed and activates it at
  * 5L/6. An SVID lives at most caTtl/6 (maxSvidTtlMs), so a key signs for at most 5L/6 and what it
@@ -21,9 +25,8 @@
  * the published bundle, including a key changing state, takes exactly one bundle sequence number
  * from the store; one operation may publish more than once (prepare, then activate).
  *
- * Private keys are PKCS#8 PEM files in keyDir (see keyfiles.ts); the journal holds the public part
- * (certificate PEM or public JWK) and the file path, never a private key. A key that becomes old
- * loses its file at once, since it will never sign again.
+ * Private keys are PKCS#8 PEM files in keyDir; the journal holds the public part and the file name,
+ * never a private key, and a key that becomes old loses its file at once (key-journal.ts).
  *
  * Taint means "stop trusting what this key signed": a tainted active key is rotated away at once
  * and, like a tainted prepared or old key, dropped from the bundle immediately. SVIDs it signed
@@ -33,68 +36,51 @@
  * carries the upstream roots; the intermediate is not in it and cannot be rotated from here (a new
  * intermediate is adopted when the manager is opened with it). JWT keys rotate as in embedded mode.
  *
- * Besides the store, keyDir holds `ca-state.json` (no secrets): the fingerprint of the last
- * published bundle, so that a change made by a crashed run, or a changed upstream bundle, takes a
- * new sequence number at the next start; and when each old JWT key stopped signing, which the
- * journal does not record. Losing it is safe: one extra sequence number, and old JWT keys kept
- * until maxJwtSvidTtlMs after the restart.
+ * Besides the store, keyDir holds `ca-state.json` (no secrets, advisory): the last published
+ * bundle's fingerprint and when each old JWT key stopped signing (key-journal.ts).
  */
-import { createHash, type KeyObject, randomBytes } from 'node:crypto';
-import { basename, join } from 'node:path';
-import { importJwtAuthority, type JwtAuthority, JwtBundle } from '../bundle/jwt.js';
-import { SpiffeBundle } from '../bundle/spiffe.js';
-import { X509Bundle } from '../bundle/x509.js';
-import { type ErrorCode, SvidkitError } from '../errors/index.js';
+import { type KeyObject, randomBytes } from 'node:crypto';
+import type { SpiffeBundle } from '../bundle/spiffe.js';
 import type { JwtAlgorithm } from '../jwtsvid/index.js';
+import { generateKeyPair, KEY_TYPES, type KeyType, keyTypeOf } from '../keys/index.js';
+import type { TrustDomain } from '../spiffeid/index.js';
+import type { CaKeyKind, CaKeyState, Datastore } from '../store/types.js';
+import type { Certificate } from '../x509/certificate.js';
 import {
-  generateKeyPair,
-  KEY_TYPES,
-  type KeyType,
-  keyTypeOf,
-  loadPrivateKeyPem,
-  samePublicKey,
-} from '../keys/index.js';
-import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
-import type { CaKeyKind, CaKeyRecord, CaKeyState, Datastore } from '../store/types.js';
-import { Certificate, KeyUsageBit } from '../x509/certificate.js';
-import { verify } from '../x509svid/index.js';
+  BundlePublisher,
+  buildBundle,
+  bundleEntries,
+  bundleFingerprint,
+  refreshHintSeconds,
+} from './bundle-publication.js';
+import { caError } from './ca-error.js';
+import { KeyJournal, type LiveKey, type NewKeyRecord } from './key-journal.js';
+import { ensureKeyDir, listKeyFiles } from './keyfiles.js';
+import { selfSignedRoot, type Signer } from './profile.js';
 import {
-  ensureKeyDir,
-  KEY_FILE_SUFFIX,
-  keyFileIn,
-  listKeyFiles,
-  readOptionalFile,
-  readPrivateKey,
-  removeFile,
-  removeOrphanKeyFiles,
-  removeStaleTempFiles,
-  writeFileAtomic,
-  writePrivateKey,
-} from './keyfiles.js';
-import { selfSignedRoot, type Signer, signWorkloadSvid } from './profile.js';
+  activationDue,
+  dropsDue,
+  KEY_KINDS,
+  nextPrepared,
+  type PolicySettings,
+  prepareDue,
+  rotatable,
+  unusableAtStart,
+} from './rotation-policy.js';
+import { checkUpstream, sameCert, type UpstreamCa, type UpstreamMaterial } from './upstream.js';
+
+/** Re-exported where callers have always found them. */
+export { MAX_REFRESH_HINT_SECONDS } from './bundle-publication.js';
+export type { UpstreamCa } from './upstream.js';
 
 /** CA lifetime when none is given: 24 hours, as SPIRE. */
 export const DEFAULT_CA_TTL_MS = 24 * 3600_000;
 /** Shortest CA lifetime accepted. */
 export const MIN_CA_TTL_MS = 60_000;
-/** Upper bound of the bundle's refresh hint, in seconds. */
-export const MAX_REFRESH_HINT_SECONDS = 300;
 /** rotate() refuses to add a key when a kind already has this many keys in the bundle. */
 export const MAX_LIVE_KEYS_PER_KIND = 16;
 
-const STATE_FILE = 'ca-state.json';
-const KINDS: readonly CaKeyKind[] = ['x509', 'jwt'];
 const JWT_KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'];
-
-/** An upstream CA: the intermediate this CA signs with, its key, and the roots it chains to (all PEM). */
-export interface UpstreamCa {
-  /** The intermediate first, then any further intermediates up to (not including) a root. */
-  certPem: string;
-  /** The intermediate's private key, PKCS#8 PEM. */
-  keyPem: string;
-  /** The upstream root certificates: they, not the intermediate, form the X.509 bundle. */
-  bundlePem: string;
-}
 
 /** Structured logger (pino's `info(obj, msg)` shape). Fields never carry key material. */
 export interface CaKeyLogger {
@@ -150,167 +136,12 @@ export interface CaKeyStatus {
 /** What rotate() rotates. */
 export type RotationKind = CaKeyKind | 'both';
 
-interface UpstreamMaterial {
-  /** Signing intermediate first. */
-  readonly chain: readonly Certificate[];
-  readonly key: KeyObject;
-  readonly roots: readonly Certificate[];
-}
-
-/** The public part of a journaled key, parsed once. */
-interface ParsedKey {
-  readonly publicKey: KeyObject;
-  /** x509: the CA certificate first, then the certificates between it and an upstream root. */
-  readonly chain: readonly Certificate[];
-  /** x509: a self-signed root (embedded mode) rather than an upstream intermediate. */
-  readonly selfSigned: boolean;
-  readonly authority?: JwtAuthority;
-  /** Start and end of the key's lifetime, ms. */
-  readonly start: number;
-  readonly end: number;
-}
-
-interface LiveKey extends ParsedKey {
-  readonly id: string;
-  readonly kind: CaKeyKind;
-  readonly state: CaKeyState;
-  readonly tainted: boolean;
-  readonly keyPath?: string;
-  /** Loaded for prepared and active keys; undefined for a prepared key whose file is unusable. */
-  readonly privateKey?: KeyObject;
-}
-
-interface SavedState {
-  fingerprint?: string;
-  retired: Map<string, number>;
-}
-
-function caError(code: ErrorCode, message: string, cause?: unknown): SvidkitError {
-  return new SvidkitError(code, `ca: ${message}`, cause === undefined ? undefined : { cause });
-}
-
-function detail(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 function jwtAlgorithmFor(key: KeyObject): JwtAlgorithm {
   const type = keyTypeOf(key);
   if (type === 'ec-p256') return 'ES256';
   if (type === 'ec-p384') return 'ES384';
   if (type.startsWith('rsa')) return 'RS256';
   throw caError('ERR_CA_CONFIG', `a ${type} key cannot sign JWT-SVIDs (EC or RSA only)`);
-}
-
-function sameCert(a: Certificate, b: Certificate): boolean {
-  return a.der.equals(b.der);
-}
-
-function isSelfSignedRoot(c: Certificate): boolean {
-  try {
-    return c.isSelfIssued() && c.isSignedBy(c.publicKey);
-  } catch {
-    return false;
-  }
-}
-
-/** Checks an upstream CA before anything is written: key, CA flags, bundle, and a probe leaf that must verify. */
-function checkUpstream(td: TrustDomain, up: UpstreamCa, now: Date): UpstreamMaterial {
-  if (typeof up !== 'object' || up === null) throw caError('ERR_CA_CONFIG', 'upstream must be an object');
-  let certs: Certificate[];
-  try {
-    certs = Certificate.fromPem(up.certPem);
-  } catch (err) {
-    throw caError('ERR_CA_CONFIG', `upstream certPem cannot be read: ${detail(err)}`, err);
-  }
-  if (certs.length === 0) throw caError('ERR_CA_CONFIG', 'upstream certPem holds no certificate');
-  let key: KeyObject;
-  try {
-    key = loadPrivateKeyPem(up.keyPem);
-  } catch (err) {
-    throw caError('ERR_CA_CONFIG', `upstream keyPem cannot be read: ${detail(err)}`, err);
-  }
-  let roots: Certificate[];
-  try {
-    roots = [...X509Bundle.parsePem(td, up.bundlePem).authorities()];
-  } catch (err) {
-    throw caError('ERR_CA_UPSTREAM_BUNDLE', `upstream bundlePem cannot be read: ${detail(err)}`, err);
-  }
-
-  const ca = certs[0]!;
-  if (!samePublicKey(key, ca.publicKey)) {
-    throw caError(
-      'ERR_CA_UPSTREAM_KEY_MISMATCH',
-      'the upstream private key does not belong to the upstream certificate',
-    );
-  }
-  if (!ca.basicConstraints?.cA) {
-    throw caError('ERR_CA_UPSTREAM_NOT_CA', 'the upstream certificate is not a CA (basicConstraints cA is not set)');
-  }
-  if (!ca.keyUsage || (ca.keyUsage.bits & KeyUsageBit.keyCertSign) === 0) {
-    throw caError('ERR_CA_UPSTREAM_NOT_CA', 'the upstream certificate lacks the keyCertSign key usage');
-  }
-  for (const uri of ca.subjectAltName?.uris ?? []) {
-    const id = SpiffeId.tryParse(uri);
-    if (id && (!id.memberOf(td) || !id.isTrustDomainId())) {
-      throw caError(
-        'ERR_CA_UPSTREAM_UNTRUSTED',
-        `the upstream certificate names ${JSON.stringify(id.toString())}, not the trust domain ID ${td.idString()}`,
-      );
-    }
-  }
-
-  if (roots.length === 0) throw caError('ERR_CA_UPSTREAM_BUNDLE', 'the upstream bundle holds no root certificate');
-  for (const root of roots) {
-    if (sameCert(root, ca) || samePublicKey(root.publicKey, ca.publicKey)) {
-      throw caError(
-        'ERR_CA_UPSTREAM_BUNDLE',
-        'the upstream bundle contains the intermediate itself; it must hold the upstream roots only',
-      );
-    }
-    if (!isSelfSignedRoot(root)) {
-      throw caError(
-        'ERR_CA_UPSTREAM_BUNDLE',
-        `the upstream bundle holds a certificate that is not a self-signed root (subject ${JSON.stringify(root.subject)})`,
-      );
-    }
-    for (const uri of root.subjectAltName?.uris ?? []) {
-      const id = SpiffeId.tryParse(uri);
-      if (id && !id.memberOf(td)) {
-        throw caError('ERR_CA_UPSTREAM_BUNDLE', `an upstream root belongs to trust domain "${id.trustDomain.name}"`);
-      }
-    }
-  }
-  // A root appended to certPem is in the bundle already; leaves need not carry it.
-  const chain = certs.filter((c) => !roots.some((r) => sameCert(r, c)));
-  if (chain.length === 0 || !sameCert(chain[0]!, ca)) {
-    throw caError('ERR_CA_UPSTREAM_BUNDLE', 'the upstream certificate is itself one of the upstream roots');
-  }
-
-  // The decisive test: a leaf signed now by the intermediate must verify against the upstream roots,
-  // with every rule a peer applies (validity, path length, name constraints, issuer flags).
-  const probeKey = generateKeyPair('ec-p256');
-  let leaf: Certificate;
-  try {
-    leaf = signWorkloadSvid({
-      id: SpiffeId.fromSegments(td, 'svidkit', 'upstream-check'),
-      publicKey: probeKey.publicKey,
-      signer: { cert: ca, key },
-      now,
-      ttlMs: 60_000,
-    });
-  } catch (err) {
-    throw caError('ERR_CA_UPSTREAM_NOT_CA', `the upstream CA cannot sign a workload certificate: ${detail(err)}`, err);
-  }
-  try {
-    verify([leaf, ...chain], new X509Bundle(td, roots), { at: now });
-  } catch (err) {
-    throw caError(
-      'ERR_CA_UPSTREAM_UNTRUSTED',
-      `an SVID signed by the upstream certificate does not verify against the upstream bundle: ${detail(err)}`,
-      err,
-    );
-  }
-  return { chain, key, roots };
 }
 
 /**
@@ -338,16 +169,11 @@ export class CaKeyManager {
   readonly #jwtKeyType: KeyType;
   readonly #upstream?: UpstreamMaterial;
   readonly #logger?: CaKeyLogger;
-  readonly #parsed = new Map<string, ParsedKey>();
-  readonly #privateKeys = new Map<string, KeyObject>();
-  readonly #unusable = new Set<string>();
-  readonly #retiredAt = new Map<string, number>();
-  readonly #listeners = new Set<(bundle: SpiffeBundle) => void>();
+  readonly #policy: PolicySettings;
+  readonly #journal: KeyJournal;
+  readonly #publisher: BundlePublisher;
   #openedAt = 0;
   #keys: LiveKey[] = [];
-  #published?: string;
-  #savedState?: string;
-  #snapshot?: SpiffeBundle;
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -358,10 +184,7 @@ export class CaKeyManager {
     this.caTtlMs = resolved.caTtlMs;
     this.maxSvidTtlMs = Math.floor(resolved.caTtlMs / 6);
     this.maxJwtSvidTtlMs = resolved.maxJwtSvidTtlMs;
-    this.refreshHintSeconds = Math.max(
-      1,
-      Math.floor(Math.min(MAX_REFRESH_HINT_SECONDS * 1000, resolved.caTtlMs / 24) / 1000),
-    );
+    this.refreshHintSeconds = refreshHintSeconds(resolved.caTtlMs);
     this.keyDir = resolved.keyDir;
     this.mode = resolved.upstream ? 'upstream' : 'embedded';
     this.#store = opts.store;
@@ -370,6 +193,10 @@ export class CaKeyManager {
     this.#jwtKeyType = opts.jwtKeyType ?? 'ec-p256';
     this.#upstream = resolved.upstream;
     this.#logger = opts.logger;
+    this.#policy = { upstream: resolved.upstream !== undefined, maxJwtSvidTtlMs: resolved.maxJwtSvidTtlMs };
+    const log = this.#log.bind(this);
+    this.#journal = new KeyJournal({ store: opts.store, keyDir: resolved.keyDir, caTtlMs: resolved.caTtlMs, log });
+    this.#publisher = new BundlePublisher(log);
   }
 
   /**
@@ -436,7 +263,7 @@ export class CaKeyManager {
 
   /** The published trust bundle (sequence = the store's sequence when it was published). */
   bundle(): SpiffeBundle {
-    return this.#snapshot!;
+    return this.#publisher.snapshot!;
   }
 
   /**
@@ -444,12 +271,7 @@ export class CaKeyManager {
    * unsubscribes it. A listener that throws is logged and does not stop the others or the rotation.
    */
   onBundleChange(listener: (bundle: SpiffeBundle) => void): () => void {
-    if (typeof listener !== 'function') throw caError('ERR_CA_CONFIG', 'listener must be a function');
-    const entry = (b: SpiffeBundle) => listener(b);
-    this.#listeners.add(entry);
-    return () => {
-      this.#listeners.delete(entry);
-    };
+    return this.#publisher.subscribe(listener);
   }
 
   /** Every key that is not dropped, in journal order. */
@@ -513,7 +335,7 @@ export class CaKeyManager {
    */
   async taint(id: string): Promise<CaKeyStatus[]> {
     return this.#exclusive(async () => {
-      const record = (await this.#store.listCaKeys()).find((r) => r.id === id);
+      const record = (await this.#journal.records()).find((r) => r.id === id);
       if (!record)
         throw caError('ERR_CA_KEY_NOT_FOUND', `no CA key with id ${JSON.stringify(String(id).slice(0, 64))}`);
       if (record.kind === 'x509' && record.state === 'active' && this.#upstream) {
@@ -522,7 +344,7 @@ export class CaKeyManager {
           'the active X.509 CA is an upstream intermediate; revoke it upstream and restart with a new one',
         );
       }
-      await this.#store.taintCaKey(id);
+      await this.#journal.taint(id);
       this.#log('warn', { id, kind: record.kind, state: record.state }, 'ca: CA key tainted');
       await this.#reconcile(new Set());
       return this.status();
@@ -536,8 +358,8 @@ export class CaKeyManager {
   async #start(): Promise<void> {
     const now = this.#now();
     this.#openedAt = now;
-    const records = await this.#store.listCaKeys();
-    for (const kind of KINDS) {
+    const records = await this.#journal.records();
+    for (const kind of KEY_KINDS) {
       const mine = records.filter((r) => r.kind === kind);
       if (mine.length > 0 && !mine.some((r) => r.state === 'active')) {
         throw caError(
@@ -568,41 +390,25 @@ export class CaKeyManager {
     }
 
     // From here on the start writes.
-    removeStaleTempFiles(this.keyDir);
-    if (records.length > 0) {
-      // A key file is written before its journal record: a crash in between leaves a file nobody
-      // will ever read or delete. (With an empty journal the files may be an earlier CA's: kept.)
-      const referenced = new Set(records.flatMap((r) => (r.keyPath === undefined ? [] : [basename(r.keyPath)])));
-      for (const file of removeOrphanKeyFiles(this.keyDir, referenced)) {
-        this.#log('info', { keyDir: this.keyDir, file }, 'ca: removed a key file that no journal record references');
-      }
-    }
-    const saved = this.#readState();
-    this.#published = saved.fingerprint;
-    for (const [id, at] of saved.retired) this.#retiredAt.set(id, at);
+    this.#journal.removeLeftovers(records);
+    this.#publisher.restore(this.#journal.readState().fingerprint);
 
-    for (const kind of KINDS) {
+    for (const kind of KEY_KINDS) {
       if (!this.#keys.some((k) => k.kind === kind && k.state === 'active')) await this.#createKey(kind, 'active', now);
     }
     await this.#refresh();
     if (this.#upstream) await this.#adoptUpstream(now);
 
-    for (const k of this.#keys) {
-      if (k.state !== 'prepared') continue;
-      const wrongMode = k.kind === 'x509' && (this.#upstream !== undefined || !k.selfSigned);
-      if (k.privateKey === undefined || wrongMode) await this.#setState(k, 'dropped', 'unusable prepared key');
+    for (const k of unusableAtStart(this.#keys, this.#policy)) {
+      await this.#journal.setState(k, 'dropped', 'unusable prepared key');
     }
     // A crash between a key leaving the signing states and its file's removal leaves the file behind.
-    for (const r of await this.#store.listCaKeys()) {
-      if ((r.state === 'old' || r.state === 'dropped') && r.keyPath !== undefined) {
-        removeFile(keyFileIn(this.keyDir, r.keyPath));
-      }
-    }
+    await this.#journal.removeRetiredKeyFiles();
     await this.#publish();
-    if (this.#snapshot === undefined) {
+    if (this.#publisher.snapshot === undefined) {
       let sequence = await this.#store.currentBundleSequence();
       if (sequence === 0) sequence = await this.#store.nextBundleSequence();
-      this.#snapshot = this.#buildBundle(sequence);
+      this.#publisher.adopt(this.#bundleAt(sequence));
     }
   }
 
@@ -611,15 +417,7 @@ export class CaKeyManager {
     const up = this.#upstream!;
     const active = this.#active('x509');
     if (sameCert(active.chain[0]!, up.chain[0]!)) return;
-    const id = randomBytes(16).toString('hex');
-    await this.#journalNewKey(
-      { id, kind: 'x509', notAfter: up.chain[0]!.notAfter, publicData: up.chain.map((c) => c.toPem()).join('') },
-      up.key,
-      'prepared',
-    );
-    await this.#store.setCaKeyState(id, 'active');
-    this.#retire(active, now);
-    this.#log('info', { id, previous: active.id }, 'ca: adopted a new upstream intermediate');
+    await this.#journal.adopt(this.#upstreamRecord(up), up.key, active, now);
     await this.#refresh();
   }
 
@@ -646,27 +444,23 @@ export class CaKeyManager {
     await this.#refresh();
 
     // Publication 1: remove what must go, add what is due.
-    for (const k of [...this.#keys]) {
-      if (k.state === 'old' && (k.tainted || this.#dropDue(k, now))) {
-        await this.#setState(k, 'dropped', k.tainted ? 'tainted' : 'everything it signed has expired');
-      } else if (k.state === 'prepared' && !this.#usable(k, now)) {
-        await this.#setState(k, 'dropped', k.tainted ? 'tainted' : 'prepared key no longer usable');
-      }
+    const stoppedSigning = (k: LiveKey) => this.#journal.retiredAt(k.id) ?? this.#openedAt;
+    for (const { key, reason } of dropsDue([...this.#keys], this.#policy, now, stoppedSigning)) {
+      await this.#journal.setState(key, 'dropped', reason);
     }
     await this.#refresh();
-    for (const kind of KINDS) {
-      if (!this.#rotatable(kind)) continue;
+    for (const kind of KEY_KINDS) {
+      if (!rotatable(kind, this.#policy)) continue;
       const active = this.#active(kind);
-      if (this.#nextPrepared(kind, now)) continue;
-      if (force.has(kind) || active.tainted || now >= this.#halfLife(active)) {
+      if (prepareDue(active, nextPrepared(this.#keys, kind, this.#policy, now), force.has(kind), now)) {
         await this.#createKey(kind, 'prepared', now);
       }
     }
     await this.#publish();
 
     // Publication 2: activate prepared keys that are due. They were published above at the latest.
-    for (const kind of KINDS) {
-      if (!this.#rotatable(kind)) {
+    for (const kind of KEY_KINDS) {
+      if (!rotatable(kind, this.#policy)) {
         const active = this.#active(kind);
         if (active.tainted) {
           this.#log('warn', { id: active.id, kind }, 'ca: the tainted active key cannot be rotated here');
@@ -674,87 +468,16 @@ export class CaKeyManager {
         continue;
       }
       const active = this.#active(kind);
-      const next = this.#nextPrepared(kind, now);
-      if (!next) continue;
-      if (!(force.has(kind) || active.tainted || now >= this.#activationPoint(active))) continue;
-      await this.#store.setCaKeyState(next.id, 'active');
-      this.#retire(active, now);
-      this.#log('info', { kind, id: next.id, previous: active.id }, 'ca: CA key activated');
-      if (active.tainted || (kind === 'x509' && now > active.end)) {
-        await this.#store.setCaKeyState(active.id, 'dropped');
-        this.#log('info', { kind, id: active.id }, 'ca: CA key dropped');
-      }
+      const decision = activationDue(active, nextPrepared(this.#keys, kind, this.#policy, now), force.has(kind), now);
+      if (decision) await this.#journal.activate(decision.next.id, active, now, decision.dropPrevious);
     }
     await this.#publish();
-  }
-
-  #rotatable(kind: CaKeyKind): boolean {
-    return kind === 'jwt' || this.#upstream === undefined;
-  }
-
-  #halfLife(k: LiveKey): number {
-    return k.start + (k.end - k.start) / 2;
-  }
-
-  #activationPoint(k: LiveKey): number {
-    return Math.min(k.start + ((k.end - k.start) * 5) / 6, k.end);
-  }
-
-  /** A prepared key that may become active: untainted, loaded, of the right mode, not half-way through its life. */
-  #usable(k: LiveKey, now: number): boolean {
-    if (k.tainted || k.privateKey === undefined) return false;
-    if (k.kind === 'x509' && (!k.selfSigned || this.#upstream !== undefined)) return false;
-    return now < this.#halfLife(k);
-  }
-
-  #nextPrepared(kind: CaKeyKind, now: number): LiveKey | undefined {
-    return this.#keys.filter((k) => k.kind === kind && k.state === 'prepared' && this.#usable(k, now)).at(-1);
-  }
-
-  #dropDue(k: LiveKey, now: number): boolean {
-    // An X.509-SVID never outlives its issuer, so after the CA's notAfter nothing it signed is valid.
-    if (k.kind === 'x509') return now > k.end;
-    const stopped = this.#retiredAt.get(k.id) ?? this.#openedAt;
-    return now > stopped + this.maxJwtSvidTtlMs;
-  }
-
-  /** The key stopped signing: remember when, and delete its private key file. */
-  #retire(k: LiveKey, now: number): void {
-    this.#retiredAt.set(k.id, now);
-    this.#forgetPrivateKey(k);
-  }
-
-  #forgetPrivateKey(k: LiveKey): void {
-    this.#privateKeys.delete(k.id);
-    if (k.keyPath !== undefined && !removeFile(keyFileIn(this.keyDir, k.keyPath))) {
-      this.#log('warn', { id: k.id, kind: k.kind }, 'ca: could not delete the key file of a retired CA key');
-    }
-  }
-
-  async #setState(k: LiveKey, state: CaKeyState, reason: string): Promise<void> {
-    await this.#store.setCaKeyState(k.id, state);
-    if (state === 'old' || state === 'dropped') {
-      this.#forgetPrivateKey(k);
-      this.#unusable.delete(k.id);
-    }
-    if (state === 'dropped') this.#retiredAt.delete(k.id);
-    this.#log('info', { kind: k.kind, id: k.id, from: k.state, to: state, reason }, 'ca: CA key state changed');
   }
 
   /** Generates a key of `kind` (embedded X.509 root or JWT key) and journals it in `state`. */
   async #createKey(kind: CaKeyKind, state: 'prepared' | 'active', now: number): Promise<void> {
     if (kind === 'x509' && this.#upstream) {
-      const up = this.#upstream;
-      await this.#journalNewKey(
-        {
-          id: randomBytes(16).toString('hex'),
-          kind,
-          notAfter: up.chain[0]!.notAfter,
-          publicData: up.chain.map((c) => c.toPem()).join(''),
-        },
-        up.key,
-        state,
-      );
+      await this.#journal.add(this.#upstreamRecord(this.#upstream), this.#upstream.key, state);
       return;
     }
     if (kind === 'x509') {
@@ -773,39 +496,28 @@ export class CaKeyManager {
           ['serialNumber', id],
         ],
       });
-      await this.#journalNewKey(
-        { id, kind, notAfter: cert.notAfter, publicData: cert.toPem() },
-        pair.privateKey,
-        state,
-      );
+      await this.#journal.add({ id, kind, notAfter: cert.notAfter, publicData: cert.toPem() }, pair.privateKey, state);
       return;
     }
     const kid = randomBytes(16).toString('base64url');
     const pair = generateKeyPair(this.#jwtKeyType);
     const jwk = pair.publicKey.export({ format: 'jwk' });
     const publicData = JSON.stringify({ ...jwk, kid, alg: jwtAlgorithmFor(pair.privateKey), use: 'jwt-svid' });
-    await this.#journalNewKey(
+    await this.#journal.add(
       { id: kid, kind, notAfter: new Date(now + this.caTtlMs), publicData },
       pair.privateKey,
       state,
     );
   }
 
-  /** Writes the key file first, then the journal record; a failed journal write removes the file. */
-  async #journalNewKey(
-    record: { id: string; kind: CaKeyKind; notAfter: Date; publicData: string },
-    privateKey: KeyObject,
-    state: 'prepared' | 'active',
-  ): Promise<void> {
-    const keyPath = writePrivateKey(this.keyDir, `${record.kind}-${record.id}${KEY_FILE_SUFFIX}`, privateKey);
-    try {
-      await this.#store.putCaKey({ ...record, state, keyPath });
-    } catch (err) {
-      removeFile(keyPath);
-      throw err;
-    }
-    this.#privateKeys.set(record.id, privateKey);
-    this.#log('info', { kind: record.kind, id: record.id, state, notAfter: record.notAfter }, 'ca: CA key created');
+  /** A new journal record for the upstream intermediate, under a fresh id. */
+  #upstreamRecord(up: UpstreamMaterial): NewKeyRecord {
+    return {
+      id: randomBytes(16).toString('hex'),
+      kind: 'x509',
+      notAfter: up.chain[0]!.notAfter,
+      publicData: up.chain.map((c) => c.toPem()).join(''),
+    };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -824,180 +536,31 @@ export class CaKeyManager {
     return k;
   }
 
-  /** Reloads the journal; parses new records and loads the private keys of prepared and active ones. */
   async #refresh(): Promise<void> {
-    const records = await this.#store.listCaKeys();
-    const live: LiveKey[] = [];
-    for (const r of records) {
-      if (r.state === 'dropped') {
-        this.#parsed.delete(r.id);
-        this.#privateKeys.delete(r.id);
-        continue;
-      }
-      const parsed = this.#parse(r);
-      let privateKey: KeyObject | undefined;
-      if (r.state === 'active' || r.state === 'prepared') privateKey = this.#loadPrivateKey(r, parsed);
-      const key: LiveKey = { ...parsed, id: r.id, kind: r.kind, state: r.state, tainted: r.tainted, privateKey };
-      live.push(r.keyPath === undefined ? key : { ...key, keyPath: r.keyPath });
-    }
-    this.#keys = live;
+    this.#keys = await this.#journal.refresh();
   }
 
-  #parse(r: CaKeyRecord): ParsedKey {
-    const cached = this.#parsed.get(r.id);
-    if (cached) return cached;
-    let parsed: ParsedKey;
-    if (r.kind === 'x509') {
-      let chain: Certificate[];
-      try {
-        chain = Certificate.fromPem(r.publicData);
-      } catch (err) {
-        throw caError('ERR_CA_JOURNAL', `x509 CA key ${r.id} has an unreadable certificate`, err);
-      }
-      const ca = chain[0];
-      if (ca === undefined) throw caError('ERR_CA_JOURNAL', `x509 CA key ${r.id} has no certificate`);
-      parsed = {
-        publicKey: ca.publicKey,
-        chain,
-        selfSigned: chain.length === 1 && isSelfSignedRoot(ca),
-        start: ca.notBefore.getTime(),
-        end: ca.notAfter.getTime(),
-      };
-    } else {
-      let authority: JwtAuthority;
-      try {
-        authority = importJwtAuthority(r.id, JSON.parse(r.publicData) as Record<string, unknown>);
-      } catch (err) {
-        throw caError('ERR_CA_JOURNAL', `JWT key ${r.id} has an unreadable public key`, err);
-      }
-      const end = r.notAfter.getTime();
-      // The journal keeps no creation time in the CA's clock; a JWT key lives caTtlMs up to notAfter.
-      parsed = { publicKey: authority.key, chain: [], selfSigned: false, authority, start: end - this.caTtlMs, end };
-    }
-    this.#parsed.set(r.id, parsed);
-    return parsed;
-  }
-
-  #loadPrivateKey(r: CaKeyRecord, parsed: ParsedKey): KeyObject | undefined {
-    const cached = this.#privateKeys.get(r.id);
-    if (cached) return cached;
-    if (this.#unusable.has(r.id)) return undefined;
-    const what = `the ${r.state} ${r.kind} CA key ${r.id}`;
-    try {
-      if (r.keyPath === undefined) {
-        throw caError('ERR_CA_KEY_MISSING', `the journal names no private key file for ${what}`);
-      }
-      const path = keyFileIn(this.keyDir, r.keyPath);
-      const key = readPrivateKey(path, parsed.publicKey, what, (mode) =>
-        this.#log('warn', { id: r.id, mode: mode.toString(8) }, 'ca: key file was readable by others; set to 0600'),
-      );
-      this.#privateKeys.set(r.id, key);
-      return key;
-    } catch (err) {
-      // Nothing has signed with a prepared key: it is dropped (and replaced) rather than refusing to start.
-      if (r.state !== 'prepared') throw err;
-      this.#unusable.add(r.id);
-      this.#log('warn', { id: r.id, kind: r.kind, error: detail(err) }, 'ca: prepared CA key unusable; dropping it');
-      return undefined;
-    }
-  }
-
-  /** X.509 roots of the bundle with the state that made them part of it. */
-  #x509Entries(): [Certificate, string][] {
-    const out: [Certificate, string][] = (this.#upstream?.roots ?? []).map((c) => [c, 'upstream']);
-    for (const k of this.#keys) if (k.kind === 'x509' && k.selfSigned) out.push([k.chain[0]!, k.state]);
-    return out;
-  }
-
-  #jwtEntries(): [JwtAuthority, string][] {
-    return this.#keys.filter((k) => k.kind === 'jwt').map((k) => [k.authority!, k.state]);
-  }
-
-  #fingerprint(): string {
-    const doc = {
-      refreshHint: this.refreshHintSeconds,
-      x509: this.#x509Entries().map(([c, s]) => `${c.fingerprint256()}:${s}`),
-      jwt: this.#jwtEntries().map(([a, s]) => `${a.kid}:${JSON.stringify(a.jwk)}:${s}`),
-    };
-    return createHash('sha256').update(JSON.stringify(doc)).digest('hex');
-  }
-
-  #buildBundle(sequence: number): SpiffeBundle {
-    const td = this.trustDomain;
-    return new SpiffeBundle(td, {
-      x509: new X509Bundle(
-        td,
-        this.#x509Entries().map(([c]) => c),
-      ),
-      jwt: new JwtBundle(
-        td,
-        this.#jwtEntries().map(([a]) => a),
-      ),
-      sequence,
-      refreshHint: this.refreshHintSeconds,
-    });
+  #bundleAt(sequence: number): SpiffeBundle {
+    const entries = bundleEntries(this.#upstream?.roots ?? [], this.#keys);
+    return buildBundle(this.trustDomain, entries, sequence, this.refreshHintSeconds);
   }
 
   /** Reloads the journal and, when the published content changed, takes the next sequence number. */
   async #publish(): Promise<void> {
     await this.#refresh();
-    const fingerprint = this.#fingerprint();
-    if (fingerprint === this.#published) {
-      this.#saveState();
+    const fingerprint = bundleFingerprint(
+      bundleEntries(this.#upstream?.roots ?? [], this.#keys),
+      this.refreshHintSeconds,
+    );
+    if (!this.#publisher.changed(fingerprint)) {
+      this.#journal.saveState(this.#publisher.fingerprint, this.#keys);
       return;
     }
     const sequence = await this.#store.nextBundleSequence();
-    this.#published = fingerprint;
-    this.#snapshot = this.#buildBundle(sequence);
-    this.#saveState();
+    this.#publisher.set(fingerprint, this.#bundleAt(sequence));
+    this.#journal.saveState(fingerprint, this.#keys);
     this.#log('info', { sequence }, 'ca: trust bundle published');
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(this.#snapshot);
-      } catch (err) {
-        this.#log('warn', { error: detail(err) }, 'ca: a bundle listener failed');
-      }
-    }
-  }
-
-  #readState(): SavedState {
-    const retired = new Map<string, number>();
-    let text: string | undefined;
-    try {
-      text = readOptionalFile(join(this.keyDir, STATE_FILE));
-    } catch (err) {
-      this.#log('warn', { error: detail(err) }, `ca: cannot read ${STATE_FILE}; the bundle will be republished`);
-    }
-    if (text === undefined) return { retired };
-    try {
-      const doc = JSON.parse(text) as { fingerprint?: unknown; retired?: unknown };
-      if (doc.retired && typeof doc.retired === 'object') {
-        for (const [id, at] of Object.entries(doc.retired as Record<string, unknown>)) {
-          if (typeof at === 'number' && Number.isFinite(at)) retired.set(id, at);
-        }
-      }
-      return { fingerprint: typeof doc.fingerprint === 'string' ? doc.fingerprint : undefined, retired };
-    } catch {
-      this.#log('warn', {}, `ca: ${STATE_FILE} is unreadable; the bundle will be republished`);
-      return { retired };
-    }
-  }
-
-  #saveState(): void {
-    const retired: Record<string, number> = {};
-    for (const k of this.#keys) {
-      const at = this.#retiredAt.get(k.id);
-      if (k.state === 'old' && at !== undefined) retired[k.id] = at;
-    }
-    const text = JSON.stringify({ version: 1, fingerprint: this.#published, retired }, null, 2) + '\n';
-    if (text === this.#savedState) return;
-    try {
-      writeFileAtomic(this.keyDir, STATE_FILE, text, true);
-      this.#savedState = text;
-    } catch (err) {
-      // Advisory only: losing it costs one extra sequence number or a longer-kept old JWT key.
-      this.#log('warn', { error: detail(err) }, `ca: cannot write ${STATE_FILE}`);
-    }
+    this.#publisher.notify();
   }
 
   // -------------------------------------------------------------------------------------------
