@@ -301,8 +301,8 @@ describe('metrics exposition: a label flood stays capped', function () {
       }),
     );
     const flood = 20_000;
-    // Values a hostile peer could choose: distinct, quoted, multi-line, with the separators a
-    // naive series key would confuse.
+    // Values a hostile peer could choose: distinct, with quotes, line feeds, backslashes, colons
+    // and commas, all of which must come out escaped and as series of their own.
     for (let i = 0; i < flood; i++) {
       const peer = `p${i}",x:${i},\n\\`;
       counter.inc({ peer });
