@@ -283,15 +283,15 @@ describe('observe/log', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('observe/metrics', () => {
-  it('renders a labeled counter', () => {
+  it('renders a labeled counter', async () => {
     const c = new Counter({ name: 'svidkit_svids_issued_total', help: 'SVIDs issued.', labelNames: ['kind'] });
     c.inc({ kind: 'x509' });
     c.inc({ kind: 'x509' }, 2);
     c.inc({ kind: 'jwt' });
-    assert.equal(c.get({ kind: 'x509' }), 3);
-    assert.equal(c.get({ kind: 'none' }), 0);
+    assert.equal(await c.get({ kind: 'x509' }), 3);
+    assert.equal(await c.get({ kind: 'none' }), 0);
     assert.equal(
-      c.render(),
+      await c.render(),
       '# HELP svidkit_svids_issued_total SVIDs issued.\n' +
         '# TYPE svidkit_svids_issued_total counter\n' +
         'svidkit_svids_issued_total{kind="x509"} 3\n' +
@@ -299,12 +299,12 @@ describe('observe/metrics', () => {
     );
   });
 
-  it('renders an unlabeled counter as 0 before its first increment', () => {
+  it('renders an unlabeled counter as 0 before its first increment', async () => {
     const c = new Counter({ name: 'up_total', help: 'h' });
-    assert.equal(c.render(), '# HELP up_total h\n# TYPE up_total counter\nup_total 0\n');
+    assert.equal(await c.render(), '# HELP up_total h\n# TYPE up_total counter\nup_total 0\n');
     c.inc();
     c.inc(1.5);
-    assert.equal(c.render(), '# HELP up_total h\n# TYPE up_total counter\nup_total 2.5\n');
+    assert.equal(await c.render(), '# HELP up_total h\n# TYPE up_total counter\nup_total 2.5\n');
   });
 
   it('refuses negative and non-finite amounts', () => {
@@ -316,14 +316,14 @@ describe('observe/metrics', () => {
     assert.throws(() => g.set(Number.NaN), RangeError);
   });
 
-  it('renders gauges: set, inc, dec and labels', () => {
+  it('renders gauges: set, inc, dec and labels', async () => {
     const g = new Gauge({ name: 'svidkit_agents_connected', help: 'Agents connected.', labelNames: ['cluster'] });
     g.set(5, { cluster: 'a' });
     g.inc({ cluster: 'a' });
     g.dec({ cluster: 'a' }, 3);
     g.dec({ cluster: 'b' });
     assert.equal(
-      g.render(),
+      await g.render(),
       '# HELP svidkit_agents_connected Agents connected.\n' +
         '# TYPE svidkit_agents_connected gauge\n' +
         'svidkit_agents_connected{cluster="a"} 3\n' +
@@ -332,10 +332,10 @@ describe('observe/metrics', () => {
     const u = new Gauge({ name: 'queue', help: 'q' });
     u.inc(4);
     u.dec();
-    assert.equal(u.render(), '# HELP queue q\n# TYPE queue gauge\nqueue 3\n');
+    assert.equal(await u.render(), '# HELP queue q\n# TYPE queue gauge\nqueue 3\n');
   });
 
-  it('renders a gauge computed at scrape time', () => {
+  it('renders a gauge computed at scrape time', async () => {
     let expiresAt = 3600;
     const g = new Gauge({
       name: 'svidkit_ca_expiry_seconds',
@@ -343,13 +343,13 @@ describe('observe/metrics', () => {
       collect: () => expiresAt,
     });
     assert.equal(
-      g.render(),
+      await g.render(),
       '# HELP svidkit_ca_expiry_seconds Seconds until CA expiry.\n' +
         '# TYPE svidkit_ca_expiry_seconds gauge\n' +
         'svidkit_ca_expiry_seconds 3600\n',
     );
     expiresAt = 1800;
-    assert.ok(g.render().endsWith('svidkit_ca_expiry_seconds 1800\n'));
+    assert.ok((await g.render()).endsWith('svidkit_ca_expiry_seconds 1800\n'));
     assert.throws(() => g.set(1), TypeError);
 
     const labeled = new Gauge({
@@ -362,7 +362,7 @@ describe('observe/metrics', () => {
       ],
     });
     assert.equal(
-      labeled.render(),
+      await labeled.render(),
       '# HELP bundle_keys Keys per trust domain.\n# TYPE bundle_keys gauge\nbundle_keys{td="a.org"} 2\nbundle_keys{td="b.org"} +Inf\n',
     );
 
@@ -373,11 +373,11 @@ describe('observe/metrics', () => {
         throw new Error('datastore down');
       },
     });
-    assert.equal(broken.render(), '# HELP broken h\n# TYPE broken gauge\n');
+    assert.equal(await broken.render(), '# HELP broken h\n# TYPE broken gauge\n');
     assert.equal(broken.collectErrors, 1);
   });
 
-  it('renders a histogram with cumulative buckets, _sum and _count', () => {
+  it('renders a histogram with cumulative buckets, _sum and _count', async () => {
     const h = new Histogram({
       name: 'svidkit_sign_seconds',
       help: 'Signing latency.',
@@ -387,7 +387,7 @@ describe('observe/metrics', () => {
     for (const v of [0.25, 0.5, 0.5, 2, 4]) h.observe(v, { alg: 'ES256' });
     h.observe(0.1, { alg: 'RS256' });
     assert.equal(
-      h.render(),
+      await h.render(),
       '# HELP svidkit_sign_seconds Signing latency.\n' +
         '# TYPE svidkit_sign_seconds histogram\n' +
         'svidkit_sign_seconds_bucket{alg="ES256",le="0.25"} 1\n' +
@@ -405,17 +405,17 @@ describe('observe/metrics', () => {
     );
     const empty = new Histogram({ name: 'empty_seconds', help: 'h', buckets: [1] });
     assert.equal(
-      empty.render(),
+      await empty.render(),
       '# HELP empty_seconds h\n# TYPE empty_seconds histogram\n' +
         'empty_seconds_bucket{le="1"} 0\nempty_seconds_bucket{le="+Inf"} 0\nempty_seconds_sum 0\nempty_seconds_count 0\n',
     );
   });
 
-  it('escapes label values and HELP text', () => {
+  it('escapes label values and HELP text', async () => {
     const c = new Counter({ name: 'esc_total', help: 'back\\slash and\nnewline "quoted"', labelNames: ['v'] });
     c.inc({ v: 'a\\b"c\nd' });
     assert.equal(
-      c.render(),
+      await c.render(),
       '# HELP esc_total back\\\\slash and\\nnewline "quoted"\n' +
         '# TYPE esc_total counter\n' +
         'esc_total{v="a\\\\b\\"c\\nd"} 1\n',
@@ -439,7 +439,7 @@ describe('observe/metrics', () => {
     assert.throws(() => c.inc({ b: 'x' }), TypeError);
   });
 
-  it('caps series per metric, drops new label sets and counts them', () => {
+  it('caps series per metric, drops new label sets and counts them', async () => {
     const r = new Registry();
     const c = r.register(new Counter({ name: 'req_total', help: 'h', labelNames: ['path'], maxSeries: 3 }));
     for (let i = 0; i < 5; i++) c.inc({ path: `/p${i}` });
@@ -447,7 +447,7 @@ describe('observe/metrics', () => {
     c.inc({ path: 'x'.repeat(MAX_LABEL_VALUE_LENGTH + 1) });
     assert.equal(c.droppedSeries, 3);
     assert.equal(
-      r.render(),
+      await r.render(),
       '# HELP req_total h\n# TYPE req_total counter\n' +
         'req_total{path="/p0"} 11\nreq_total{path="/p1"} 1\nreq_total{path="/p2"} 1\n' +
         `# HELP ${DROPPED_SERIES_METRIC} Label sets refused because a metric reached its series cap.\n` +
@@ -456,25 +456,22 @@ describe('observe/metrics', () => {
     );
   });
 
-  it('holds the default cap of 1000 series against many distinct label values', () => {
+  it('holds the default cap of 1000 series against many distinct label values', async () => {
     const h = new Histogram({ name: 'lat_seconds', help: 'h', labelNames: ['peer'], buckets: [1] });
     for (let i = 0; i < 5000; i++) h.observe(0.5, { peer: `attacker-${i}` });
     assert.equal(h.droppedSeries, 4000);
-    const countLines = h
-      .render()
-      .split('\n')
-      .filter((l) => l.startsWith('lat_seconds_count{'));
+    const countLines = (await h.render()).split('\n').filter((l) => l.startsWith('lat_seconds_count{'));
     assert.equal(countLines.length, 1000);
   });
 
-  it('registry renders metrics in registration order and refuses duplicates', () => {
+  it('registry renders metrics in registration order and refuses duplicates', async () => {
     const r = new Registry();
     const a = r.register(new Gauge({ name: 'a', help: 'A.' }));
     r.register(new Counter({ name: 'b_total', help: 'B.' }));
     a.set(1);
     assert.equal(r.get('a'), a);
     assert.equal(
-      r.render(),
+      await r.render(),
       '# HELP a A.\n# TYPE a gauge\na 1\n# HELP b_total B.\n# TYPE b_total counter\nb_total 0\n',
     );
     assert.throws(() => r.register(new Gauge({ name: 'a', help: 'again' })), TypeError);

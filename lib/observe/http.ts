@@ -10,7 +10,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { PROMETHEUS_CONTENT_TYPE, type Registry } from './metrics.js';
+import type { Registry } from './metrics.js';
 
 /** Options of startObservabilityServer. */
 export interface ObservabilityServerOptions {
@@ -101,7 +101,7 @@ export async function startObservabilityServer(opts: ObservabilityServerOptions)
     }
     if (path === '/metrics') {
       try {
-        return { status: 200, body: registry.render(), contentType: PROMETHEUS_CONTENT_TYPE };
+        return { status: 200, body: await registry.render(), contentType: registry.contentType };
       } catch (err) {
         report(err);
         return { status: 500, body: 'internal error\n' };

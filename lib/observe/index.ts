@@ -18,15 +18,13 @@ export {
   redactString,
 } from './log.js';
 
-/** Counters, gauges and histograms rendered in the Prometheus text format, with a series cap per metric. */
+/** Counters, gauges and histograms over prom-client, one registry per daemon, with a series cap per metric. */
 export {
   type AnyMetric,
   Counter,
   DEFAULT_BUCKETS,
   DEFAULT_MAX_SERIES,
   DROPPED_SERIES_METRIC,
-  escapeLabelValue,
-  formatValue,
   Gauge,
   type GaugeOptions,
   type GaugeSample,

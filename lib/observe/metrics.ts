@@ -1,13 +1,22 @@
 /**
- * A small Prometheus registry rendering the text exposition format 0.0.4.
+ * The daemons' Prometheus metrics: prom-client underneath, a thin wrapper on top.
  *
- * Written here instead of taken from prom-client because the daemons need three metric types, a
- * hard bound on memory per metric, and nothing global: each daemon owns its registry, tests make
- * their own, and no default process metrics appear unless someone registers them.
+ * prom-client does the storage, the bucket arithmetic and the text exposition format 0.0.4. The
+ * wrapper adds what prom-client does not have: a hard cap on series per metric (prom-client stores
+ * every label set it is given, so a flood of label values would grow memory without bound), a
+ * refusal of non-finite amounts, TypeErrors for coding mistakes, and one Registry per daemon. Every
+ * prom-client metric here is created with `registers: []`, so nothing lands in prom-client's global
+ * registry, and no default process metrics appear unless someone registers them.
  */
+import {
+  Counter as PromCounter,
+  Gauge as PromGauge,
+  Histogram as PromHistogram,
+  Registry as PromRegistry,
+} from 'prom-client';
 
-/** The Content-Type of the text exposition format this module renders. */
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+/** The Content-Type of the text exposition format 0.0.4, which is what prom-client's registry renders. */
+export const PROMETHEUS_CONTENT_TYPE: string = PromRegistry.PROMETHEUS_CONTENT_TYPE;
 
 /** Series kept per metric unless the metric says otherwise; label sets past it are dropped, not stored. */
 export const DEFAULT_MAX_SERIES = 1000;
@@ -19,6 +28,7 @@ export const DROPPED_SERIES_METRIC = 'svidkit_metrics_dropped_series_total';
 /** Histogram buckets (seconds) for request and signing latencies: 1 ms to 10 s. */
 export const DEFAULT_BUCKETS: readonly number[] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+// The same patterns prom-client checks, tested here first so that a bad name is a TypeError.
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
@@ -37,23 +47,15 @@ export interface MetricOptions {
   maxSeries?: number;
 }
 
-/** Escapes a label value: backslash, double quote and line feed, as the format requires. */
-export function escapeLabelValue(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
+/** What the wrapper needs of a prom-client metric of any type. */
+type PromMetric = PromCounter | PromGauge | PromHistogram;
 
-/** Escapes HELP text: backslash and line feed only (quotes are literal there). */
-function escapeHelp(help: string): string {
-  return help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
-}
+/** Label values as prom-client takes them: every declared name present, in declaration order. */
+type PromLabels = Record<string, string>;
 
-/** A sample value as Prometheus parses it: +Inf, -Inf and NaN spelled its way. */
-export function formatValue(n: number): string {
-  if (Number.isNaN(n)) return 'NaN';
-  if (n === Infinity) return '+Inf';
-  if (n === -Infinity) return '-Inf';
-  return String(n);
-}
+// The prom-client metric behind each wrapper, kept off the public surface so that no caller can
+// add a series past the cap by going around the wrapper.
+const promOf = new WeakMap<Metric, PromMetric>();
 
 function checkMetricName(name: unknown): string {
   if (typeof name !== 'string' || !METRIC_NAME.test(name)) {
@@ -75,20 +77,24 @@ function checkLabelNames(names: readonly unknown[], reserved: readonly string[])
   return [...seen];
 }
 
-/** Renders `{a="x",b="y"}` from label names and values, with optional extra pairs; '' when empty. */
-function renderLabels(names: readonly string[], values: readonly string[], extra?: string): string {
-  const parts = names.map((n, i) => `${n}="${escapeLabelValue(values[i] ?? '')}"`);
-  if (extra !== undefined) parts.push(extra);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+function checkAmount(name: string, n: number, allowNegative: boolean): number {
+  // NaN or an infinity added once poisons the series for the life of the process.
+  if (typeof n !== 'number' || !Number.isFinite(n) || (!allowNegative && n < 0)) {
+    throw new RangeError(`metrics: ${name}: invalid amount ${String(n)}`);
+  }
+  return n;
 }
 
-interface Series<T> {
-  values: string[];
-  data: T;
+/** The configuration every prom-client metric here starts from: no registry, least of all the global one. */
+interface PromConfig {
+  name: string;
+  help: string;
+  labelNames: string[];
+  registers: PromRegistry[];
 }
 
 /** Common ground of the three metric types: naming, label handling and the series cap. */
-export abstract class Metric<T> {
+export abstract class Metric {
   /** Metric name. */
   readonly name: string;
   /** HELP text. */
@@ -99,18 +105,28 @@ export abstract class Metric<T> {
   readonly maxSeries: number;
   /** The TYPE line's word. */
   abstract readonly type: 'counter' | 'gauge' | 'histogram';
-  #series = new Map<string, Series<T>>();
+  // Keys of the label sets admitted so far; prom-client holds the values, this holds the count.
+  readonly #admitted = new Set<string>();
+  // A registry of this metric alone, so that render() works on a metric no Registry holds.
+  readonly #own = new PromRegistry();
   #dropped = 0;
 
-  constructor(opts: MetricOptions, reservedLabels: readonly string[] = []) {
+  constructor(opts: MetricOptions, reservedLabels: readonly string[], make: (config: PromConfig) => PromMetric) {
     if (opts === null || typeof opts !== 'object') throw new TypeError('metrics: options object required');
     this.name = checkMetricName(opts.name);
-    if (typeof opts.help !== 'string') throw new TypeError(`metrics: ${this.name}: help must be a string`);
+    // prom-client refuses an empty HELP text too; a metric nobody can explain should not ship.
+    if (typeof opts.help !== 'string' || opts.help === '') {
+      throw new TypeError(`metrics: ${this.name}: help must be a non-empty string`);
+    }
     this.help = opts.help;
     this.labelNames = Object.freeze(checkLabelNames(opts.labelNames ?? [], reservedLabels));
     const max = opts.maxSeries ?? DEFAULT_MAX_SERIES;
     if (!Number.isSafeInteger(max) || max < 1) throw new TypeError(`metrics: ${this.name}: maxSeries must be >= 1`);
     this.maxSeries = max;
+    promOf.set(
+      this,
+      make({ name: this.name, help: this.help, labelNames: [...this.labelNames], registers: [this.#own] }),
+    );
   }
 
   /** Label sets refused so far because of the series cap or an over-long value. */
@@ -120,94 +136,81 @@ export abstract class Metric<T> {
 
   /** Forgets every series (for tests and for metrics whose label sets go stale). */
   reset(): void {
-    this.#series.clear();
+    this.#admitted.clear();
+    promOf.get(this)!.reset();
   }
 
-  /** The per-series state for `labels`, created on first use; undefined when the label set is dropped. */
-  protected series(labels: Labels | undefined, init: () => T): T | undefined {
-    const values = this.labelValues(labels);
-    if (values === undefined) {
+  /** This metric in the text format, ending with a newline. */
+  async render(): Promise<string> {
+    return `${await this.#own.getSingleMetricAsString(this.name)}\n`;
+  }
+
+  /**
+   * The labels to hand to prom-client for `labels`, or undefined when the label set is dropped
+   * (past the cap, or a value too long) and counted as such. Only a new label set can be dropped.
+   */
+  protected admit(labels: Labels | undefined): PromLabels | undefined {
+    const out = this.labelObject(labels);
+    if (out === undefined) {
       this.#dropped++;
       return undefined;
     }
+    if (this.labelNames.length === 0) return out;
     // JSON of the value list: unambiguous whatever characters the values contain.
-    const key = JSON.stringify(values);
-    const found = this.#series.get(key);
-    if (found) return found.data;
-    if (this.#series.size >= this.maxSeries) {
+    const key = JSON.stringify(Object.values(out));
+    if (this.#admitted.has(key)) return out;
+    if (this.#admitted.size >= this.maxSeries) {
       this.#dropped++;
       return undefined;
     }
-    const s = { values, data: init() };
-    this.#series.set(key, s);
-    return s.data;
-  }
-
-  /** Every stored series, in creation order (which keeps rendering deterministic). */
-  protected entries(): IterableIterator<Series<T>> {
-    return this.#series.values();
+    this.#admitted.add(key);
+    return out;
   }
 
   /** Label values in labelNames order; throws on unknown names (a coding error), undefined when too long. */
-  protected labelValues(labels: Labels | undefined): string[] | undefined {
+  protected labelObject(labels: Labels | undefined): PromLabels | undefined {
     const given = labels ?? {};
     for (const k of Object.keys(given)) {
       if (!this.labelNames.includes(k)) throw new TypeError(`metrics: ${this.name}: unknown label "${k}"`);
     }
-    const values: string[] = [];
+    const out: PromLabels = {};
     for (const n of this.labelNames) {
       const v = Object.hasOwn(given, n) ? given[n] : undefined;
       // A missing label is the empty string, which Prometheus treats as an absent label.
       const s = v === undefined ? '' : String(v);
       if (s.length > MAX_LABEL_VALUE_LENGTH) return undefined;
-      values.push(s);
+      out[n] = s;
     }
-    return values;
+    return out;
   }
-
-  /** The HELP and TYPE lines. */
-  protected header(): string {
-    return `# HELP ${this.name} ${escapeHelp(this.help)}\n# TYPE ${this.name} ${this.type}\n`;
-  }
-
-  /** This metric in the text format, ending with a newline. */
-  abstract render(): string;
-}
-
-function checkAmount(name: string, n: number, allowNegative: boolean): number {
-  // NaN or an infinity added once poisons the series for the life of the process.
-  if (typeof n !== 'number' || !Number.isFinite(n) || (!allowNegative && n < 0)) {
-    throw new RangeError(`metrics: ${name}: invalid amount ${String(n)}`);
-  }
-  return n;
 }
 
 /** A value that only goes up (requests served, SVIDs issued); rate() is taken over it. */
-export class Counter extends Metric<{ v: number }> {
+export class Counter extends Metric {
   readonly type = 'counter';
+  readonly #prom: PromCounter;
+
+  constructor(opts: MetricOptions) {
+    let prom: PromCounter | undefined;
+    super(opts, [], (config) => (prom = new PromCounter(config)));
+    this.#prom = prom!;
+  }
 
   /** Adds `n` (default 1, never negative) to the series for `labels`; `inc(n)` for an unlabeled counter. */
   inc(labels?: Labels | number, n = 1): void {
     if (typeof labels === 'number') return this.inc(undefined, labels);
     checkAmount(this.name, n, false);
-    const s = this.series(labels, () => ({ v: 0 }));
-    if (s) s.v += n;
+    const l = this.admit(labels);
+    if (l) this.#prom.inc(l, n);
   }
 
   /** Current value for `labels` (0 when never incremented). */
-  get(labels?: Labels): number {
-    const values = this.labelValues(labels);
-    for (const s of this.entries()) if (values && s.values.every((v, i) => v === values[i])) return s.data.v;
-    return 0;
-  }
-
-  /** Text format; an unlabeled counter renders 0 before its first increment so the series exists from the start. */
-  render(): string {
-    let out = this.header();
-    if (this.labelNames.length === 0) this.series(undefined, () => ({ v: 0 }));
-    for (const s of this.entries())
-      out += `${this.name}${renderLabels(this.labelNames, s.values)} ${formatValue(s.data.v)}\n`;
-    return out;
+  async get(labels?: Labels): Promise<number> {
+    const want = this.labelObject(labels);
+    if (want === undefined) return 0;
+    const { values } = await this.#prom.get();
+    const found = values.find((v) => this.labelNames.every((n) => v.labels[n] === want[n]));
+    return found?.value ?? 0;
   }
 }
 
@@ -230,17 +233,28 @@ export interface GaugeOptions extends MetricOptions {
 }
 
 /** A value that goes up and down (connected agents, queue depth), or one computed at scrape time. */
-export class Gauge extends Metric<{ v: number }> {
+export class Gauge extends Metric {
   readonly type = 'gauge';
+  readonly #prom: PromGauge;
   readonly #collect: GaugeOptions['collect'];
   #collectErrors = 0;
 
   constructor(opts: GaugeOptions) {
-    super(opts);
-    if (opts.collect !== undefined && typeof opts.collect !== 'function') {
-      throw new TypeError(`metrics: ${this.name}: collect must be a function`);
+    const collect = opts?.collect;
+    if (collect !== undefined && typeof collect !== 'function') {
+      throw new TypeError(`metrics: ${String(opts.name)}: collect must be a function`);
     }
-    this.#collect = opts.collect;
+    let prom: PromGauge | undefined;
+    // Filled in once `this` exists; prom-client only calls collect at scrape time, long after.
+    const scrape: { refill?: () => void } = {};
+    super(opts, [], (config) => {
+      // prom-client calls collect before every scrape of this gauge; it refills the samples from ours.
+      prom = new PromGauge(collect ? { ...config, collect: () => scrape.refill?.() } : config);
+      return prom;
+    });
+    scrape.refill = () => this.#refill();
+    this.#prom = prom!;
+    this.#collect = collect;
   }
 
   /** Times the collect callback threw; such a scrape shows no sample for this gauge rather than failing. */
@@ -252,8 +266,8 @@ export class Gauge extends Metric<{ v: number }> {
   set(value: number, labels?: Labels): void {
     this.#stored();
     checkAmount(this.name, value, true);
-    const s = this.series(labels, () => ({ v: 0 }));
-    if (s) s.v = value;
+    const l = this.admit(labels);
+    if (l) this.#prom.set(l, value);
   }
 
   /** Adds `n` (default 1); `inc(n)` for an unlabeled gauge. */
@@ -261,8 +275,8 @@ export class Gauge extends Metric<{ v: number }> {
     if (typeof labels === 'number') return this.inc(undefined, labels);
     this.#stored();
     checkAmount(this.name, n, true);
-    const s = this.series(labels, () => ({ v: 0 }));
-    if (s) s.v += n;
+    const l = this.admit(labels);
+    if (l) this.#prom.inc(l, n);
   }
 
   /** Subtracts `n` (default 1); `dec(n)` for an unlabeled gauge. */
@@ -275,35 +289,33 @@ export class Gauge extends Metric<{ v: number }> {
     if (this.#collect) throw new TypeError(`metrics: ${this.name}: value is computed by collect`);
   }
 
-  /** Text format: stored series, or what collect returns right now. */
-  render(): string {
-    let out = this.header();
-    if (!this.#collect) {
-      if (this.labelNames.length === 0) this.series(undefined, () => ({ v: 0 }));
-      for (const s of this.entries()) {
-        out += `${this.name}${renderLabels(this.labelNames, s.values)} ${formatValue(s.data.v)}\n`;
-      }
-      return out;
-    }
+  /** Replaces the stored samples with what collect returns right now. */
+  #refill(): void {
+    const g = this.#prom;
+    g.reset();
+    // reset() leaves an unlabeled gauge at 0; a collect that gives nothing must render no sample.
+    if (this.labelNames.length === 0) g.remove();
     let result: ReturnType<NonNullable<GaugeOptions['collect']>>;
     try {
-      result = this.#collect();
+      result = this.#collect!();
     } catch {
       this.#collectErrors++;
-      return out;
+      return;
     }
-    if (typeof result === 'number') return out + `${this.name}${renderLabels([], [])} ${formatValue(result)}\n`;
-    if (!Array.isArray(result)) return out;
+    if (typeof result === 'number') {
+      g.set(result);
+      return;
+    }
+    if (!Array.isArray(result)) return;
     let count = 0;
     for (const sample of result as readonly GaugeSample[]) {
       // The cap holds for computed series too: collect may be fed by outside data.
       if (count >= this.maxSeries) break;
-      const values = this.labelValues(sample.labels);
-      if (values === undefined || typeof sample.value !== 'number') continue;
-      out += `${this.name}${renderLabels(this.labelNames, values)} ${formatValue(sample.value)}\n`;
+      const l = this.labelObject(sample.labels);
+      if (l === undefined || typeof sample.value !== 'number') continue;
+      g.set(l, sample.value);
       count++;
     }
-    return out;
   }
 }
 
@@ -313,78 +325,99 @@ export interface HistogramOptions extends MetricOptions {
   buckets?: readonly number[];
 }
 
-interface HistogramData {
-  counts: number[];
-  sum: number;
-  count: number;
+/** One line of a histogram as prom-client hands it to its renderer. */
+interface PromHistogramLine {
+  labels: Record<string, string | number>;
+  sharedLabels?: Record<string, string | number>;
+}
+
+/**
+ * prom-client's histogram, with each line's labels in declaration order and `le` last (prom-client
+ * writes `le` first). The order carries no meaning to Prometheus, but it keeps the exposition
+ * byte for byte what the daemons served before, which is what scrapers' tests and dashboards grep.
+ */
+class OrderedHistogram extends PromHistogram {
+  /** Called by prom-client's registry in place of get() when it renders the text format. */
+  async getForPromString(): Promise<{ values: PromHistogramLine[] }> {
+    const base = PromHistogram.prototype as unknown as {
+      getForPromString(this: PromHistogram): Promise<{ values: PromHistogramLine[] }>;
+    };
+    const data = await base.getForPromString.call(this);
+    data.values = data.values.map((line) => ({
+      ...line,
+      labels: { ...line.sharedLabels, ...line.labels },
+      sharedLabels: {},
+    }));
+    return data;
+  }
 }
 
 /** Observations sorted into fixed buckets (latencies, sizes); rendered cumulatively as Prometheus expects. */
-export class Histogram extends Metric<HistogramData> {
+export class Histogram extends Metric {
   readonly type = 'histogram';
   /** Bucket upper bounds without the implicit +Inf. */
   readonly buckets: readonly number[];
+  readonly #prom: PromHistogram;
 
   constructor(opts: HistogramOptions) {
-    super(opts, ['le']);
-    const buckets = [...(opts.buckets ?? DEFAULT_BUCKETS)];
-    if (buckets.length === 0) throw new TypeError(`metrics: ${this.name}: at least one bucket is required`);
-    for (let i = 0; i < buckets.length; i++) {
-      const b = buckets[i]!;
-      if (typeof b !== 'number' || !Number.isFinite(b) || (i > 0 && b <= buckets[i - 1]!)) {
-        throw new TypeError(`metrics: ${this.name}: buckets must be finite and strictly increasing`);
+    const buckets = [...(opts?.buckets ?? DEFAULT_BUCKETS)];
+    let prom: PromHistogram | undefined;
+    super(opts, ['le'], (config) => {
+      const name = config.name;
+      if (buckets.length === 0) throw new TypeError(`metrics: ${name}: at least one bucket is required`);
+      for (let i = 0; i < buckets.length; i++) {
+        const b = buckets[i]!;
+        if (typeof b !== 'number' || !Number.isFinite(b) || (i > 0 && b <= buckets[i - 1]!)) {
+          throw new TypeError(`metrics: ${name}: buckets must be finite and strictly increasing`);
+        }
       }
-    }
+      prom = new OrderedHistogram({ ...config, buckets });
+      return prom;
+    });
+    this.#prom = prom!;
     this.buckets = Object.freeze(buckets);
   }
 
   /** Records one observation of `value` in the series for `labels`. */
   observe(value: number, labels?: Labels): void {
     checkAmount(this.name, value, true);
-    const s = this.series(labels, () => ({ counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 }));
-    if (!s) return;
-    // Stored per bucket, not cumulatively, so observe touches one slot; render accumulates.
-    const i = this.buckets.findIndex((b) => value <= b);
-    if (i >= 0) s.counts[i]!++;
-    s.sum += value;
-    s.count++;
-  }
-
-  /** Text format: cumulative _bucket lines ending with le="+Inf", then _sum and _count. */
-  render(): string {
-    let out = this.header();
-    if (this.labelNames.length === 0) {
-      this.series(undefined, () => ({ counts: new Array<number>(this.buckets.length).fill(0), sum: 0, count: 0 }));
-    }
-    for (const s of this.entries()) {
-      let cumulative = 0;
-      for (let i = 0; i < this.buckets.length; i++) {
-        cumulative += s.data.counts[i]!;
-        const le = `le="${formatValue(this.buckets[i]!)}"`;
-        out += `${this.name}_bucket${renderLabels(this.labelNames, s.values, le)} ${cumulative}\n`;
-      }
-      out += `${this.name}_bucket${renderLabels(this.labelNames, s.values, 'le="+Inf"')} ${s.data.count}\n`;
-      const labels = renderLabels(this.labelNames, s.values);
-      out += `${this.name}_sum${labels} ${formatValue(s.data.sum)}\n`;
-      out += `${this.name}_count${labels} ${s.data.count}\n`;
-    }
-    return out;
+    const l = this.admit(labels);
+    if (l) this.#prom.observe(l, value);
   }
 }
 
 /** Any of the three metric types. */
 export type AnyMetric = Counter | Gauge | Histogram;
 
-/** A set of metrics rendered together for one /metrics endpoint. */
+/** A set of metrics rendered together for one /metrics endpoint: a prom-client Registry of its own. */
 export class Registry {
-  #metrics = new Map<string, AnyMetric>();
+  readonly #prom = new PromRegistry();
+  readonly #metrics = new Map<string, AnyMetric>();
+  readonly #labeled: AnyMetric[] = [];
+  // Its value is computed from each metric's own tally at scrape time: counting a drop must never
+  // itself allocate a series. Listed only for labeled metrics, the only ones that can drop.
+  readonly #dropped = new PromCounter({
+    name: DROPPED_SERIES_METRIC,
+    help: 'Label sets refused because a metric reached its series cap.',
+    labelNames: ['metric'],
+    registers: [],
+    collect: () => {
+      this.#dropped.reset();
+      for (const m of this.#labeled) this.#dropped.inc({ metric: m.name }, m.droppedSeries);
+    },
+  });
 
   /** Adds a metric and returns it, so `const c = registry.register(new Counter(...))` reads naturally. */
   register<M extends AnyMetric>(metric: M): M {
     if (!(metric instanceof Metric)) throw new TypeError('metrics: register takes a Counter, Gauge or Histogram');
     if (metric.name === DROPPED_SERIES_METRIC) throw new TypeError(`metrics: ${DROPPED_SERIES_METRIC} is reserved`);
     if (this.#metrics.has(metric.name)) throw new TypeError(`metrics: ${metric.name} is already registered`);
+    this.#prom.registerMetric(promOf.get(metric)!);
     this.#metrics.set(metric.name, metric);
+    if (metric.labelNames.length > 0) {
+      if (this.#labeled.length === 0) this.#prom.registerMetric(this.#dropped);
+      this.#labeled.push(metric);
+    }
     return metric;
   }
 
@@ -393,23 +426,20 @@ export class Registry {
     return this.#metrics.get(name);
   }
 
-  /** Every registered metric, then the dropped-series counter, in the text exposition format 0.0.4. */
-  render(): string {
-    let out = '';
-    const labeled: AnyMetric[] = [];
-    for (const m of this.#metrics.values()) {
-      out += m.render();
-      if (m.labelNames.length > 0) labeled.push(m);
-    }
-    // Computed from each metric's own tally at scrape time: counting a drop must never itself
-    // allocate a series. Listed only for labeled metrics, the only ones that can drop.
-    if (labeled.length > 0) {
-      out += `# HELP ${DROPPED_SERIES_METRIC} Label sets refused because a metric reached its series cap.\n`;
-      out += `# TYPE ${DROPPED_SERIES_METRIC} counter\n`;
-      for (const m of labeled) {
-        out += `${DROPPED_SERIES_METRIC}{metric="${escapeLabelValue(m.name)}"} ${m.droppedSeries}\n`;
-      }
-    }
-    return out;
+  /** The Content-Type of what render() returns (prom-client's registry's own). */
+  get contentType(): string {
+    return this.#prom.contentType;
+  }
+
+  /**
+   * Every registered metric in registration order, then the dropped-series counter, in the text
+   * exposition format 0.0.4. Each metric is rendered by prom-client; they are joined without the
+   * blank line prom-client's metrics() puts between them, which keeps the output what it was.
+   */
+  async render(): Promise<string> {
+    const names = [...this.#metrics.keys()];
+    if (this.#labeled.length > 0) names.push(DROPPED_SERIES_METRIC);
+    const parts = await Promise.all(names.map((n) => this.#prom.getSingleMetricAsString(n)));
+    return parts.map((p) => `${p}\n`).join('');
   }
 }
