@@ -646,6 +646,9 @@ export async function loadAgentConfig(options: {
     return parseAgentConfig(merged, options.baseDir);
   } catch (err) {
     if (file === undefined || !isSvidkitError(err, 'ERR_CONFIG') || err.message.includes(file)) throw err;
-    throw new SvidkitError('ERR_CONFIG', err.message.replace(/^config: /, `config: ${file}: `), { cause: err });
+    throw new SvidkitError('ERR_CONFIG', `config: ${file}: ${err.plainMessage}`, {
+      cause: err,
+      detail: { ...err.detail, file },
+    });
   }
 }

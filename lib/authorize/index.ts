@@ -22,7 +22,7 @@ function wrap(matcher: (id: SpiffeId) => void): Authorizer {
     try {
       matcher(id);
     } catch (err) {
-      const why = err instanceof Error ? err.message.replace(/^spiffeid: /, '') : 'refused';
+      const why = err instanceof SvidkitError ? err.plainMessage : err instanceof Error ? err.message : 'refused';
       throw new SvidkitError('ERR_AUTHZ_DENIED', `authorize: ${why}`, { cause: err });
     }
   };

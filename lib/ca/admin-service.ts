@@ -148,7 +148,7 @@ function parseId(value: string, field: string): SpiffeId {
   try {
     return SpiffeId.parse(value);
   } catch (cause) {
-    const why = isSvidkitError(cause) ? `: ${cause.message.replace(/^spiffeid: /, '')}` : '';
+    const why = isSvidkitError(cause) ? `: ${cause.plainMessage}` : '';
     throw invalid(`${field} is not a valid SPIFFE ID${why}`, cause);
   }
 }

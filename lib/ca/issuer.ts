@@ -223,7 +223,7 @@ function walkCsr(der: Uint8Array): CsrParts {
     };
   } catch (cause) {
     if (cause instanceof SvidkitError && cause.code === 'ERR_CSR_MALFORMED') throw cause;
-    const detail = cause instanceof SvidkitError ? `: ${cause.message.replace(/^der: /, '')}` : '';
+    const detail = cause instanceof SvidkitError ? `: ${cause.plainMessage}` : '';
     return malformed(`CSR is not valid DER${detail}`, cause);
   }
 }

@@ -43,7 +43,7 @@ export function parseTtl(value: string, bounds: { min: number; max: number }): n
   try {
     ms = parseDuration(value, '--ttl');
   } catch (err) {
-    if (isSvidkitError(err)) throw new SvidkitError(err.code, err.message.replace(/^config: /, 'upstream: '));
+    if (isSvidkitError(err)) throw new SvidkitError(err.code, `upstream: ${err.plainMessage}`, { detail: err.detail });
     throw err;
   }
   if (ms < bounds.min || ms > bounds.max) {

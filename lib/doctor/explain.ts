@@ -587,7 +587,7 @@ export function explainFailure(err: unknown, ctx: ExplainContext): Explanation {
     return {
       stage: 'we-refused-peer',
       code: err.code,
-      text: err.message.replace(/^tls: /, ''),
+      text: err.plainMessage,
       fix: UNTRUSTED_ISSUER.fix(ctx),
     };
   }

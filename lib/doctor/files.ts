@@ -52,13 +52,16 @@ export interface FileRead {
   readonly uid: number;
 }
 
-/** The names of a layout with overrides applied; TypeError for a name that is not a plain file name. */
-export function namesFor(layout: FileLayout, overrides: NameOverrides = {}): FileNames {
+/**
+ * The names of a layout with overrides applied; TypeError for a name that is not a plain file name,
+ * its message starting with `module`.
+ */
+export function namesFor(layout: FileLayout, overrides: NameOverrides = {}, module = 'doctor'): FileNames {
   const given: Partial<FileNames> = {};
   if (overrides.svid !== undefined) given.svid = overrides.svid;
   if (overrides.key !== undefined) given.key = overrides.key;
   if (overrides.bundle !== undefined) given.bundle = overrides.bundle;
-  return resolveFileNames({ ...layoutBaseNames(layout), ...given });
+  return resolveFileNames({ ...layoutBaseNames(layout), ...given }, module);
 }
 
 /** The file names to hand FileSource: the svid, key and bundle names doctor read. */

@@ -89,7 +89,7 @@ export function parseExpectedId(value: string): SpiffeId {
   try {
     id = SpiffeId.parse(value);
   } catch (err) {
-    const why = err instanceof SvidkitError ? err.message.replace(/^spiffeid: /, '') : 'invalid';
+    const why = err instanceof SvidkitError ? err.plainMessage : 'invalid';
     throw optionError(`the expected peer ID ${JSON.stringify(String(value).slice(0, 80))} is not a SPIFFE ID: ${why}`);
   }
   if (id.isTrustDomainId()) {
@@ -128,10 +128,9 @@ function checkOptions(options: DoctorOptions): Settings {
   }
   const names = options.names ?? {};
   try {
-    namesFor(options.layout ?? 'spiffe-helper', names);
+    namesFor(options.layout ?? 'spiffe-helper', names, 'file names');
   } catch (err) {
-    const why = err instanceof Error ? err.message.replace(/^agent: /, '') : 'invalid';
-    throw optionError(`file names: ${why}`);
+    throw optionError(err instanceof Error ? err.message : 'file names: invalid');
   }
   const peer = options.peer === undefined ? undefined : { ...parsePeerAddress(options.peer), address: options.peer };
   const expect = options.expect === undefined ? undefined : parseExpectedId(options.expect);

@@ -11,8 +11,8 @@ import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { keyTypeOf, loadPrivateKeyPem, samePublicKey } from '../keys/index.js';
 import { FileSource, type FileLayout, MAX_BUNDLE_FILE_BYTES, MAX_PEM_FILE_BYTES } from '../source/index.js';
 import { SpiffeId, TrustDomain } from '../spiffeid/index.js';
-import { Certificate, KeyUsageBit } from '../x509/certificate.js';
-import { idFromLeaf, OID_CLIENT_AUTH, OID_SERVER_AUTH, parseChainPem, X509Svid } from '../x509svid/index.js';
+import { Certificate } from '../x509/certificate.js';
+import { idFromLeaf, type LeafRuleViolation, leafRuleViolations, parseChainPem, X509Svid } from '../x509svid/index.js';
 import { buildPath } from '../x509svid/path.js';
 import {
   type FileRead,
@@ -26,7 +26,6 @@ import {
 import { formatDuration, nameOf, quote } from './format.js';
 import type { CheckList, CheckName } from './types.js';
 
-const OID_ANY_EKU = '2.5.29.37.0';
 /** Below this share of its lifetime left, a valid leaf is reported with a warning. */
 const RENEWAL_WARNING_SHARE = 0.1;
 /** How many bundle roots a PEM file may hold, as the library reads it. */
@@ -203,7 +202,7 @@ function checkSpiffeId(checks: CheckList, leaf: Certificate): SpiffeId | undefin
   try {
     id = SpiffeId.parse(uris[0]!);
   } catch (err) {
-    const why = isSvidkitError(err) ? err.message.replace(/^spiffeid: /, '') : 'invalid';
+    const why = isSvidkitError(err) ? err.plainMessage : 'invalid';
     checks.fail('spiffe-id', `the leaf's URI SAN ${quote(uris[0]!)} is not a valid SPIFFE ID: ${why}`, notSvid);
     return undefined;
   }
@@ -220,7 +219,7 @@ function checkSpiffeId(checks: CheckList, leaf: Certificate): SpiffeId | undefin
 }
 
 function checkNotCa(checks: CheckList, leaf: Certificate): void {
-  if (leaf.basicConstraints?.cA) {
+  if (leafRuleViolations(leaf).some((v) => v.rule === 'leaf-is-ca')) {
     checks.fail(
       'leaf-not-ca',
       'the leaf certificate is a CA (basicConstraints cA=true); SPIFFE forbids CA certificates as SVIDs and peers refuse them',
@@ -231,24 +230,19 @@ function checkNotCa(checks: CheckList, leaf: Certificate): void {
   checks.pass('leaf-not-ca', 'the leaf is not a CA');
 }
 
+/** How doctor words each leaf rule the library checks (x509svid's leafRuleViolations holds the rules). */
+const LEAF_PROBLEM: Readonly<Record<Exclude<LeafRuleViolation['rule'], 'leaf-is-ca'>, string>> = {
+  'no-key-usage': 'it has no keyUsage extension',
+  'key-usage-not-critical': 'its keyUsage is not critical',
+  'no-digital-signature': 'its keyUsage lacks digitalSignature',
+  'signing-key-usage': 'its keyUsage includes keyCertSign or cRLSign',
+  'ext-key-usage': 'its extKeyUsage lacks serverAuth or clientAuth (mTLS uses both)',
+  'san-not-critical': 'its subject is empty but its subjectAltName is not critical',
+};
+
 function checkKeyUsage(checks: CheckList, leaf: Certificate): void {
-  const problems: string[] = [];
-  const ku = leaf.keyUsage;
-  if (!ku) problems.push('it has no keyUsage extension');
-  else {
-    if (!ku.critical) problems.push('its keyUsage is not critical');
-    if ((ku.bits & KeyUsageBit.digitalSignature) === 0) problems.push('its keyUsage lacks digitalSignature');
-    if ((ku.bits & (KeyUsageBit.keyCertSign | KeyUsageBit.cRLSign)) !== 0) {
-      problems.push('its keyUsage includes keyCertSign or cRLSign');
-    }
-  }
+  const problems = leafRuleViolations(leaf).flatMap((v) => (v.rule === 'leaf-is-ca' ? [] : [LEAF_PROBLEM[v.rule]]));
   const eku = leaf.extKeyUsage;
-  if (eku && !eku.includes(OID_ANY_EKU) && !(eku.includes(OID_SERVER_AUTH) && eku.includes(OID_CLIENT_AUTH))) {
-    problems.push('its extKeyUsage lacks serverAuth or clientAuth (mTLS uses both)');
-  }
-  if (leaf.subjectIsEmpty && !leaf.subjectAltName?.critical) {
-    problems.push('its subject is empty but its subjectAltName is not critical');
-  }
   if (problems.length > 0) {
     checks.fail(
       'key-usage',

@@ -285,7 +285,7 @@ function describeRefusal(refusal: SvidkitError, input: PeerInput): { text: strin
     case 'ERR_X509SVID_MULTIPLE_URI_SANS':
     case 'ERR_X509SVID_INVALID_ID':
       return {
-        text: `its certificate is not an X.509-SVID: ${inner.message.replace(/^x509svid: /, '')}`,
+        text: `its certificate is not an X.509-SVID: ${inner.plainMessage}`,
         fix: 'the peer presents a certificate that is not its SVID (a web certificate?): check its TLS configuration',
       };
     default:

@@ -164,15 +164,39 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 
 const known: ReadonlySet<string> = new Set(ERROR_CODES);
 
+/** What an error is about, as data: the file, key, claim or field it names. */
+export type ErrorDetail = Readonly<Record<string, string | number | boolean>>;
+
+/** Options of SvidkitError. */
+export interface SvidkitErrorOptions {
+  /** The error this one wraps. */
+  readonly cause?: unknown;
+  /** What the error is about (`{ file: 'svid.pem' }`, `{ key: 'ca.address' }`, `{ claim: 'aud' }`). */
+  readonly detail?: ErrorDetail;
+}
+
+const MODULE_PREFIX = /^([a-z][a-z0-9-]*): /;
+
 /** The error svidkit throws for bad input, failed verification or refused operations. */
 export class SvidkitError extends Error {
   /** Stable machine-readable code. */
   readonly code: ErrorCode;
+  /** The module that raised it, as its message begins (`x509svid` for "x509svid: ..."), if it does. */
+  readonly module: string | undefined;
+  /** What the error is about, as data; empty when the message says it all. */
+  readonly detail: ErrorDetail;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, options?: SvidkitErrorOptions) {
+    super(message, options !== undefined && 'cause' in options ? { cause: options.cause } : undefined);
     this.name = 'SvidkitError';
     this.code = code;
+    this.module = MODULE_PREFIX.exec(message)?.[1];
+    this.detail = Object.freeze({ ...options?.detail });
+  }
+
+  /** The message without the module's prefix: the part to quote inside another module's message. */
+  get plainMessage(): string {
+    return this.module === undefined ? this.message : this.message.slice(this.module.length + 2);
   }
 }
 

@@ -111,7 +111,7 @@ function rejection(err: unknown, token: string): unknown {
   if (!(err instanceof SvidkitError) || !err.code.startsWith('ERR_JWTSVID_')) return err;
   // jwtsvid messages never hold the token; the check is a last line of defence. The cause is left
   // off: its own cause may be a JSON parser error quoting decoded token bytes.
-  const detail = err.message.replace(/^jwtsvid: /, '');
+  const detail = err.plainMessage;
   return unauthenticated(detail.includes(token) ? 'token rejected' : `token rejected: ${detail}`, err.code);
 }
 

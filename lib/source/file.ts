@@ -664,7 +664,7 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
       } catch (err) {
         // A vanished version directory is the caller's business; anything else leaves out this token only.
         if (isMissing(err)) throw err;
-        const why = err instanceof SvidkitError ? err.message.replace(/^source: /u, '') : 'unreadable';
+        const why = err instanceof SvidkitError ? err.plainMessage : 'unreadable';
         problems.push(fileError('ERR_SOURCE_INVALID_JWT', `${why}; it is left out`, label, at));
       }
     }

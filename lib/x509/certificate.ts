@@ -148,7 +148,7 @@ export class Certificate {
       checkStructure(der);
       f = decodeCertificate(der);
     } catch (cause) {
-      const detail = cause instanceof SvidkitError ? `: ${cause.message.replace(/^der: /, '')}` : '';
+      const detail = cause instanceof SvidkitError ? `: ${cause.plainMessage}` : '';
       malformed(`certificate is not valid DER${detail}`, cause);
     }
     this.#fields = f;

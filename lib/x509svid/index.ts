@@ -40,28 +40,71 @@ export function idFromLeaf(leaf: Certificate): SpiffeId {
   try {
     id = SpiffeId.parse(uris[0]!);
   } catch (err) {
-    const why = err instanceof SvidkitError ? err.message.replace(/^spiffeid: /, '') : 'invalid';
+    const why = err instanceof SvidkitError ? err.plainMessage : 'invalid';
     fail('ERR_X509SVID_INVALID_ID', `leaf URI SAN is not a valid SPIFFE ID: ${why}`);
   }
   if (id.isTrustDomainId()) fail('ERR_X509SVID_INVALID_ID', 'leaf SPIFFE ID has no path; a workload ID needs one');
-  if (leaf.basicConstraints?.cA) fail('ERR_X509SVID_LEAF_IS_CA', 'leaf certificate must not be a CA');
-  const ku = leaf.keyUsage;
-  if (!ku) fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf certificate has no keyUsage extension');
-  if (!ku.critical) fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf keyUsage extension must be critical');
-  if ((ku.bits & KeyUsageBit.digitalSignature) === 0) {
-    fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf keyUsage must include digitalSignature');
+  const broken = leafRuleViolations(leaf)[0];
+  if (broken) fail(broken.code, broken.message);
+  return id;
+}
+
+/** One X509-SVID leaf rule a certificate breaks. */
+export interface LeafRuleViolation {
+  /** Which rule. */
+  readonly rule:
+    | 'leaf-is-ca'
+    | 'no-key-usage'
+    | 'key-usage-not-critical'
+    | 'no-digital-signature'
+    | 'signing-key-usage'
+    | 'ext-key-usage'
+    | 'san-not-critical';
+  /** The code idFromLeaf throws for it. */
+  readonly code: ErrorCode;
+  /** The message idFromLeaf throws for it (without the module prefix). */
+  readonly message: string;
+}
+
+/**
+ * Every leaf rule past the SPIFFE ID that `leaf` breaks, in the order idFromLeaf checks them: not a
+ * CA; a critical keyUsage with digitalSignature and without keyCertSign or cRLSign; serverAuth and
+ * clientAuth when there is an extKeyUsage; a critical subjectAltName when the subject is empty.
+ */
+export function leafRuleViolations(leaf: Certificate): LeafRuleViolation[] {
+  const out: LeafRuleViolation[] = [];
+  if (leaf.basicConstraints?.cA) {
+    out.push({ rule: 'leaf-is-ca', code: 'ERR_X509SVID_LEAF_IS_CA', message: 'leaf certificate must not be a CA' });
   }
-  if ((ku.bits & (KeyUsageBit.keyCertSign | KeyUsageBit.cRLSign)) !== 0) {
-    fail('ERR_X509SVID_LEAF_KEY_USAGE', 'leaf keyUsage must not include keyCertSign or cRLSign');
+  const ku = leaf.keyUsage;
+  const usage = (rule: LeafRuleViolation['rule'], message: string) =>
+    out.push({ rule, code: 'ERR_X509SVID_LEAF_KEY_USAGE', message });
+  if (!ku) usage('no-key-usage', 'leaf certificate has no keyUsage extension');
+  else {
+    if (!ku.critical) usage('key-usage-not-critical', 'leaf keyUsage extension must be critical');
+    if ((ku.bits & KeyUsageBit.digitalSignature) === 0) {
+      usage('no-digital-signature', 'leaf keyUsage must include digitalSignature');
+    }
+    if ((ku.bits & (KeyUsageBit.keyCertSign | KeyUsageBit.cRLSign)) !== 0) {
+      usage('signing-key-usage', 'leaf keyUsage must not include keyCertSign or cRLSign');
+    }
   }
   const eku = leaf.extKeyUsage;
   if (eku && !eku.includes(OID_ANY_EKU) && !(eku.includes(OID_SERVER_AUTH) && eku.includes(OID_CLIENT_AUTH))) {
-    fail('ERR_X509SVID_LEAF_EXT_KEY_USAGE', 'leaf extKeyUsage must include serverAuth and clientAuth');
+    out.push({
+      rule: 'ext-key-usage',
+      code: 'ERR_X509SVID_LEAF_EXT_KEY_USAGE',
+      message: 'leaf extKeyUsage must include serverAuth and clientAuth',
+    });
   }
   if (leaf.subjectIsEmpty && !leaf.subjectAltName?.critical) {
-    fail('ERR_X509SVID_SAN_NOT_CRITICAL', 'leaf subject is empty, so its subjectAltName must be critical');
+    out.push({
+      rule: 'san-not-critical',
+      code: 'ERR_X509SVID_SAN_NOT_CRITICAL',
+      message: 'leaf subject is empty, so its subjectAltName must be critical',
+    });
   }
-  return id;
+  return out;
 }
 
 /** Options of verify. */
