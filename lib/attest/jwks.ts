@@ -9,6 +9,13 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { SvidkitError } from '../errors/index.js';
+import {
+  isJwsAlgorithm,
+  JWS_ALGORITHMS,
+  type JwsAlgorithm,
+  keyMismatch as jwsKeyMismatch,
+  quote,
+} from '../jws/index.js';
 
 /** Largest JWKS accepted, from a file or over HTTP. */
 export const MAX_JWKS_BYTES = 1024 * 1024;
@@ -21,21 +28,11 @@ export const FETCH_TIMEOUT_MS = 5000;
 /** Longest key ID accepted in a JWKS or a token header. */
 export const MAX_KID_LENGTH = 256;
 
-/** Signature algorithms a service-account token may use; symmetric, none and EdDSA are refused. */
-export const PSAT_ALGORITHMS = Object.freeze([
-  'RS256',
-  'RS384',
-  'RS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'PS256',
-  'PS384',
-  'PS512',
-] as const);
+/** Signature algorithms a service-account token may use: the JWS core's list (no symmetric, none or EdDSA). */
+export const PSAT_ALGORITHMS = JWS_ALGORITHMS;
 
 /** One of PSAT_ALGORITHMS. */
-export type PsatAlgorithm = (typeof PSAT_ALGORITHMS)[number];
+export type PsatAlgorithm = JwsAlgorithm;
 
 /** One public key of an issuer, as the attestor uses it. */
 export interface IssuerKey {
@@ -56,44 +53,21 @@ export interface IssuerKeySet {
 }
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'] as const;
-const CURVE_FOR_ALG: Readonly<Record<string, string>> = {
-  ES256: 'prime256v1',
-  ES384: 'secp384r1',
-  ES512: 'secp521r1',
-};
-// jose refuses shorter RSA keys at verification; refusing here gives a clearer reason.
-const MIN_RSA_BITS = 2048;
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function fail(message: string, cause?: unknown): never {
   throw new SvidkitError('ERR_ATTEST_PSAT_JWKS', `attest: ${message}`, cause === undefined ? undefined : { cause });
 }
 
-/** Quotes an outside value for a message: JSON-escaped (no log injection) and short. */
-export function quote(value: string): string {
-  return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
-}
+export { quote };
 
 /** True when `alg` is one of PSAT_ALGORITHMS. */
-export function isPsatAlgorithm(alg: unknown): alg is PsatAlgorithm {
-  return typeof alg === 'string' && (PSAT_ALGORITHMS as readonly string[]).includes(alg);
-}
+export const isPsatAlgorithm: (alg: unknown) => alg is PsatAlgorithm = isJwsAlgorithm;
 
 /** Why `key` cannot verify `alg`, or undefined when it can. */
 export function keyMismatch(key: IssuerKey, alg: PsatAlgorithm): string | undefined {
   if (key.alg !== undefined && key.alg !== alg) return `the key is pinned to ${key.alg}`;
-  const type = key.key.asymmetricKeyType;
-  if (alg.startsWith('ES')) {
-    if (type !== 'ec' || key.key.asymmetricKeyDetails?.namedCurve !== CURVE_FOR_ALG[alg]) {
-      return `${alg} needs an EC key on curve ${CURVE_FOR_ALG[alg]}`;
-    }
-    return undefined;
-  }
-  if (type !== 'rsa') return `${alg} needs an RSA key`;
-  if ((key.key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
-    return `${alg} needs an RSA key of at least ${MIN_RSA_BITS} bits`;
-  }
-  return undefined;
+  return jwsKeyMismatch(key.key, alg);
 }
 
 function parseJsonObject(bytes: Uint8Array, what: string): Record<string, unknown> {

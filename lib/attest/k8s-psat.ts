@@ -4,10 +4,17 @@
  *
  * Checks run in one fixed order so that a token with several faults always gets the same code, and
  * the cheap unauthenticated ones (size, structure, algorithm, issuer) run before any key is fetched
- * or used. jose only does the signature arithmetic; the time checks are ours because jose would read
- * the wall clock, and the CA must be testable and replayable with an injected one.
+ * or used. Decoding, the algorithm list and the signature are the JWS core's (lib/jws), shared with
+ * JWT-SVID validation; the claim and time rules are the attestor's, against the injected clock.
  */
-import { compactVerify } from 'jose';
+import {
+  decodeCompactJws,
+  type DecodedJws,
+  isNumericDate,
+  JwsError,
+  type JwsFailure,
+  verifyJwsSignature,
+} from '../jws/index.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { SpiffeId, TrustDomain, validatePathSegment } from '../spiffeid/index.js';
 import { psatAgentId } from '../ca-api/ids.js';
@@ -15,7 +22,6 @@ import {
   fetchUrlProblem,
   type IssuerKey,
   type IssuerKeySet,
-  isPsatAlgorithm,
   keyMismatch,
   loadJwksByDiscovery,
   loadJwksFile,
@@ -37,11 +43,7 @@ export const JWKS_REFETCH_INTERVAL_SECONDS = 10;
 const MAX_CACHE_SECONDS = 86_400;
 // Kubernetes names and UIDs fit in a DNS subdomain (253 characters); anything longer is not from Kubernetes.
 const MAX_NAME_LENGTH = 253;
-// Date can represent +-8.64e15 ms; a NumericDate outside that cannot become a Date.
-const MAX_NUMERIC_DATE = 8.64e12;
 const SUBJECT_PREFIX = 'system:serviceaccount:';
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** One Kubernetes cluster whose service-account tokens the CA accepts. */
 export interface PsatClusterConfig {
@@ -126,10 +128,6 @@ function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function isNumericDate(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= MAX_NUMERIC_DATE;
-}
-
 function isName(value: unknown): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= MAX_NAME_LENGTH;
 }
@@ -202,61 +200,33 @@ function checkCluster(config: PsatClusterConfig, index: number): Cluster {
 }
 
 /** Strict base64url: unpadded and canonical, so that one token has exactly one meaning. */
-function decodeBase64url(part: string, what: string): Buffer {
-  if (!BASE64URL.test(part) || part.length % 4 === 1) fail('ERR_ATTEST_PSAT_MALFORMED', `${what} is not base64url`);
-  const bytes = Buffer.from(part, 'base64url');
-  if (bytes.toString('base64url') !== part) fail('ERR_ATTEST_PSAT_MALFORMED', `${what} is not canonical base64url`);
-  return bytes;
-}
-
-function decodeJsonObject(bytes: Buffer, what: string): JsonObject {
-  let value: unknown;
-  try {
-    value = JSON.parse(utf8.decode(bytes));
-  } catch (cause) {
-    fail('ERR_ATTEST_PSAT_MALFORMED', `${what} is not UTF-8 JSON`, cause);
-  }
-  if (!isObject(value)) fail('ERR_ATTEST_PSAT_MALFORMED', `${what} is not a JSON object`);
-  return value;
-}
-
 interface Decoded {
   readonly alg: PsatAlgorithm;
   readonly kid: string | undefined;
   readonly claims: JsonObject;
-  readonly payloadBytes: Buffer;
+  /** What the signature covers, exactly as received: the claims above were decoded from it. */
+  readonly signingInput: Buffer;
+  readonly signature: Buffer;
 }
+
+/** The attestor's code for each step of the JWS reader. */
+const JWS_CODES: Readonly<Record<JwsFailure, ErrorCode>> = {
+  'too-large': 'ERR_ATTEST_PSAT_TOO_LARGE',
+  malformed: 'ERR_ATTEST_PSAT_MALFORMED',
+  algorithm: 'ERR_ATTEST_PSAT_ALGORITHM',
+};
 
 /** The unauthenticated steps, in order: size, structure, alg, crit/typ, kid. */
 function decodeToken(token: unknown): Decoded {
   if (typeof token !== 'string') fail('ERR_ATTEST_PSAT_MALFORMED', 'token must be a string');
-  // UTF-8 never takes fewer bytes than UTF-16 code units, so the length test avoids scanning huge input.
-  if (token.length > MAX_PSAT_BYTES || Buffer.byteLength(token, 'utf8') > MAX_PSAT_BYTES) {
-    fail('ERR_ATTEST_PSAT_TOO_LARGE', `token is larger than ${MAX_PSAT_BYTES} bytes`);
+  let decoded: DecodedJws;
+  try {
+    decoded = decodeCompactJws(token, MAX_PSAT_BYTES);
+  } catch (err) {
+    if (!(err instanceof JwsError)) throw err;
+    fail(JWS_CODES[err.kind], err.message, err.cause);
   }
-  const parts = token.split('.');
-  if (parts.length !== 3) {
-    fail('ERR_ATTEST_PSAT_MALFORMED', `token is not a JWS compact serialization (${parts.length} parts, want 3)`);
-  }
-  const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
-  if (headerPart === '' || payloadPart === '')
-    fail('ERR_ATTEST_PSAT_MALFORMED', 'token has an empty header or payload');
-  const header = decodeJsonObject(decodeBase64url(headerPart, 'header'), 'header');
-  const payloadBytes = decodeBase64url(payloadPart, 'payload');
-  const claims = decodeJsonObject(payloadBytes, 'payload');
-  // An empty signature is well-formed here so that alg "none" is reported as an algorithm problem.
-  decodeBase64url(signaturePart, 'signature');
-
-  // Before any key is looked up: an HS256 token "signed" with a public key must never reach a key.
-  const alg = header['alg'];
-  if (!isPsatAlgorithm(alg)) {
-    fail(
-      'ERR_ATTEST_PSAT_ALGORITHM',
-      alg === undefined
-        ? 'header has no alg'
-        : `algorithm ${typeof alg === 'string' ? quote(alg) : 'value'} is not allowed`,
-    );
-  }
+  const { header, alg, claims, signingInput, signature } = decoded;
   // No extension is understood, and RFC 7515 says a critical one we do not understand must fail.
   if (Object.hasOwn(header, 'crit')) fail('ERR_ATTEST_PSAT_MALFORMED', 'header has a crit parameter');
   // Kubernetes sets no typ; when present it must at least say JWT, so other token kinds are not confused.
@@ -269,7 +239,7 @@ function decodeToken(token: unknown): Decoded {
   if (kid !== undefined && (typeof kid !== 'string' || kid === '' || kid.length > MAX_KID_LENGTH)) {
     fail('ERR_ATTEST_PSAT_MALFORMED', 'header kid must be a non-empty string of at most 256 characters');
   }
-  return { alg, kid, claims, payloadBytes };
+  return { alg, kid, claims, signingInput, signature };
 }
 
 function lookupKey(keys: IssuerKeySet, alg: PsatAlgorithm, kid: string | undefined): KeyLookup {
@@ -361,27 +331,18 @@ export class PsatAttestor {
     if (clusterName !== undefined && typeof clusterName !== 'string') {
       throw new TypeError('attest: clusterName must be a string');
     }
-    const { alg, kid, claims, payloadBytes } = decodeToken(token);
+    const { alg, kid, claims, signingInput, signature } = decodeToken(token);
     const cluster = this.#selectCluster(claims['iss'], clusterName);
 
     const issuerKey = await this.#findKey(cluster, alg, kid);
     const mismatch = keyMismatch(issuerKey, alg);
     if (mismatch !== undefined)
       fail('ERR_ATTEST_PSAT_SIGNATURE', `the issuer key cannot verify this token: ${mismatch}`);
-    let verified: Uint8Array;
-    try {
-      // Only the signature: jose gets no claim or time options, so the wall clock never decides.
-      ({ payload: verified } = await compactVerify(token, issuerKey.key, { algorithms: [alg] }));
-    } catch (cause) {
-      fail(
-        'ERR_ATTEST_PSAT_SIGNATURE',
-        `signature does not verify with the key of cluster ${quote(cluster.name)}`,
-        cause,
-      );
+    // The JWS core checks the signature over the very bytes the claims were decoded from, so there is
+    // no second parse whose result could differ.
+    if (!verifyJwsSignature(signingInput, signature, issuerKey.key, alg)) {
+      fail('ERR_ATTEST_PSAT_SIGNATURE', `signature does not verify with the key of cluster ${quote(cluster.name)}`);
     }
-    // The claims were parsed before verification; make sure they are the bytes the signature covers.
-    if (!payloadBytes.equals(verified))
-      fail('ERR_ATTEST_PSAT_SIGNATURE', 'verified payload differs from the parsed one');
 
     this.#checkTimes(claims);
 

@@ -16,23 +16,26 @@ import type { JwtBundleSource } from '../bundle/source.js';
 import { MAX_KID_LENGTH } from '../bundle/jwt.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { SpiffeId } from '../spiffeid/index.js';
-import { verifyJwsSignature } from './signature.js';
+import {
+  decodeCompactJws,
+  type DecodedJws,
+  isJwsAlgorithm,
+  isNumericDate,
+  type JsonObject,
+  JWS_ALGORITHMS,
+  type JwsAlgorithm,
+  JwsError,
+  type JwsFailure,
+  keyMismatch,
+  quote,
+  verifyJwsSignature,
+} from '../jws/index.js';
 
 /** Signature algorithms a JWT-SVID may use (JWT-SVID standard, section 3); everything else is refused. */
-export const ALLOWED_ALGORITHMS = Object.freeze([
-  'RS256',
-  'RS384',
-  'RS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'PS256',
-  'PS384',
-  'PS512',
-] as const);
+export const ALLOWED_ALGORITHMS = JWS_ALGORITHMS;
 
 /** One of the JWT-SVID signature algorithms. */
-export type JwtAlgorithm = (typeof ALLOWED_ALGORITHMS)[number];
+export type JwtAlgorithm = JwsAlgorithm;
 
 /** Largest token accepted, in UTF-8 bytes; bounds the work an unauthenticated caller can cause. */
 export const MAX_TOKEN_BYTES = 16 * 1024;
@@ -43,54 +46,16 @@ export const DEFAULT_LEEWAY_SECONDS = 30;
 /** Largest leeway accepted; more would make expiry meaningless for short-lived SVIDs. */
 const MAX_LEEWAY_SECONDS = 300;
 const DEFAULT_TTL_SECONDS = 300;
-// Date can represent +-8.64e15 ms; a NumericDate outside that cannot become an expiry Date.
-const MAX_NUMERIC_DATE = 8.64e12;
-// Keys shorter than this are refused by jose at verification time too; refuse them early at mint.
-const MIN_RSA_BITS = 2048;
-const CURVE_FOR_ALG: Readonly<Record<string, string>> = {
-  ES256: 'prime256v1',
-  ES384: 'secp384r1',
-  ES512: 'secp521r1',
-};
 const ALG_FOR_CURVE: Readonly<Record<string, JwtAlgorithm>> = {
   prime256v1: 'ES256',
   secp384r1: 'ES384',
   secp521r1: 'ES512',
 };
 const ALLOWED_TYP: ReadonlySet<unknown> = new Set(['JWT', 'JOSE']);
-const BASE64URL = /^[A-Za-z0-9_-]*$/;
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const CONSTRUCT = Symbol('JwtSvid.construct');
 
 function fail(code: ErrorCode, message: string, cause?: unknown): never {
   throw new SvidkitError(code, `jwtsvid: ${message}`, cause === undefined ? undefined : { cause });
-}
-
-/** Quotes a token-supplied value for a message: escaped (no log injection) and short. */
-function quote(value: string): string {
-  return JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
-}
-
-function isAllowedAlgorithm(alg: unknown): alg is JwtAlgorithm {
-  return typeof alg === 'string' && (ALLOWED_ALGORITHMS as readonly string[]).includes(alg);
-}
-
-/** Why `key` cannot be used with `alg`, or undefined when it can. */
-function keyMismatch(key: KeyObject, alg: JwtAlgorithm): string | undefined {
-  const type = key.asymmetricKeyType;
-  if (alg.startsWith('ES')) {
-    if (type !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== CURVE_FOR_ALG[alg]) {
-      return `${alg} needs an EC key on curve ${CURVE_FOR_ALG[alg]}`;
-    }
-    return undefined;
-  }
-  // PS* also takes a plain 'rsa' key; 'rsa-pss' keys carry their own hash restrictions, so they are
-  // left out rather than half-supported.
-  if (type !== 'rsa') return `${alg} needs an RSA key`;
-  if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < MIN_RSA_BITS) {
-    return `${alg} needs an RSA key of at least ${MIN_RSA_BITS} bits`;
-  }
-  return undefined;
 }
 
 function readClock(clock: () => Date): number {
@@ -99,10 +64,6 @@ function readClock(clock: () => Date): number {
     throw new TypeError('jwtsvid: clock must return a valid Date');
   }
   return now.getTime();
-}
-
-function isNumericDate(value: unknown): value is number {
-  return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= MAX_NUMERIC_DATE;
 }
 
 /** Freezes a freshly parsed JSON value throughout; iterative because nesting depth is attacker-chosen. */
@@ -118,7 +79,12 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-type JsonObject = Record<string, unknown>;
+/** The jwtsvid code of each step of the JWS reader. */
+const JWS_CODES: Readonly<Record<JwsFailure, ErrorCode>> = {
+  'too-large': 'ERR_JWTSVID_TOO_LARGE',
+  malformed: 'ERR_JWTSVID_MALFORMED',
+  algorithm: 'ERR_JWTSVID_ALGORITHM',
+};
 
 interface DecodedToken {
   readonly claims: JsonObject;
@@ -127,66 +93,16 @@ interface DecodedToken {
   readonly signature: Buffer;
 }
 
-/** Strict base64url: unpadded, canonical, so that one token has exactly one meaning. */
-function decodeBase64url(part: string, what: string): Buffer {
-  if (!BASE64URL.test(part) || part.length % 4 === 1) {
-    fail('ERR_JWTSVID_MALFORMED', `${what} is not base64url`);
-  }
-  const bytes = Buffer.from(part, 'base64url');
-  if (bytes.toString('base64url') !== part) {
-    fail('ERR_JWTSVID_MALFORMED', `${what} is not canonical base64url`);
-  }
-  return bytes;
-}
-
-function decodeJsonObject(bytes: Buffer, what: string): JsonObject {
-  let value: unknown;
-  try {
-    value = JSON.parse(utf8.decode(bytes));
-  } catch (cause) {
-    fail('ERR_JWTSVID_MALFORMED', `${what} is not UTF-8 JSON`, cause);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    fail('ERR_JWTSVID_MALFORMED', `${what} is not a JSON object`);
-  }
-  return value as JsonObject;
-}
-
-function checkSize(token: string): void {
-  // UTF-8 never takes fewer bytes than UTF-16 code units, so the length test avoids scanning huge input.
-  if (token.length > MAX_TOKEN_BYTES || Buffer.byteLength(token, 'utf8') > MAX_TOKEN_BYTES) {
-    fail('ERR_JWTSVID_TOO_LARGE', `token is larger than ${MAX_TOKEN_BYTES} bytes`);
-  }
-}
-
 /** Steps shared by validation and insecure parsing, in the documented order: size to subject. */
 function decodeAndCheckHeader(token: string): DecodedToken & { alg: JwtAlgorithm; kid: string; id: SpiffeId } {
-  checkSize(token);
-
-  const parts = token.split('.');
-  if (parts.length !== 3) {
-    fail('ERR_JWTSVID_MALFORMED', `token is not a JWS compact serialization (${parts.length} parts, want 3)`);
+  let decoded: DecodedJws;
+  try {
+    decoded = decodeCompactJws(token, MAX_TOKEN_BYTES);
+  } catch (err) {
+    if (!(err instanceof JwsError)) throw err;
+    fail(JWS_CODES[err.kind], err.message, err.cause);
   }
-  const [headerPart, payloadPart, signaturePart] = parts as [string, string, string];
-  if (headerPart === '' || payloadPart === '') {
-    fail('ERR_JWTSVID_MALFORMED', 'token has an empty header or payload');
-  }
-  const header = decodeJsonObject(decodeBase64url(headerPart, 'header'), 'header');
-  const claims = decodeJsonObject(decodeBase64url(payloadPart, 'payload'), 'payload');
-  // An empty signature is well-formed here so that alg "none" is reported as an algorithm problem.
-  const signature = decodeBase64url(signaturePart, 'signature');
-  // Every part is base64url (ASCII) by now, so latin1 gives exactly the token's bytes.
-  const signingInput = Buffer.from(token.slice(0, headerPart.length + 1 + payloadPart.length), 'latin1');
-
-  const alg = header['alg'];
-  if (!isAllowedAlgorithm(alg)) {
-    fail(
-      'ERR_JWTSVID_ALGORITHM',
-      alg === undefined
-        ? 'header has no alg'
-        : `algorithm ${typeof alg === 'string' ? quote(alg) : 'value'} is not allowed`,
-    );
-  }
+  const { header, claims, signingInput, signature, alg } = decoded;
 
   // Absent is fine; when present it must be exactly one of the two values the standard names.
   if (Object.hasOwn(header, 'typ') && !ALLOWED_TYP.has(header['typ'])) {
@@ -480,7 +396,7 @@ export async function mintJwtSvid(params: MintParams): Promise<string> {
   if (alg === undefined) {
     algorithm = defaultAlgorithm(key);
   } else {
-    if (!isAllowedAlgorithm(alg)) fail('ERR_JWTSVID_MINT', `algorithm ${quote(String(alg))} is not allowed`);
+    if (!isJwsAlgorithm(alg)) fail('ERR_JWTSVID_MINT', `algorithm ${quote(String(alg))} is not allowed`);
     algorithm = alg;
   }
   const mismatch = keyMismatch(key, algorithm);
