@@ -253,7 +253,8 @@ const WORKLOAD = cfg.mapping({
         ['signal', 'exec'],
       ),
     )
-    .optional(),
+    .optional()
+    .meta({ description: 'Exactly one of signal or exec.' }),
 });
 
 /** agent.yaml as a schema: keys, types, defaults and the bounds that do not depend on another key. */
@@ -265,21 +266,26 @@ export const AGENT_CONFIG_SCHEMA = cfg.section({
     address: cfg.string().default('127.0.0.1:8081'),
     // The CA's serving SVID always carries the DNS name "localhost"; the SPIFFE ID check is what matters.
     server_name: cfg.string().default('localhost'),
-    bundle_file: cfg.string().optional(),
+    bundle_file: cfg
+      .string()
+      .optional()
+      .meta({ description: "Required: the CA's trust bundle, which authenticates the CA on first contact." }),
     insecure_bootstrap: cfg.bool().default(false),
   }),
-  attestation: cfg.exactlyOne(
-    ATTESTATION_METHODS,
-    (found) =>
-      `needs exactly one of join_token, join_token_file or k8s_psat (found ${found.length === 0 ? 'none' : found.join(', ')})`,
-    cfg.section({
-      join_token: cfg.string().optional(),
-      join_token_file: cfg.string().optional(),
-      k8s_psat: cfg
-        .mapping({ token_file: cfg.string().default(DEFAULT_PSAT_TOKEN_FILE), cluster: cfg.string().optional() })
-        .optional(),
-    }),
-  ),
+  attestation: cfg
+    .exactlyOne(
+      ATTESTATION_METHODS,
+      (found) =>
+        `needs exactly one of join_token, join_token_file or k8s_psat (found ${found.length === 0 ? 'none' : found.join(', ')})`,
+      cfg.section({
+        join_token: cfg.string().optional(),
+        join_token_file: cfg.string().optional(),
+        k8s_psat: cfg
+          .mapping({ token_file: cfg.string().default(DEFAULT_PSAT_TOKEN_FILE), cluster: cfg.string().optional() })
+          .optional(),
+      }),
+    )
+    .meta({ description: 'Required: exactly one of join_token, join_token_file or k8s_psat.' }),
   observability: cfg.section({ address: cfg.string().default('127.0.0.1'), port: cfg.int(0, 65535).default(8091) }),
   workloads: cfg.sections(MAX_WORKLOADS, WORKLOAD),
   rotation: cfg.section({ fraction: cfg.fraction(0.1, 0.9).prefault(0.5), jitter: cfg.fraction(0, 0.5).prefault(0.1) }),

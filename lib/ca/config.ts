@@ -103,6 +103,10 @@ const CLUSTER = cfg.mapping({
   allow: cfg.sections(100, cfg.mapping({ namespace: cfg.string(), service_account: cfg.string() })),
 });
 
+function svidTtlText(def: string): string {
+  return `A duration (30s, 5m, 1h; a bare number is seconds) from 30s to ca.ttl / 6; by default ${def} or ca.ttl / 6, whichever is shorter.`;
+}
+
 /** ca.yaml as a schema: keys, types, defaults and the bounds that do not depend on another key. */
 export const CA_CONFIG_SCHEMA = cfg.section({
   trust_domain: cfg.string().default('example.org'),
@@ -127,8 +131,14 @@ export const CA_CONFIG_SCHEMA = cfg.section({
     ['upstream'],
   ),
   // Defaults and upper bounds follow ca.ttl (see parseCaConfig).
-  x509_svid_ttl: cfg.duration().optional(),
-  jwt_svid_ttl: cfg.duration().optional(),
+  x509_svid_ttl: cfg
+    .duration()
+    .optional()
+    .meta({ description: svidTtlText('1h') }),
+  jwt_svid_ttl: cfg
+    .duration()
+    .optional()
+    .meta({ description: svidTtlText('5m') }),
   attestation: cfg.section({
     join_token: cfg.section({ default_ttl: cfg.duration(10 * S, 7 * 24 * H).prefault('10m') }),
     k8s_psat: cfg.section({ clusters: cfg.sections(32, CLUSTER) }),
@@ -144,7 +154,13 @@ export const CA_CONFIG_SCHEMA = cfg.section({
     max_connection_age: cfg.duration(MIN, 30 * 24 * H).prefault('12h'),
     unauthenticated: cfg.section({
       // From 4 to limits.max_connections: checked in parseCaConfig, whose message names that bound.
-      max_connections: z.unknown().optional().meta({ type: 'integer', minimum: 4, maximum: 65536, default: 64 }),
+      max_connections: z.unknown().optional().meta({
+        type: 'integer',
+        minimum: 4,
+        maximum: 65536,
+        default: 64,
+        description: 'At most limits.max_connections.',
+      }),
       // A PSAT (16 KiB at most) and a CSR (8 KiB at most) with their framing fit below 32 KiB.
       max_message_bytes: cfg.int(32 * 1024, 1024 * 1024).default(32 * 1024),
       max_streams: cfg.int(1, 100).default(4),

@@ -44,6 +44,12 @@ export function parseDuration(value: unknown, path: string): number {
   return ms;
 }
 
+// What an editor shows for a duration key.
+function durationText(minMs: number, maxMs: number): string {
+  const bounds = maxMs === Number.MAX_SAFE_INTEGER ? '' : `, from ${minMs / 1000}s to ${maxMs / 1000}s`;
+  return `A duration such as 30s, 5m, 1h or 1h30m (units ms, s, m, h, d; a bare number is seconds)${bounds}.`;
+}
+
 /** A zod error option that gives every issue of a schema the same message. */
 type Message = string | ((input: unknown) => string);
 function says(message: Message): { error: (iss: { input?: unknown }) => string } {
@@ -111,7 +117,8 @@ export const cfg = {
         ctx.issues.push({ code: 'custom', message: ms, input: v });
         return z.NEVER;
       })
-      .pipe(z.number().min(minMs, range).max(maxMs, range));
+      .pipe(z.number().min(minMs, range).max(maxMs, range))
+      .meta({ description: durationText(minMs, maxMs) });
   },
   /** A number in [min, max], given as a YAML number or, from an environment variable, as decimal text. */
   fraction: (min: number, max: number) => {
@@ -133,9 +140,17 @@ export const cfg = {
           ? `${String(input).slice(0, 16)} is not a file mode from 0 to 0o777; write it quoted ('0640') or as 0o640`
           : "must be an octal file mode such as '0640' or 0o640",
     );
+    // An editor reads an unquoted 0640 as the YAML 1.2 integer 640, which the loader reads as octal:
+    // the JSON Schema allows numbers up to 777 so that such a file is not marked wrong.
+    const number = z.number(m).int(m).min(0, m).max(0o777, m).meta({ maximum: 777 });
     return z
-      .union([z.number(m).int(m).min(0, m).max(0o777, m), z.string(m).regex(/^(?:0o?)?[0-7]{3}$/, m)], m)
-      .transform((v) => (typeof v === 'number' ? v : parseInt(v.slice(-3), 8)));
+      .union([number, z.string(m).regex(/^(?:0o?)?[0-7]{3}$/, m)], m)
+      .transform((v) => (typeof v === 'number' ? v : parseInt(v.slice(-3), 8)))
+      .meta({
+        description:
+          "Permission bits: a quoted octal string ('0640') or a number. An unquoted number with a leading zero " +
+          '(0640) is read as octal; any other number is decimal (420 is 0644).',
+      });
   },
   /** A list (empty when absent) of at most `max` non-empty strings; `emptyMessage` makes an empty one wrong. */
   strings: (max: number, emptyMessage?: string) => {
@@ -198,9 +213,14 @@ export function parseWithSchema<T extends z.ZodType>(schema: T, doc: unknown): z
 }
 
 /** The JSON Schema (draft 2020-12) of a configuration file, describing what may be written in YAML. */
-export function configJsonSchema(schema: z.ZodType, meta: { id: string; title: string }): Record<string, unknown> {
+export function configJsonSchema(
+  schema: z.ZodType,
+  meta: { title: string; description: string },
+): Record<string, unknown> {
+  // The input side: what the YAML may say (a duration as text), not what the parser turns it into.
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' });
-  return { $schema: json['$schema'], $id: meta.id, title: meta.title, ...json };
+  const { $schema, ...rest } = json;
+  return { $schema, title: meta.title, description: meta.description, ...rest };
 }
 
 /** Reads and decodes a YAML configuration file (bounded in size); an absent path gives an empty mapping. */
