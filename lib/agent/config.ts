@@ -12,9 +12,9 @@ import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
-import { validateJoinToken } from '../attest/join-token.js';
 import * as z from 'zod';
-import { applyOverrides, bad, cfg, envOverrides, parseWithSchema, readConfigFile } from '../config/index.js';
+import { validateJoinToken } from '../attest/join-token.js';
+import { applyOverrides, at, bad, cfg, envOverrides, parseWithSchema, readConfigFile } from '../config/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { KEY_TYPES, type KeyType } from '../keys/index.js';
 import { DEFAULT_FILE_NAMES, type FileNames, tokenFileName } from './writer.js';
@@ -161,21 +161,11 @@ export const OVERRIDABLE_KEYS = [
   'entry_sync_interval',
 ] as const;
 
-/** Runs `fn`, turning any SvidkitError it throws (e.g. ERR_SPIFFEID_*) into ERR_CONFIG for `path`. */
-function at<T>(path: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (isSvidkitError(err) && err.code !== 'ERR_CONFIG') bad(path, err.message, err);
-    throw err;
-  }
-}
-
 function isMapping(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-// The raw value under `key` of a mapping the Section reader has already accepted (or undefined).
+// The raw value under `key` of a decoded mapping (or undefined).
 function rawOf(v: unknown, key: string): unknown {
   return isMapping(v) ? v[key] : undefined;
 }

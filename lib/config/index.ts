@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import * as z from 'zod';
-import { SvidkitError } from '../errors/index.js';
+import { isSvidkitError, SvidkitError } from '../errors/index.js';
 
 /** Largest configuration file accepted. */
 export const MAX_CONFIG_BYTES = 256 * 1024;
@@ -19,6 +19,16 @@ export const MAX_STRING = 4096;
 export function bad(path: string, message: string, cause?: unknown): never {
   const options = cause === undefined ? undefined : { cause };
   throw new SvidkitError('ERR_CONFIG', `config: ${path || '(top level)'}: ${message}`, options);
+}
+
+/** Runs `fn`, turning any other SvidkitError it throws (e.g. ERR_SPIFFEID_*) into ERR_CONFIG for `path`. */
+export function at<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (isSvidkitError(err) && err.code !== 'ERR_CONFIG') bad(path, err.message, err);
+    throw err;
+  }
 }
 
 const DURATION = /^(\d+(ms|s|m|h|d))+$/;
@@ -57,9 +67,11 @@ function says(message: Message): { error: (iss: { input?: unknown }) => string }
 }
 
 /** Checks a list's length before its items, so that a long list is refused without reading it. */
-function bounded<T extends z.ZodType>(max: number, message: string, list: T) {
+function bounded<T extends z.ZodType>(max: number, message: string, list: T, stringsOnly = false) {
   return z.preprocess((v, ctx) => {
-    if (Array.isArray(v) && v.length > max) ctx.addIssue({ code: 'custom', message, input: v });
+    // A list of choices is first a list of strings: an item that is none is the list's fault.
+    const notString = stringsOnly && Array.isArray(v) && v.some((s) => typeof s !== 'string' || s === '');
+    if (Array.isArray(v) && (v.length > max || notString)) ctx.addIssue({ code: 'custom', message, input: v });
     return v;
   }, list);
 }
@@ -161,11 +173,8 @@ export const cfg = {
   /** A list (empty when absent) of at most `max` of the given strings; a bad item is named by its index. */
   choices: <const T extends readonly [string, ...string[]]>(max: number, choices: T) => {
     const text = `must be a list of at most ${max} non-empty strings`;
-    const item = z.enum(
-      choices,
-      says((v) => (typeof v === 'string' && v !== '' ? `must be one of ${choices.join(', ')}` : text)),
-    );
-    return bounded(max, text, z.array(item, says(text)).max(max, says(text))).prefault([]);
+    const item = z.enum(choices, says(`must be one of ${choices.join(', ')}`));
+    return bounded(max, text, z.array(item, says(text)).max(max, says(text)), true).prefault([]);
   },
   mapping,
   /** A mapping (see `mapping`) that may be absent: then it is an empty one, so its defaults apply. */
