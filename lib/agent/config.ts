@@ -12,8 +12,9 @@ import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import * as z from 'zod';
 import { caServerId, isReservedPath, MAX_AUDIENCES, RESERVED_PATH, validateJoinToken } from '../ca-api/index.js';
-import { applyOverrides, envOverrides, readConfigFile, Section } from '../config/index.js';
+import { applyOverrides, at, bad, cfg, envOverrides, parseWithSchema, readConfigFile } from '../config/index.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { KEY_TYPES, type KeyType } from '../keys/index.js';
 import { DEFAULT_FILE_NAMES, type FileNames, tokenFileName } from '../layout/index.js';
@@ -155,68 +156,13 @@ export const OVERRIDABLE_KEYS = [
   'entry_sync_interval',
 ] as const;
 
-function bad(path: string, message: string, cause?: unknown): never {
-  throw new SvidkitError('ERR_CONFIG', `config: ${path}: ${message}`, cause === undefined ? undefined : { cause });
-}
-
-/** Runs `fn`, turning any SvidkitError it throws (e.g. ERR_SPIFFEID_*) into ERR_CONFIG for `path`. */
-function at<T>(path: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (isSvidkitError(err) && err.code !== 'ERR_CONFIG') bad(path, err.message, err);
-    throw err;
-  }
-}
-
 function isMapping(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-// The raw value under `key` of a mapping the Section reader has already accepted (or undefined).
+// The raw value under `key` of a decoded mapping (or undefined).
 function rawOf(v: unknown, key: string): unknown {
   return isMapping(v) ? v[key] : undefined;
-}
-
-/**
- * An optional integer. Section.int needs a default; reading the key even when it is absent or null
- * marks it as used, so `uid: ~` means "unset" rather than "unknown key".
- */
-function optionalInt(s: Section, key: string, min: number, max: number): number | undefined {
-  if (s.has(key)) return s.int(key, min, min, max);
-  s.int(key, min, min, max);
-  return undefined;
-}
-
-/**
- * A number such as 0.5, given as a YAML number or, from an environment variable, as decimal text.
- * Section has no accessor for fractions, so the caller takes the value from the raw mapping.
- */
-function fractionValue(raw: unknown, path: string, def: number, min: number, max: number): number {
-  let v = raw ?? def;
-  if (typeof v === 'string' && /^\d+(\.\d+)?$/.test(v)) v = Number(v);
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    bad(path, `must be a number from ${min} to ${max}`);
-  }
-  return v;
-}
-
-/**
- * A file mode: a number (YAML 0o644, or 420) or an octal string ('0644', '644', '0o644'). Only
- * permission bits (at most 0o777) are accepted: set-id and sticky bits make no sense on these files.
- */
-function modeValue(raw: unknown, path: string, def: number): number {
-  if (raw === undefined || raw === null) return def;
-  if (typeof raw === 'string') {
-    const m = /^(?:0o?)?([0-7]{3})$/.exec(raw);
-    if (!m) bad(path, `"${raw.slice(0, 16)}" is not an octal file mode like '0644'`);
-    return parseInt(m[1]!, 8);
-  }
-  if (typeof raw !== 'number') bad(path, "must be an octal file mode such as '0640' or 0o640");
-  if (!Number.isInteger(raw) || raw < 0 || raw > 0o777) {
-    bad(path, `${String(raw).slice(0, 16)} is not a file mode from 0 to 0o777; write it quoted ('0640') or as 0o640`);
-  }
-  return raw;
 }
 
 function octal(mode: number): string {
@@ -255,41 +201,107 @@ function within(parent: string, child: string): boolean {
   return child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
 }
 
-function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, baseDir: string): WorkloadConfig {
+const ATTESTATION_METHODS = ['join_token', 'join_token_file', 'k8s_psat'];
+
+const WORKLOAD = cfg.mapping({
+  spiffe_id: cfg.string(),
+  output_dir: cfg.string(),
+  uid: cfg.int(0, MAX_ID).optional(),
+  gid: cfg.int(0, MAX_ID).optional(),
+  cert_mode: cfg.fileMode().prefault('0644'),
+  key_mode: cfg.fileMode().prefault('0600'),
+  key_type: cfg.choice(KEY_TYPES).default('ec-p256'),
+  jwt_audiences: cfg.strings(MAX_JWT_AUDIENCES),
+  file_names: cfg.section(Object.fromEntries(FILE_NAME_KEYS.map(([k]) => [k, cfg.string().optional()]))),
+  reload: cfg
+    .exactlyOne(
+      ['signal', 'exec'],
+      () => 'needs exactly one of signal or exec',
+      cfg.mapping(
+        {
+          signal: cfg
+            .mapping({
+              pid_file: cfg.string(),
+              signal: cfg.string().default('SIGHUP'),
+              uid: cfg.int(0, MAX_ID).optional(),
+            })
+            .optional(),
+          exec: cfg
+            .mapping({
+              command: cfg.strings(256, 'must be a non-empty list: [program, args...]'),
+              timeout: cfg.duration(S, 10 * MIN).prefault('30s'),
+              env: cfg.strings(MAX_RELOAD_ENV),
+            })
+            .optional(),
+        },
+        // Only the kind that is set was ever read, so a null for the other one is an unknown key.
+        ['signal', 'exec'],
+      ),
+    )
+    .optional()
+    .meta({ description: 'Exactly one of signal or exec.' }),
+});
+
+/** agent.yaml as a schema: keys, types, defaults and the bounds that do not depend on another key. */
+export const AGENT_CONFIG_SCHEMA = cfg.section({
+  trust_domain: cfg.string().default('example.org'),
+  data_dir: cfg.string().default('./data/agent'),
+  log_level: cfg.choice(['debug', 'info', 'warn', 'error']).default('info'),
+  ca: cfg.section({
+    address: cfg.string().default('127.0.0.1:8081'),
+    // The CA's serving SVID always carries the DNS name "localhost"; the SPIFFE ID check is what matters.
+    server_name: cfg.string().default('localhost'),
+    bundle_file: cfg
+      .string()
+      .optional()
+      .meta({ description: "Required: the CA's trust bundle, which authenticates the CA on first contact." }),
+    insecure_bootstrap: cfg.bool().default(false),
+  }),
+  attestation: cfg
+    .exactlyOne(
+      ATTESTATION_METHODS,
+      (found) =>
+        `needs exactly one of join_token, join_token_file or k8s_psat (found ${found.length === 0 ? 'none' : found.join(', ')})`,
+      cfg.section({
+        join_token: cfg.string().optional(),
+        join_token_file: cfg.string().optional(),
+        k8s_psat: cfg
+          .mapping({ token_file: cfg.string().default(DEFAULT_PSAT_TOKEN_FILE), cluster: cfg.string().optional() })
+          .optional(),
+      }),
+    )
+    .meta({ description: 'Required: exactly one of join_token, join_token_file or k8s_psat.' }),
+  observability: cfg.section({ address: cfg.string().default('127.0.0.1'), port: cfg.int(0, 65535).default(8091) }),
+  workloads: cfg.sections(MAX_WORKLOADS, WORKLOAD),
+  rotation: cfg.section({ fraction: cfg.fraction(0.1, 0.9).prefault(0.5), jitter: cfg.fraction(0, 0.5).prefault(0.1) }),
+  backoff: cfg.section({
+    min: cfg.duration(100, MIN).prefault('1s'),
+    max: cfg.duration(S, 10 * MIN).prefault('1m'),
+  }),
+  entry_sync_interval: cfg.duration(S, 10 * MIN).prefault('5s'),
+});
+
+type WorkloadInput = z.output<typeof WORKLOAD>;
+
+// Whoever can write these files can swap the workload's identity or the roots it trusts.
+function writers(mode: number): string | undefined {
+  if ((mode & 0o022) === 0o022) return 'the group and other users';
+  if (mode & 0o020) return 'the group (the middle digit)';
+  return mode & 0o002 ? 'other users (the last digit)' : undefined;
+}
+
+/** The rules of one workload that the schema cannot say: its ID, who may touch its files, names. */
+function parseWorkload(w: WorkloadInput, i: number, td: TrustDomain, baseDir: string): WorkloadConfig {
   const here = `workloads[${i}]`;
-  const idText = w.string('spiffe_id');
-  const spiffeId = at(`${here}.spiffe_id`, () => SpiffeId.parse(idText));
-  if (!spiffeId.memberOf(td)) bad(`${here}.spiffe_id`, `${idText} is not in trust domain ${td.name}`);
+  const spiffeId = at(`${here}.spiffe_id`, () => SpiffeId.parse(w.spiffe_id));
+  if (!spiffeId.memberOf(td)) bad(`${here}.spiffe_id`, `${w.spiffe_id} is not in trust domain ${td.name}`);
   if (spiffeId.isTrustDomainId()) bad(`${here}.spiffe_id`, 'needs a path: the trust domain ID is not a workload');
   // IDs under this path belong to svidkit itself (the CA, the agents); the CA refuses entries for them.
   if (isReservedPath(spiffeId.path)) {
     bad(`${here}.spiffe_id`, `is under ${RESERVED_PATH}/, which is reserved for svidkit's own identities`);
   }
-  const outputDir = resolve(baseDir, w.string('output_dir'));
-  const uid = optionalInt(w, 'uid', 0, MAX_ID);
-  const gid = optionalInt(w, 'gid', 0, MAX_ID);
-
-  // A mode may be a number or a string, which no single Section accessor accepts: check the raw value,
-  // then let the accessor that fits its type mark the key as used.
-  const modeOf = (key: string, def: number): number => {
-    const v = rawOf(raw, key);
-    const mode = modeValue(v, `${here}.${key}`, def);
-    if (typeof v === 'number') w.int(key, def, 0, 0o777);
-    else w.optionalString(key);
-    return mode;
-  };
-  const certMode = modeOf('cert_mode', 0o644);
-  const keyMode = modeOf('key_mode', 0o600);
-  // Whoever can write these files can swap the workload's identity or the roots it trusts.
+  const { cert_mode: certMode, key_mode: keyMode } = w;
   const who = spiffeId.toString();
-  const writers = (mode: number): string | undefined =>
-    (mode & 0o022) === 0o022
-      ? 'the group and other users'
-      : mode & 0o020
-        ? 'the group (the middle digit)'
-        : mode & 0o002
-          ? 'other users (the last digit)'
-          : undefined;
   const certWriters = writers(certMode);
   if (certWriters !== undefined) {
     bad(
@@ -314,11 +326,9 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
     bad(`${here}.key_mode`, `${octal(keyMode)} lets no one read the private key of ${who}`);
   }
 
-  const keyType = w.choice('key_type', KEY_TYPES, 'ec-p256');
-  const jwtAudiences = w.strings('jwt_audiences', MAX_JWT_AUDIENCES);
   const seenAud = new Map<string, number>();
   const seenFile = new Map<string, number>();
-  for (const [j, aud] of jwtAudiences.entries()) {
+  for (const [j, aud] of w.jwt_audiences.entries()) {
     // Each audience becomes a file name under the JWT directory, so keep it printable and short.
     if (aud.length > 255 || [...aud].some((c) => c < ' ' || c === '\u007f')) {
       bad(`${here}.jwt_audiences[${j}]`, 'must be at most 255 printable characters');
@@ -339,11 +349,10 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
     seenFile.set(file, j);
   }
 
-  const fnS = w.section('file_names');
   const names: Record<string, string> = { ...DEFAULT_FILE_NAMES };
   const byName = new Map<string, string>();
   for (const [yamlKey, prop] of FILE_NAME_KEYS) {
-    const v = fnS.optionalString(yamlKey);
+    const v = w.file_names[yamlKey];
     if (v !== undefined) names[prop] = fileName(v, `${here}.file_names.${yamlKey}`);
     const other = byName.get(names[prop]!);
     if (other !== undefined) {
@@ -351,71 +360,53 @@ function parseWorkload(w: Section, raw: unknown, i: number, td: TrustDomain, bas
     }
     byName.set(names[prop]!, yamlKey);
   }
-  fnS.done();
-  const fileNames = Object.freeze(names) as unknown as FileNames;
-
-  let reload: ReloadAction | undefined;
-  const present = w.has('reload');
-  const r = w.section('reload');
-  if (present) {
-    const kinds = ['signal', 'exec'].filter((k) => r.has(k));
-    if (kinds.length !== 1) bad(`${here}.reload`, 'needs exactly one of signal or exec');
-    if (kinds[0] === 'signal') {
-      const sig = r.section('signal');
-      const pidFile = resolve(baseDir, sig.string('pid_file'));
-      const signal = sig.string('signal', 'SIGHUP');
-      if (!Object.hasOwn(osConstants.signals, signal)) {
-        bad(`${here}.reload.signal.signal`, `"${signal.slice(0, 16)}" is not a signal name such as SIGHUP or SIGUSR1`);
-      }
-      const signalUid = optionalInt(sig, 'uid', 0, MAX_ID);
-      sig.done();
-      // Keys only when set, so an entry without them compares equal to one written without them.
-      reload = {
-        signal: { pidFile, signal: signal as NodeJS.Signals, ...(signalUid === undefined ? {} : { uid: signalUid }) },
-      };
-    } else {
-      const ex = r.section('exec');
-      const command = [...ex.strings('command', 256)];
-      if (command.length === 0) bad(`${here}.reload.exec.command`, 'must be a non-empty list: [program, args...]');
-      // No shell: the list is the argv. A relative program path is taken from baseDir like every path here;
-      // a bare name is looked up in PATH.
-      if (command[0]!.includes('/') && !isAbsolute(command[0]!)) command[0] = resolve(baseDir, command[0]!);
-      const timeoutMs = ex.duration('timeout', 30 * S, S, 10 * MIN);
-      const env = ex.strings('env', MAX_RELOAD_ENV);
-      const names = new Map<string, number>();
-      for (const [j, entry] of env.entries()) {
-        const name = /^([A-Za-z_][A-Za-z0-9_]{0,127})=/.exec(entry)?.[1];
-        if (name === undefined || entry.length > 4096 || entry.includes('\0')) {
-          bad(
-            `${here}.reload.exec.env[${j}]`,
-            'must be NAME=value with a name of letters, digits and _, at most 4096 characters',
-          );
-        }
-        const prev = names.get(name);
-        if (prev !== undefined) bad(`${here}.reload.exec.env[${j}]`, `sets ${name} again (see env[${prev}])`);
-        names.set(name, j);
-      }
-      ex.done();
-      reload = {
-        exec: { command: Object.freeze(command), timeoutMs, ...(env.length === 0 ? {} : { env: Object.freeze(env) }) },
-      };
-    }
-  }
-  r.done();
-  w.done();
 
   return {
     index: i,
     spiffeId,
-    outputDir,
-    uid,
-    gid,
+    outputDir: resolve(baseDir, w.output_dir),
+    uid: w.uid,
+    gid: w.gid,
     certMode,
     keyMode,
-    keyType,
-    jwtAudiences: Object.freeze([...jwtAudiences]),
-    fileNames,
-    reload,
+    keyType: w.key_type,
+    jwtAudiences: Object.freeze([...w.jwt_audiences]),
+    fileNames: Object.freeze(names) as unknown as FileNames,
+    reload: w.reload && reloadAction(w.reload, here, baseDir),
+  };
+}
+
+/** `reload`: exactly one of signal or exec, with a known signal name or a well-formed command and env. */
+function reloadAction(r: NonNullable<WorkloadInput['reload']>, here: string, baseDir: string): ReloadAction {
+  if (r.signal !== undefined) {
+    const { pid_file, signal, uid } = r.signal;
+    if (!Object.hasOwn(osConstants.signals, signal)) {
+      bad(`${here}.reload.signal.signal`, `"${signal.slice(0, 16)}" is not a signal name such as SIGHUP or SIGUSR1`);
+    }
+    // Keys only when set, so an entry without them compares equal to one written without them.
+    const pidFile = resolve(baseDir, pid_file);
+    return { signal: { pidFile, signal: signal as NodeJS.Signals, ...(uid === undefined ? {} : { uid }) } };
+  }
+  const { timeout: timeoutMs, env } = r.exec!;
+  const command = [...r.exec!.command];
+  // No shell: the list is the argv. A relative program path is taken from baseDir like every path here;
+  // a bare name is looked up in PATH.
+  if (command[0]!.includes('/') && !isAbsolute(command[0]!)) command[0] = resolve(baseDir, command[0]!);
+  const names = new Map<string, number>();
+  for (const [j, entry] of env.entries()) {
+    const name = /^([A-Za-z_][A-Za-z0-9_]{0,127})=/.exec(entry)?.[1];
+    if (name === undefined || entry.length > 4096 || entry.includes('\0')) {
+      bad(
+        `${here}.reload.exec.env[${j}]`,
+        'must be NAME=value with a name of letters, digits and _, at most 4096 characters',
+      );
+    }
+    const prev = names.get(name);
+    if (prev !== undefined) bad(`${here}.reload.exec.env[${j}]`, `sets ${name} again (see env[${prev}])`);
+    names.set(name, j);
+  }
+  return {
+    exec: { command: Object.freeze(command), timeoutMs, ...(env.length === 0 ? {} : { env: Object.freeze([...env]) }) },
   };
 }
 
@@ -457,51 +448,34 @@ function checkOverlaps(workloads: readonly WorkloadConfig[], dataDir: string): v
 
 /** Builds the configuration from a decoded document; throws ERR_CONFIG naming the first bad key. */
 export function parseAgentConfig(doc: unknown, baseDir = process.cwd()): AgentConfig {
-  const root = new Section(doc);
-  const tdText = root.string('trust_domain', 'example.org');
-  const trustDomain = at('trust_domain', () => TrustDomain.parse(tdText));
-  const dataDir = resolve(baseDir, root.string('data_dir', './data/agent'));
-  const logLevel = root.choice('log_level', ['debug', 'info', 'warn', 'error'] as const, 'info');
-  const warnings: string[] = [];
+  const c = parseWithSchema(AGENT_CONFIG_SCHEMA, doc);
+  // The rules the schema cannot say, in one place: names that must parse, keys that exclude or bound
+  // each other, and paths that must not overlap.
+  const trustDomain = at('trust_domain', () => TrustDomain.parse(c.trust_domain));
+  const dataDir = resolve(baseDir, c.data_dir);
 
-  const caS = root.section('ca');
-  const address = caS.string('address', '127.0.0.1:8081');
-  const { host, port } = hostPort(address, 'ca.address');
-  // The CA's serving SVID always carries the DNS name "localhost"; the SPIFFE ID check is what matters.
-  const serverName = caS.string('server_name', 'localhost');
+  const { host, port } = hostPort(c.ca.address, 'ca.address');
+  const serverName = c.ca.server_name;
   if (isIP(serverName) || !DNS_NAME.test(serverName)) {
     bad('ca.server_name', `"${serverName.slice(0, 64)}" is not a DNS name (TLS server names cannot be IP addresses)`);
   }
-  const bundle = caS.optionalString('bundle_file');
   // Trust on first use is refused outright: a node must know its CA before it talks to it.
-  const insecureBootstrap = caS.bool('insecure_bootstrap', false);
-  if (insecureBootstrap) {
+  if (c.ca.insecure_bootstrap) {
     bad('ca.insecure_bootstrap', 'is not supported: svidkit never trusts a CA on first use; set ca.bundle_file');
   }
-  if (bundle === undefined) {
+  if (c.ca.bundle_file === undefined) {
     bad('ca.bundle_file', "is required: the CA's trust bundle authenticates the CA on first contact");
   }
-  caS.done();
   const ca = {
-    address,
+    address: c.ca.address,
     host,
     port,
     serverName,
     spiffeId: caServerId(trustDomain),
-    bundleFile: resolve(baseDir, bundle),
+    bundleFile: resolve(baseDir, c.ca.bundle_file),
   };
 
-  const att = root.section('attestation');
-  const methods = ['join_token', 'join_token_file', 'k8s_psat'].filter((k) => att.has(k));
-  const token = att.optionalString('join_token');
-  const tokenFile = att.optionalString('join_token_file');
-  const psatS = att.section('k8s_psat');
-  if (methods.length !== 1) {
-    bad(
-      'attestation',
-      `needs exactly one of join_token, join_token_file or k8s_psat (found ${methods.length === 0 ? 'none' : methods.join(', ')})`,
-    );
-  }
+  const { join_token: token, join_token_file: tokenFile, k8s_psat: psat } = c.attestation;
   let attestation: AgentAttestation;
   if (token !== undefined) {
     at('attestation.join_token', () => validateJoinToken(token));
@@ -509,62 +483,34 @@ export function parseAgentConfig(doc: unknown, baseDir = process.cwd()): AgentCo
   } else if (tokenFile !== undefined) {
     attestation = { method: 'join_token_file', tokenFile: resolve(baseDir, tokenFile) };
   } else {
-    const psatFile = resolve(baseDir, psatS.string('token_file', DEFAULT_PSAT_TOKEN_FILE));
-    const cluster = psatS.optionalString('cluster');
+    const cluster = psat!.cluster;
     // The CA puts the cluster name into agent IDs, so it must be a SPIFFE path segment there too.
     if (cluster !== undefined) at('attestation.k8s_psat.cluster', () => validatePathSegment(cluster));
-    attestation = { method: 'k8s_psat', tokenFile: psatFile, cluster };
+    attestation = { method: 'k8s_psat', tokenFile: resolve(baseDir, psat!.token_file), cluster };
   }
-  psatS.done();
-  att.done();
 
-  const obsS = root.section('observability');
-  const observability = { address: obsS.string('address', '127.0.0.1'), port: obsS.int('port', 8091, 0, 65535) };
-  obsS.done();
-
-  const rawWorkloads = rawOf(doc, 'workloads');
-  const workloads = root
-    .sections('workloads', MAX_WORKLOADS)
-    .map((w, i) =>
-      parseWorkload(w, Array.isArray(rawWorkloads) ? rawWorkloads[i] : undefined, i, trustDomain, baseDir),
-    );
+  const workloads = c.workloads.map((w, i) => parseWorkload(w, i, trustDomain, baseDir));
   checkOverlaps(workloads, dataDir);
 
-  // rotation holds fractions, which Section cannot read: take them from the raw mapping and let a
-  // Section over the remaining keys refuse anything unknown.
-  root.section('rotation');
-  const {
-    fraction: rawFraction,
-    jitter: rawJitter,
-    ...rotRest
-  } = isMapping(rawOf(doc, 'rotation')) ? (rawOf(doc, 'rotation') as Record<string, unknown>) : {};
-  new Section(rotRest, 'rotation').done();
-  const fraction = fractionValue(rawFraction, 'rotation.fraction', 0.5, 0.1, 0.9);
-  const jitter = fractionValue(rawJitter, 'rotation.jitter', 0.1, 0, 0.5);
+  const { fraction, jitter } = c.rotation;
   if (fraction * (1 + jitter) > 0.95) {
     bad('rotation.jitter', `fraction × (1 + jitter) is ${(fraction * (1 + jitter)).toFixed(3)}; keep it at most 0.95`);
   }
-
-  const boS = root.section('backoff');
-  const minMs = boS.duration('min', S, 100, MIN);
-  const maxMs = boS.duration('max', MIN, S, 10 * MIN);
+  const { min: minMs, max: maxMs } = c.backoff;
   if (maxMs < minMs) bad('backoff.max', `must not be shorter than backoff.min (${minMs / 1000}s)`);
-  boS.done();
-  const entrySyncMs = root.duration('entry_sync_interval', 5 * S, S, 10 * MIN);
-  root.done();
 
   return {
     trustDomain,
     dataDir,
-    logLevel,
+    logLevel: c.log_level,
     ca,
     attestation,
-    observability,
+    observability: c.observability,
     workloads: Object.freeze(workloads),
     rotation: { fraction, jitter },
     backoff: { minMs, maxMs },
-    entrySyncMs,
-    warnings: Object.freeze(warnings),
+    entrySyncMs: c.entry_sync_interval,
+    warnings: Object.freeze([]),
   };
 }
 

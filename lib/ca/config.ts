@@ -3,8 +3,8 @@
  * docs/ca-config.md; this file is the one source of truth for the values.
  */
 import { resolve } from 'node:path';
-import { applyOverrides, envOverrides, readConfigFile, Section } from '../config/index.js';
-import { SvidkitError } from '../errors/index.js';
+import * as z from 'zod';
+import { applyOverrides, bad, cfg, envOverrides, parseWithSchema, readConfigFile } from '../config/index.js';
 import { KEY_TYPES, type KeyType } from '../keys/index.js';
 import { TrustDomain } from '../spiffeid/index.js';
 
@@ -78,10 +78,6 @@ export interface CaLimits {
   };
 }
 
-function bad(path: string, message: string): never {
-  throw new SvidkitError('ERR_CONFIG', `config: ${path}: ${message}`);
-}
-
 /** Dotted keys that environment variables (SVIDKIT_CA_<KEY>) and flags may override. */
 export const OVERRIDABLE_KEYS = [
   'trust_domain',
@@ -96,132 +92,158 @@ export const OVERRIDABLE_KEYS = [
   'ca.key_type',
 ] as const;
 
+const address = (def: string) => cfg.string().default(def);
+const port = (def: number) => cfg.int(0, 65535).default(def);
+const CLUSTER = cfg.mapping({
+  name: cfg.string(),
+  issuer: cfg.string(),
+  audience: cfg.string(),
+  jwks_file: cfg.string().optional(),
+  discovery: cfg.bool().default(false),
+  allow: cfg.sections(100, cfg.mapping({ namespace: cfg.string(), service_account: cfg.string() })),
+});
+
+function svidTtlText(def: string): string {
+  return `A duration (30s, 5m, 1h; a bare number is seconds) from 30s to ca.ttl / 6; by default ${def} or ca.ttl / 6, whichever is shorter.`;
+}
+
+/** ca.yaml as a schema: keys, types, defaults and the bounds that do not depend on another key. */
+export const CA_CONFIG_SCHEMA = cfg.section({
+  trust_domain: cfg.string().default('example.org'),
+  data_dir: cfg.string().default('./data/ca'),
+  log_level: cfg.choice(['debug', 'info', 'warn', 'error']).default('info'),
+  listen: cfg.section({ address: address('127.0.0.1'), port: port(8081) }),
+  admin: cfg.section(
+    {
+      socket: cfg.string().optional(),
+      mtls: cfg.mapping({ address: address('127.0.0.1'), port: port(8083), admin_ids: cfg.strings(100) }).optional(),
+    },
+    ['mtls'],
+  ),
+  observability: cfg.section({ address: address('127.0.0.1'), port: port(8082) }),
+  ca: cfg.section(
+    {
+      ttl: cfg.duration(10 * MIN, 10 * 365 * 24 * H).prefault('24h'),
+      key_type: cfg.choice(KEY_TYPES).default('ec-p256'),
+      jwt_key_type: cfg.choice(['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096']).default('ec-p256'),
+      upstream: cfg.mapping({ cert_file: cfg.string(), key_file: cfg.string(), bundle_file: cfg.string() }).optional(),
+    },
+    ['upstream'],
+  ),
+  // Defaults and upper bounds follow ca.ttl (see parseCaConfig).
+  x509_svid_ttl: cfg
+    .duration()
+    .optional()
+    .meta({ description: svidTtlText('1h') }),
+  jwt_svid_ttl: cfg
+    .duration()
+    .optional()
+    .meta({ description: svidTtlText('5m') }),
+  attestation: cfg.section({
+    join_token: cfg.section({ default_ttl: cfg.duration(10 * S, 7 * 24 * H).prefault('10m') }),
+    k8s_psat: cfg.section({ clusters: cfg.sections(32, CLUSTER) }),
+  }),
+  allowed_key_types: cfg.choices(KEY_TYPES.length, KEY_TYPES),
+  limits: cfg.section({
+    max_batch: cfg.int(1, 1000).default(100),
+    max_message_bytes: cfg.int(16 * 1024, 16 * 1024 * 1024).default(1024 * 1024),
+    max_connections: cfg.int(16, 65536).default(1024),
+    max_streams: cfg.int(1, 1000).default(100),
+    handshake_timeout: cfg.duration(100, MIN).prefault('5s'),
+    idle_timeout: cfg.duration(S, 24 * H).prefault('5m'),
+    max_connection_age: cfg.duration(MIN, 30 * 24 * H).prefault('12h'),
+    unauthenticated: cfg.section({
+      // From 4 to limits.max_connections: checked in parseCaConfig, whose message names that bound.
+      max_connections: z.unknown().optional().meta({
+        type: 'integer',
+        minimum: 4,
+        maximum: 65536,
+        default: 64,
+        description: 'At most limits.max_connections.',
+      }),
+      // A PSAT (16 KiB at most) and a CSR (8 KiB at most) with their framing fit below 32 KiB.
+      max_message_bytes: cfg.int(32 * 1024, 1024 * 1024).default(32 * 1024),
+      max_streams: cfg.int(1, 100).default(4),
+      idle_timeout: cfg.duration(100, 5 * MIN).prefault('10s'),
+      max_age: cfg.duration(S, 10 * MIN).prefault('1m'),
+    }),
+  }),
+});
+
 /** Builds the configuration from a decoded document; throws ERR_CONFIG naming the first bad key. */
 export function parseCaConfig(doc: unknown, baseDir = process.cwd()): CaConfig {
-  const root = new Section(doc);
-  const trustDomain = TrustDomain.parse(root.string('trust_domain', 'example.org'));
-  const dataDir = resolve(baseDir, root.string('data_dir', './data/ca'));
-  const logLevel = root.choice('log_level', ['debug', 'info', 'warn', 'error'] as const, 'info');
-
-  const listenS = root.section('listen');
-  const listen = { address: listenS.string('address', '127.0.0.1'), port: listenS.int('port', 8081, 0, 65535) };
-  listenS.done();
-
-  const adminS = root.section('admin');
-  const socket = resolve(baseDir, adminS.string('socket', resolve(dataDir, 'admin.sock')));
-  let mtls: CaConfig['admin']['mtls'];
-  if (adminS.has('mtls')) {
-    const m = adminS.section('mtls');
-    mtls = {
-      address: m.string('address', '127.0.0.1'),
-      port: m.int('port', 8083, 0, 65535),
-      adminIds: m.strings('admin_ids', 100),
-    };
-    m.done();
-  }
-  adminS.done();
-
-  const obsS = root.section('observability');
-  const observability = { address: obsS.string('address', '127.0.0.1'), port: obsS.int('port', 8082, 0, 65535) };
-  obsS.done();
-
-  const caS = root.section('ca');
-  const ttlMs = caS.duration('ttl', 24 * H, 10 * MIN, 10 * 365 * 24 * H);
-  const keyType = caS.choice('key_type', KEY_TYPES, 'ec-p256');
-  const jwtKeyType = caS.choice(
-    'jwt_key_type',
-    ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096'] as const,
-    'ec-p256',
-  );
-  let upstream: CaConfig['ca']['upstream'];
-  if (caS.has('upstream')) {
-    const u = caS.section('upstream');
-    upstream = {
-      certFile: resolve(baseDir, u.string('cert_file')),
-      keyFile: resolve(baseDir, u.string('key_file')),
-      bundleFile: resolve(baseDir, u.string('bundle_file')),
-    };
-    u.done();
-  }
-  caS.done();
-
+  const c = parseWithSchema(CA_CONFIG_SCHEMA, doc);
+  // The rules that join two keys, after the schema has checked each key on its own.
   // An SVID never outlives the CA that signed it: the key manager activates a new CA at 5/6 of its life.
-  const maxSvidTtl = Math.floor(ttlMs / 6);
-  const defaultX509SvidTtlMs = root.duration('x509_svid_ttl', Math.min(H, maxSvidTtl), 30 * S, maxSvidTtl);
-  const defaultJwtSvidTtlMs = root.duration('jwt_svid_ttl', Math.min(5 * MIN, maxSvidTtl), 30 * S, maxSvidTtl);
-
-  const att = root.section('attestation');
-  const jt = att.section('join_token');
-  const joinTokenDefaultTtlMs = jt.duration('default_ttl', 10 * MIN, 10 * S, 7 * 24 * H);
-  jt.done();
-  const psatS = att.section('k8s_psat');
-  const k8sPsat = psatS.sections('clusters', 32).map((c) => {
-    const jwksFile = c.optionalString('jwks_file');
-    const discovery = c.bool('discovery', false);
-    const cluster: PsatClusterSettings = {
-      name: c.string('name'),
-      issuer: c.string('issuer'),
-      audience: c.string('audience'),
-      jwksFile: jwksFile === undefined ? undefined : resolve(baseDir, jwksFile),
-      discovery,
-      allow: c.sections('allow', 100).map((a) => {
-        const entry = { namespace: a.string('namespace'), serviceAccount: a.string('service_account') };
-        a.done();
-        return entry;
-      }),
-    };
-    c.done();
-    return cluster;
-  });
-  psatS.done();
-  att.done();
-
-  const allowed = root.strings('allowed_key_types', KEY_TYPES.length);
-  for (const [i, t] of allowed.entries()) {
-    if (!(KEY_TYPES as readonly string[]).includes(t))
-      bad(`allowed_key_types[${i}]`, `must be one of ${KEY_TYPES.join(', ')}`);
+  const maxSvidTtl = Math.floor(c.ca.ttl / 6);
+  const svidTtl = (key: string, value: number | undefined, def: number): number => {
+    const ms = value ?? Math.min(def, maxSvidTtl);
+    if (ms < 30 * S || ms > maxSvidTtl) bad(key, `must be between 30s and ${maxSvidTtl / 1000}s`);
+    return ms;
+  };
+  const defaultX509SvidTtlMs = svidTtl('x509_svid_ttl', c.x509_svid_ttl, H);
+  const defaultJwtSvidTtlMs = svidTtl('jwt_svid_ttl', c.jwt_svid_ttl, 5 * MIN);
+  const lim = c.limits;
+  const unauthConnections = lim.unauthenticated.max_connections ?? 64;
+  if (
+    !Number.isInteger(unauthConnections) ||
+    !((unauthConnections as number) >= 4 && (unauthConnections as number) <= lim.max_connections)
+  ) {
+    bad('limits.unauthenticated.max_connections', `must be an integer from 4 to ${lim.max_connections}`);
   }
-  const allowedKeyTypes: readonly KeyType[] = allowed.length > 0 ? (allowed as KeyType[]) : KEY_TYPES;
 
-  const limS = root.section('limits');
-  const maxConnections = limS.int('max_connections', 1024, 16, 65536);
-  const unS = limS.section('unauthenticated');
-  const unauthenticated = {
-    maxConnections: unS.int('max_connections', 64, 4, maxConnections),
-    // A PSAT (16 KiB at most) and a CSR (8 KiB at most) with their framing fit below 32 KiB.
-    maxMessageBytes: unS.int('max_message_bytes', 32 * 1024, 32 * 1024, 1024 * 1024),
-    maxStreams: unS.int('max_streams', 4, 1, 100),
-    idleTimeoutMs: unS.duration('idle_timeout', 10 * S, 100, 5 * MIN),
-    maxAgeMs: unS.duration('max_age', MIN, S, 10 * MIN),
-  };
-  unS.done();
-  const limits: CaLimits = {
-    maxBatch: limS.int('max_batch', 100, 1, 1000),
-    maxMessageBytes: limS.int('max_message_bytes', 1024 * 1024, 16 * 1024, 16 * 1024 * 1024),
-    maxConnections,
-    maxStreams: limS.int('max_streams', 100, 1, 1000),
-    handshakeTimeoutMs: limS.duration('handshake_timeout', 5 * S, 100, MIN),
-    idleTimeoutMs: limS.duration('idle_timeout', 5 * MIN, S, 24 * H),
-    maxConnectionAgeMs: limS.duration('max_connection_age', 12 * H, MIN, 30 * 24 * H),
-    unauthenticated,
-  };
-  limS.done();
-  root.done();
-
+  const trustDomain = TrustDomain.parse(c.trust_domain);
+  const dataDir = resolve(baseDir, c.data_dir);
+  const mtls = c.admin.mtls;
+  const up = c.ca.upstream;
   return {
     trustDomain,
     dataDir,
-    logLevel,
-    listen,
-    admin: { socket, mtls },
-    observability,
-    ca: { keyType, ttlMs, jwtKeyType, upstream },
+    logLevel: c.log_level,
+    listen: c.listen,
+    admin: {
+      socket: resolve(baseDir, c.admin.socket ?? resolve(dataDir, 'admin.sock')),
+      mtls: mtls && { address: mtls.address, port: mtls.port, adminIds: mtls.admin_ids },
+    },
+    observability: c.observability,
+    ca: {
+      keyType: c.ca.key_type,
+      ttlMs: c.ca.ttl,
+      jwtKeyType: c.ca.jwt_key_type,
+      upstream: up && {
+        certFile: resolve(baseDir, up.cert_file),
+        keyFile: resolve(baseDir, up.key_file),
+        bundleFile: resolve(baseDir, up.bundle_file),
+      },
+    },
     defaultX509SvidTtlMs,
     defaultJwtSvidTtlMs,
-    joinTokenDefaultTtlMs,
-    k8sPsat,
-    allowedKeyTypes,
-    limits,
+    joinTokenDefaultTtlMs: c.attestation.join_token.default_ttl,
+    k8sPsat: c.attestation.k8s_psat.clusters.map((k) => ({
+      name: k.name,
+      issuer: k.issuer,
+      audience: k.audience,
+      jwksFile: k.jwks_file === undefined ? undefined : resolve(baseDir, k.jwks_file),
+      discovery: k.discovery,
+      allow: k.allow.map((a) => ({ namespace: a.namespace, serviceAccount: a.service_account })),
+    })),
+    allowedKeyTypes: c.allowed_key_types.length > 0 ? c.allowed_key_types : KEY_TYPES,
+    limits: {
+      maxBatch: lim.max_batch,
+      maxMessageBytes: lim.max_message_bytes,
+      maxConnections: lim.max_connections,
+      maxStreams: lim.max_streams,
+      handshakeTimeoutMs: lim.handshake_timeout,
+      idleTimeoutMs: lim.idle_timeout,
+      maxConnectionAgeMs: lim.max_connection_age,
+      unauthenticated: {
+        maxConnections: unauthConnections as number,
+        maxMessageBytes: lim.unauthenticated.max_message_bytes,
+        maxStreams: lim.unauthenticated.max_streams,
+        idleTimeoutMs: lim.unauthenticated.idle_timeout,
+        maxAgeMs: lim.unauthenticated.max_age,
+      },
+    },
   };
 }
 

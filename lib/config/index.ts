@@ -1,136 +1,235 @@
 /**
  * Strict reading of daemon configuration: YAML files, then environment variables, then flags, each
- * overriding the one before. Unknown keys are errors (a typo must not silently fall back to a
- * default), every value is type-checked, and every failure names the key that is wrong.
+ * overriding the one before. Each daemon describes its file as a zod schema built from the pieces
+ * below; the same schema checks a document and, through z.toJSONSchema, gives editors a JSON Schema.
+ * Unknown keys are errors (a typo must not silently fall back to a default), every value is
+ * type-checked, and every failure is ERR_CONFIG naming the key that is wrong.
  */
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import { SvidkitError } from '../errors/index.js';
+import * as z from 'zod';
+import { isSvidkitError, SvidkitError } from '../errors/index.js';
 
 /** Largest configuration file accepted. */
 export const MAX_CONFIG_BYTES = 256 * 1024;
+/** Longest string value accepted. */
+export const MAX_STRING = 4096;
 
-function bad(path: string, message: string): never {
-  throw new SvidkitError('ERR_CONFIG', `config: ${path || '(top level)'}: ${message}`);
+/** Throws the ERR_CONFIG refusal for one key path (`workloads[3].key_mode`). */
+export function bad(path: string, message: string, cause?: unknown): never {
+  const options = cause === undefined ? undefined : { cause };
+  throw new SvidkitError('ERR_CONFIG', `config: ${path || '(top level)'}: ${message}`, options);
+}
+
+/** Runs `fn`, turning any other SvidkitError it throws (e.g. ERR_SPIFFEID_*) into ERR_CONFIG for `path`. */
+export function at<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (isSvidkitError(err) && err.code !== 'ERR_CONFIG') bad(path, err.message, err);
+    throw err;
+  }
+}
+
+const DURATION = /^(\d+(ms|s|m|h|d))+$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+// Milliseconds, or the reason the value is not a duration.
+function durationOf(value: unknown): number | string {
+  if (typeof value === 'number') {
+    return !Number.isFinite(value) || value < 0 ? 'must be a non-negative duration' : value * 1000;
+  }
+  if (typeof value !== 'string' || !DURATION.test(value)) {
+    return `"${String(value).slice(0, 32)}" is not a duration like 30s, 5m, 1h or 1h30m`;
+  }
+  let total = 0;
+  for (const m of value.matchAll(/(\d+)(ms|s|m|h|d)/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
+  return Number.isSafeInteger(total) ? total : 'duration is too large';
 }
 
 /** Parses a duration such as "90s", "5m", "1h", "24h", "1h30m" into milliseconds; numbers are seconds. */
 export function parseDuration(value: unknown, path: string): number {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0) bad(path, 'must be a non-negative duration');
-    return value * 1000;
-  }
-  if (typeof value !== 'string' || !/^(\d+(ms|s|m|h|d))+$/.test(value)) {
-    bad(path, `"${String(value).slice(0, 32)}" is not a duration like 30s, 5m, 1h or 1h30m`);
-  }
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-  let total = 0;
-  for (const m of value.matchAll(/(\d+)(ms|s|m|h|d)/g)) total += Number(m[1]) * unit[m[2]!]!;
-  if (!Number.isSafeInteger(total)) bad(path, 'duration is too large');
-  return total;
+  const ms = durationOf(value);
+  if (typeof ms === 'string') bad(path, ms);
+  return ms;
 }
 
-/** A reader over one mapping of the configuration that tracks which keys were used. */
-export class Section {
-  readonly #path: string;
-  readonly #data: Record<string, unknown>;
-  readonly #used = new Set<string>();
+// What an editor shows for a duration key.
+function durationText(minMs: number, maxMs: number): string {
+  const bounds = maxMs === Number.MAX_SAFE_INTEGER ? '' : `, from ${minMs / 1000}s to ${maxMs / 1000}s`;
+  return `A duration such as 30s, 5m, 1h or 1h30m (units ms, s, m, h, d; a bare number is seconds)${bounds}.`;
+}
 
-  /** Wraps a decoded mapping; `path` names it in error messages (e.g. "ca.upstream"). */
-  constructor(data: unknown, path = '') {
-    if (data === undefined || data === null) data = {};
-    if (typeof data !== 'object' || Array.isArray(data)) bad(path, 'must be a mapping');
-    this.#path = path;
-    this.#data = data as Record<string, unknown>;
-  }
+/** A zod error option that gives every issue of a schema the same message. */
+type Message = string | ((input: unknown) => string);
+function says(message: Message): { error: (iss: { input?: unknown }) => string } {
+  return { error: (iss) => (typeof message === 'string' ? message : message(iss.input)) };
+}
 
-  #key(key: string): string {
-    return this.#path ? `${this.#path}.${key}` : key;
-  }
-
-  #get(key: string): unknown {
-    this.#used.add(key);
-    return this.#data[key];
-  }
-
-  /** True when the key is present. */
-  has(key: string): boolean {
-    return this.#data[key] !== undefined && this.#data[key] !== null;
-  }
-
-  /** A string value, or the default. */
-  string(key: string, def?: string): string {
-    const v = this.#get(key) ?? def;
-    if (typeof v !== 'string' || v.length === 0) bad(this.#key(key), 'must be a non-empty string');
-    if (v.length > 4096) bad(this.#key(key), 'is too long');
+/** Checks a list's length before its items, so that a long list is refused without reading it. */
+function bounded<T extends z.ZodType>(max: number, message: string, list: T, stringsOnly = false) {
+  return z.preprocess((v, ctx) => {
+    // A list of choices is first a list of strings: an item that is none is the list's fault.
+    const notString = stringsOnly && Array.isArray(v) && v.some((s) => typeof s !== 'string' || s === '');
+    if (Array.isArray(v) && (v.length > max || notString)) ctx.addIssue({ code: 'custom', message, input: v });
     return v;
-  }
+  }, list);
+}
 
-  /** An optional string value. */
-  optionalString(key: string): string | undefined {
-    return this.has(key) ? this.string(key) : (this.#get(key), undefined);
-  }
+/**
+ * A mapping with exactly these keys. A key set to null (`key: ~`) is left out, so its default
+ * applies; but the keys in `nullIsUnknown` are optional mappings that the reader never looked at when
+ * null, and such a null has always been refused as an unknown key.
+ */
+function mapping<S extends z.ZodRawShape>(shape: S, nullIsUnknown: readonly string[] = []) {
+  return z.preprocess(
+    (v, ctx) => {
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+      const out: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) {
+        // defineProperty: a `__proto__` key stays a key (refused as unknown), never a prototype.
+        if (x !== null)
+          Object.defineProperty(out, k, { value: x, enumerable: true, writable: true, configurable: true });
+        else if (nullIsUnknown.includes(k))
+          ctx.addIssue({ code: 'custom', message: 'unknown key', path: [k], input: x });
+      }
+      return out;
+    },
+    z.strictObject(shape, says('must be a mapping')),
+  );
+}
 
-  /** An integer in [min, max], or the default. */
-  int(key: string, def: number, min: number, max: number): number {
-    const v = this.#get(key) ?? def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-      bad(this.#key(key), `must be an integer from ${min} to ${max}`);
-    }
-    return v;
-  }
+/** Schema pieces in the message style of every daemon's configuration. */
+export const cfg = {
+  /** A non-empty string of at most MAX_STRING characters. */
+  string: () =>
+    z
+      .string(says('must be a non-empty string'))
+      .min(1, says('must be a non-empty string'))
+      .max(MAX_STRING, says('is too long')),
+  /** An integer in [min, max]. */
+  int: (min: number, max: number) => {
+    const m = says(`must be an integer from ${min} to ${max}`);
+    return z.number(m).int(m).min(min, m).max(max, m);
+  },
+  /** True or false. */
+  bool: () => z.boolean(says('must be true or false')),
+  /** One of the given strings. */
+  choice: <const T extends readonly [string, ...string[]]>(choices: T) =>
+    z.enum(choices, says(`must be one of ${choices.join(', ')}`)),
+  /** A duration ("30s", "1h30m", or a number of seconds) read as milliseconds within [minMs, maxMs] when given. */
+  duration: (minMs = 0, maxMs = Number.MAX_SAFE_INTEGER) => {
+    const m = says((input) => String(durationOf(input)));
+    const range = says(`must be between ${minMs / 1000}s and ${maxMs / 1000}s`);
+    return z
+      .union([z.number(m).min(0, m), z.string(m).regex(DURATION, m)], m)
+      .transform((v, ctx) => {
+        const ms = durationOf(v);
+        if (typeof ms === 'number') return ms;
+        ctx.issues.push({ code: 'custom', message: ms, input: v });
+        return z.NEVER;
+      })
+      .pipe(z.number().min(minMs, range).max(maxMs, range))
+      .meta({ description: durationText(minMs, maxMs) });
+  },
+  /** A number in [min, max], given as a YAML number or, from an environment variable, as decimal text. */
+  fraction: (min: number, max: number) => {
+    const m = says(`must be a number from ${min} to ${max}`);
+    return z
+      .union([z.number(m).min(min, m).max(max, m), z.string(m).regex(/^\d+(\.\d+)?$/, m)], m)
+      .transform(Number)
+      .pipe(z.number().min(min, m).max(max, m));
+  },
+  /**
+   * A file mode: a number (YAML 0o644, or 420) or an octal string ('0644', '644', '0o644'). Only
+   * permission bits (at most 0o777) are accepted: set-id and sticky bits make no sense on these files.
+   */
+  fileMode: () => {
+    const m = says((input) =>
+      typeof input === 'string'
+        ? `"${input.slice(0, 16)}" is not an octal file mode like '0644'`
+        : typeof input === 'number'
+          ? `${String(input).slice(0, 16)} is not a file mode from 0 to 0o777; write it quoted ('0640') or as 0o640`
+          : "must be an octal file mode such as '0640' or 0o640",
+    );
+    // An editor reads an unquoted 0640 as the YAML 1.2 integer 640, which the loader reads as octal:
+    // the JSON Schema allows numbers up to 777 so that such a file is not marked wrong.
+    const number = z.number(m).int(m).min(0, m).max(0o777, m).meta({ maximum: 777 });
+    return z
+      .union([number, z.string(m).regex(/^(?:0o?)?[0-7]{3}$/, m)], m)
+      .transform((v) => (typeof v === 'number' ? v : parseInt(v.slice(-3), 8)))
+      .meta({
+        description:
+          "Permission bits: a quoted octal string ('0640') or a number. An unquoted number with a leading zero " +
+          '(0640) is read as octal; any other number is decimal (420 is 0644).',
+      });
+  },
+  /** A list (empty when absent) of at most `max` non-empty strings; `emptyMessage` makes an empty one wrong. */
+  strings: (max: number, emptyMessage?: string) => {
+    const text = `must be a list of at most ${max} non-empty strings`;
+    const list = z.array(z.string(says(text)).min(1, says(text)), says(text)).max(max, says(text));
+    return bounded(max, text, emptyMessage === undefined ? list : list.min(1, says(emptyMessage))).prefault([]);
+  },
+  /** A list (empty when absent) of at most `max` of the given strings; a bad item is named by its index. */
+  choices: <const T extends readonly [string, ...string[]]>(max: number, choices: T) => {
+    const text = `must be a list of at most ${max} non-empty strings`;
+    const item = z.enum(choices, says(`must be one of ${choices.join(', ')}`));
+    return bounded(max, text, z.array(item, says(text)).max(max, says(text)), true).prefault([]);
+  },
+  mapping,
+  /** A mapping (see `mapping`) that may be absent: then it is an empty one, so its defaults apply. */
+  section: <S extends z.ZodRawShape>(shape: S, nullIsUnknown: readonly string[] = []) =>
+    mapping(shape, nullIsUnknown).prefault({} as never),
+  /**
+   * A mapping that must set exactly one of `keys`, checked before its keys are (so that a misspelt
+   * method is reported as a missing one); `message` gets the keys that are set.
+   */
+  exactlyOne: <T extends z.ZodType>(keys: readonly string[], message: (found: string[]) => string, mapping: T) =>
+    z.preprocess((v, ctx) => {
+      if (v !== undefined && (typeof v !== 'object' || v === null || Array.isArray(v))) return v;
+      const found = keys.filter((k) => (v as Record<string, unknown> | undefined)?.[k] != null);
+      if (found.length !== 1) ctx.addIssue({ code: 'custom', message: message(found), input: v });
+      return v;
+    }, mapping),
+  /** A list (empty when absent) of at most `max` mappings of one shape. */
+  sections: <T extends z.ZodType>(max: number, item: T) => {
+    const m = `must be a list of at most ${max} mappings`;
+    // A null item is an empty mapping, as a missing section is.
+    const entry = z.preprocess((v) => v ?? {}, item);
+    return bounded(max, m, z.array(entry, says(m)).max(max, says(m))).prefault([]);
+  },
+};
 
-  /** A boolean, or the default. */
-  bool(key: string, def: boolean): boolean {
-    const v = this.#get(key) ?? def;
-    if (typeof v !== 'boolean') bad(this.#key(key), 'must be true or false');
-    return v;
-  }
+/** `workloads[3].key_mode` for the path of a zod issue. */
+function keyPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  return out;
+}
 
-  /** A duration in milliseconds within [minMs, maxMs], or the default. */
-  duration(key: string, defMs: number, minMs: number, maxMs: number): number {
-    const raw = this.#get(key);
-    const ms = raw === undefined || raw === null ? defMs : parseDuration(raw, this.#key(key));
-    if (ms < minMs || ms > maxMs) bad(this.#key(key), `must be between ${minMs / 1000}s and ${maxMs / 1000}s`);
-    return ms;
+/** Checks a decoded document against a schema; the first problem becomes ERR_CONFIG naming its key. */
+export function parseWithSchema<T extends z.ZodType>(schema: T, doc: unknown): z.output<T> {
+  const result = schema.safeParse(doc ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  let path = [...issue.path];
+  if (issue.code === 'unrecognized_keys') return bad(keyPath([...path, issue.keys[0]!]), 'unknown key');
+  // A string list names the list, not the item (the message says what the whole list must be).
+  if (issue.message.startsWith('must be a list of')) {
+    while (typeof path[path.length - 1] === 'number') path = path.slice(0, -1);
   }
+  return bad(keyPath(path), issue.message);
+}
 
-  /** One of the given choices, or the default. */
-  choice<T extends string>(key: string, choices: readonly T[], def: T): T {
-    const v = this.#get(key) ?? def;
-    if (typeof v !== 'string' || !(choices as readonly string[]).includes(v)) {
-      bad(this.#key(key), `must be one of ${choices.join(', ')}`);
-    }
-    return v as T;
-  }
-
-  /** A list of strings (empty by default), at most `max` long. */
-  strings(key: string, max = 1000): string[] {
-    const v = this.#get(key) ?? [];
-    if (!Array.isArray(v) || v.length > max || v.some((s) => typeof s !== 'string' || s.length === 0)) {
-      bad(this.#key(key), `must be a list of at most ${max} non-empty strings`);
-    }
-    return v as string[];
-  }
-
-  /** A nested mapping. */
-  section(key: string): Section {
-    return new Section(this.#get(key), this.#key(key));
-  }
-
-  /** A list of nested mappings, at most `max` long. */
-  sections(key: string, max = 100): Section[] {
-    const v = this.#get(key) ?? [];
-    if (!Array.isArray(v) || v.length > max) bad(this.#key(key), `must be a list of at most ${max} mappings`);
-    return v.map((item, i) => new Section(item, `${this.#key(key)}[${i}]`));
-  }
-
-  /** Throws for any key that no accessor asked for: a misspelt key must not be ignored. */
-  done(): void {
-    for (const k of Object.keys(this.#data)) {
-      if (!this.#used.has(k)) bad(this.#key(k), 'unknown key');
-    }
-  }
+/** The JSON Schema (draft 2020-12) of a configuration file, describing what may be written in YAML. */
+export function configJsonSchema(
+  schema: z.ZodType,
+  meta: { title: string; description: string },
+): Record<string, unknown> {
+  // The input side: what the YAML may say (a duration as text), not what the parser turns it into.
+  const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' });
+  const { $schema, ...rest } = json;
+  return { $schema, title: meta.title, description: meta.description, ...rest };
 }
 
 /** Reads and decodes a YAML configuration file (bounded in size); an absent path gives an empty mapping. */
