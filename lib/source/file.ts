@@ -9,36 +9,28 @@
  * set and logs nothing by itself. The directory (not the files) is watched with chokidar, because a
  * watch on a file path misses replaced inodes on Linux; a slow periodic re-read is the safety net.
  */
-import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
-import { BundleSet, JwtBundle, parseBundleDocument, SpiffeBundle, type X509Bundle } from '../bundle/index.js';
+import { BundleSet, type JwtBundle, type X509Bundle } from '../bundle/index.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
-import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
-import { TrustDomain } from '../spiffeid/index.js';
-import { verify, X509Svid } from '../x509svid/index.js';
 import {
   DATA_LINK as DATA,
   errnoOf,
   FILE_LAYOUTS,
   type FileLayout,
   type FileNames,
-  isMissing as isMissingFile,
-  isVersionDirName,
   layoutBaseNames,
-  LayoutReadError,
-  MAX_BUNDLE_FILE_BYTES,
-  MAX_JWT_AUDIENCES,
-  MAX_PEM_FILE_BYTES,
-  MAX_TOKEN_FILE_BYTES,
-  readBounded as readLayoutFile,
-  readlinkOrUndefined,
   resolveFileNames,
-  TOKEN_SUFFIX,
   tokenFileName,
 } from '../layout/index.js';
+import type { TrustDomain } from '../spiffeid/index.js';
+import type { X509Svid } from '../x509svid/index.js';
+import { checkSet, now, safeCause, type State } from './file-check.js';
+import { readSet } from './file-read.js';
 import type { JwtSource, JwtSvidSource, Unsubscribe, X509Source } from './types.js';
+
+export { FileSourceError } from './file-read.js';
 
 /** Default interval of the safety-net re-read. */
 export const DEFAULT_POLL_INTERVAL_MS = 30_000;
@@ -92,43 +84,8 @@ export interface FileSourceStatus {
   closed: boolean;
 }
 
-/** How often a read starts again when a rewrite removed the version directory it had resolved. */
-const READ_ATTEMPTS = 10;
 /** Longest a burst of events can hold a read back, in debounce periods. */
 const MAX_DEBOUNCE_PERIODS = 10;
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
-interface LoadedToken {
-  token: string;
-  /** The `exp` claim in ms, when present. */
-  expiresAt: number | undefined;
-}
-
-/** One accepted set. */
-interface State {
-  svid: X509Svid;
-  bundles: BundleSet;
-  tokens: ReadonlyMap<string, LoadedToken>;
-  fingerprint: string;
-  updatedAt: Date;
-}
-
-/** The bytes of one read, before any check. */
-interface RawSet {
-  /** Where the files were read: the version directory resolved through `..data`, if any. */
-  at: ReadAt;
-  svid: Buffer;
-  key: Buffer;
-  /** PEM roots of the SVID's own trust domain. */
-  bundlePem: Buffer | undefined;
-  /** `{"trust_domains": ...}` document. */
-  spiffeBundle: Buffer | undefined;
-  jwtBundle: Buffer | undefined;
-  /** Token file name to contents. */
-  tokens: Map<string, Buffer>;
-  /** Problems with single token files; they are left out, the rest is accepted. */
-  tokenProblems: SvidkitError[];
-}
 
 interface Settings {
   dir: string;
@@ -143,94 +100,6 @@ interface Settings {
 
 function sourceError(code: ErrorCode, message: string, cause?: unknown): SvidkitError {
   return new SvidkitError(code, `source: ${message}`, cause === undefined ? undefined : { cause });
-}
-
-/**
- * The cause to attach to a wrapping error: a copy of a SvidkitError without its own cause (a parser's
- * cause, such as a SyntaxError, may quote the input), nothing for anything else.
- */
-function safeCause(err: unknown): SvidkitError | undefined {
-  return err instanceof SvidkitError ? new SvidkitError(err.code, err.message) : undefined;
-}
-
-/**
- * A problem with one read of a FileSource, carrying what it is about so that callers need not parse
- * the message: the file (its name inside the directory, such as `svid.pem` or `jwt/x.token`) and the
- * version directory the read went through (the target of `..data`), when there was one.
- */
-export class FileSourceError extends SvidkitError {
-  /** Name of the file inside the directory (`jwt/<name>` for a token), or undefined for the directory. */
-  readonly file: string | undefined;
-  /** Version directory the read resolved through `..data`; undefined for plain files. */
-  readonly version: string | undefined;
-
-  constructor(
-    code: ErrorCode,
-    message: string,
-    where: { file?: string; version?: string | undefined },
-    options?: { cause?: unknown },
-  ) {
-    super(code, `source: ${message}`, options);
-    this.name = 'FileSourceError';
-    this.file = where.file;
-    this.version = where.version;
-  }
-}
-
-/** Where a read is: the directory shown in messages and the version directory it resolved, if any. */
-interface ReadAt {
-  dir: string;
-  version: string | undefined;
-}
-
-function fileError(code: ErrorCode, message: string, file: string | undefined, at: ReadAt, cause?: unknown) {
-  return new FileSourceError(code, message, { file, version: at.version }, cause === undefined ? undefined : { cause });
-}
-
-/** A file that could not be opened; `errno` tells a missing file (ENOENT) from other failures. */
-class OpenFailure extends FileSourceError {
-  readonly errno: string | undefined;
-
-  constructor(file: string, at: ReadAt, errno: string | undefined) {
-    const why = errno === 'ENOENT' ? 'it does not exist' : (errno ?? 'error');
-    super('ERR_SOURCE_READ', `cannot read ${file} in ${at.dir}: ${why}`, { file, version: at.version });
-    this.errno = errno;
-  }
-}
-
-/** True for a file or directory that is not there (any more), however the failure came. */
-function isMissing(err: unknown): boolean {
-  return err instanceof OpenFailure ? err.errno === 'ENOENT' : isMissingFile(err);
-}
-
-/** The layout's bounded read of one file, its failure worded as a FileSourceError about `label`. */
-async function readBounded(path: string, max: number, label: string, at: ReadAt): Promise<Buffer> {
-  try {
-    return await readLayoutFile(path, max);
-  } catch (err) {
-    if (!(err instanceof LayoutReadError)) throw err;
-    const { dir } = at;
-    switch (err.reason) {
-      case 'not-regular':
-        throw fileError('ERR_SOURCE_READ', `${label} in ${dir} is not a regular file`, label, at);
-      case 'too-large':
-        throw fileError('ERR_SOURCE_READ', `${label} in ${dir} is larger than ${max} bytes`, label, at);
-      case 'changed':
-        // It grew after the stat: a writer is at work; the event of its last write brings another read.
-        throw fileError('ERR_SOURCE_READ', `${label} in ${dir} changed while it was read`, label, at);
-      default:
-        throw new OpenFailure(label, at, err.errno);
-    }
-  }
-}
-
-async function readOptional(path: string, max: number, label: string, at: ReadAt): Promise<Buffer | undefined> {
-  try {
-    return await readBounded(path, max, label, at);
-  } catch (err) {
-    if (isMissing(err)) return undefined;
-    throw err;
-  }
 }
 
 function checkNumber(name: string, value: number | undefined, fallback: number): number {
@@ -275,77 +144,6 @@ function checkOptions(dir: string, opts: FileSourceOptions): Settings {
     watch: opts.watch ?? true,
     onError: opts.onError,
   };
-}
-
-function now(clock: () => Date): Date {
-  const d = clock();
-  if (!(d instanceof Date) || Number.isNaN(d.getTime()))
-    throw new TypeError('source: clock() must return a valid Date');
-  return d;
-}
-
-/** Parses one token file: a compact JWS; its `exp`, if any, is kept for getJwtSvid. */
-function parseToken(name: string, data: Buffer, at: ReadAt): LoadedToken {
-  const token = data.toString('utf8').trim();
-  const bad = (why: string): never => {
-    throw fileError('ERR_SOURCE_INVALID_JWT', `JWT-SVID file ${JSON.stringify(name)} ${why}; it is left out`, name, at);
-  };
-  if (token.length > MAX_TOKEN_BYTES || !COMPACT_JWS.test(token)) bad('does not hold a compact JWS');
-  let claims: unknown;
-  try {
-    claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
-  } catch {
-    bad('has a payload that is not JSON');
-  }
-  if (typeof claims !== 'object' || claims === null || Array.isArray(claims))
-    bad('has a payload that is not an object');
-  const exp = (claims as Record<string, unknown>)['exp'];
-  if (exp !== undefined && (typeof exp !== 'number' || !Number.isFinite(exp))) bad('has a non-numeric exp claim');
-  return { token, expiresAt: exp === undefined ? undefined : (exp as number) * 1000 };
-}
-
-/**
- * Parses a JWT bundle file: the agent's `{"<td>": <JWKS>}` (a JWKS may also be a base64 string of
- * one, as spiffe-helper writes), a `{"trust_domains": ...}` set, or one JWKS for `ownTd`.
- */
-function parseJwtBundleFile(data: Buffer, ownTd: TrustDomain): JwtBundle[] {
-  const text = data.toString('utf8');
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    throw new SvidkitError('ERR_BUNDLE_MALFORMED', 'bundle: JWT bundle file is not valid JSON');
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
-    throw new SvidkitError('ERR_BUNDLE_MALFORMED', 'bundle: JWT bundle file must hold a JSON object');
-  }
-  const obj = doc as Record<string, unknown>;
-  if (Array.isArray(obj['keys'])) return [JwtBundle.parse(ownTd, text)];
-  if (obj['trust_domains'] !== undefined)
-    return BundleSet.parse(text)
-      .bundles()
-      .map((b) => b.jwt);
-  return Object.entries(obj).map(([name, jwks]) => {
-    const td = TrustDomain.parse(name);
-    if (typeof jwks === 'string') return JwtBundle.parse(td, Buffer.from(jwks, 'base64'));
-    return JwtBundle.parse(td, JSON.stringify(jwks));
-  });
-}
-
-/** Adds JWT bundles to a set, keeping each trust domain's X.509 roots. */
-function withJwtBundles(set: BundleSet, jwt: readonly JwtBundle[]): BundleSet {
-  let out = set;
-  for (const b of jwt) {
-    const x509: X509Bundle | undefined = out.get(b.trustDomain)?.x509;
-    out = out.with(new SpiffeBundle(b.trustDomain, { x509, jwt: b }));
-  }
-  return out;
-}
-
-function sha256(...parts: (string | Buffer)[]): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p).update('\0');
-  return h.digest('hex');
 }
 
 /**
@@ -530,213 +328,12 @@ export class FileSource implements X509Source, JwtSource, JwtSvidSource {
 
   /** One read, checked; throws when the set is unreadable or invalid. */
   async #load(): Promise<{ state: State; problems: SvidkitError[] }> {
-    const raw = this.#s.layout === 'svidkit' ? await this.#readSvidkit() : await this.#readPlain();
+    const raw = await readSet(this.#s);
     try {
-      return this.#check(raw);
+      return checkSet(this.#s, raw);
     } finally {
       raw.key.fill(0);
     }
-  }
-
-  /** The svidkit layout: `..data` resolved once, every file read from that version directory. */
-  async #readSvidkit(): Promise<RawSet> {
-    const { dir } = this.#s;
-    for (let attempt = 1; ; attempt++) {
-      let target: string;
-      try {
-        target = await fsp.readlink(join(dir, DATA));
-      } catch (err) {
-        const code = errnoOf(err);
-        const why =
-          code === 'ENOENT' ? 'it does not exist; is this an svidkit-agent output directory?' : (code ?? 'error');
-        throw fileError('ERR_SOURCE_READ', `cannot read ${DATA} in ${dir}: ${why}`, DATA, { dir, version: undefined });
-      }
-      if (!isVersionDirName(target)) {
-        const at = { dir, version: undefined };
-        throw fileError('ERR_SOURCE_READ', `${DATA} in ${dir} does not name a version directory`, DATA, at);
-      }
-      const versionDir = join(dir, target);
-      try {
-        const raw = await this.#readFiles(versionDir, true);
-        if (raw.spiffeBundle === undefined || raw.jwtBundle === undefined || raw.tokens.size === 0) {
-          // Something optional was missing: make sure it was not removed with the version directory.
-          await fsp.stat(versionDir);
-        }
-        return raw;
-      } catch (err) {
-        const vanished = isMissing(err);
-        if (!vanished || attempt >= READ_ATTEMPTS || (await readlinkOrUndefined(join(dir, DATA))) === target) {
-          if (err instanceof SvidkitError) throw err;
-          const at = { dir, version: target };
-          const why = `the version directory ${target} in ${dir} vanished while it was read`;
-          throw fileError('ERR_SOURCE_READ', why, undefined, at);
-        }
-      }
-    }
-  }
-
-  /**
-   * Plain files. A Kubernetes volume (a Secret for cert-manager) links them through its own `..data`:
-   * then they are read from the version directory it names, so that one read is consistent there too.
-   */
-  async #readPlain(): Promise<RawSet> {
-    const { dir } = this.#s;
-    for (let attempt = 1; ; attempt++) {
-      const target = await readlinkOrUndefined(join(dir, DATA));
-      const fromVersion = target !== undefined && isVersionDirName(target);
-      try {
-        return await this.#readFiles(dir, false, fromVersion ? target : undefined);
-      } catch (err) {
-        const vanished = isMissing(err);
-        if (!vanished || !fromVersion || attempt >= READ_ATTEMPTS) throw err;
-        if ((await readlinkOrUndefined(join(dir, DATA))) === target) throw err;
-      }
-    }
-  }
-
-  /** Where a plain name is read from: its `..data/<name>` target in `versionTarget`, else the name itself. */
-  async #plainPath(dir: string, name: string, versionTarget: string | undefined): Promise<string> {
-    if (versionTarget === undefined) return join(dir, name);
-    const link = await readlinkOrUndefined(join(dir, name));
-    const prefix = `${DATA}/`;
-    if (link === undefined || !link.startsWith(prefix)) return join(dir, name);
-    const rest = link.slice(prefix.length);
-    if (rest.length === 0 || rest.includes('/') || rest.startsWith('..')) return join(dir, name);
-    return join(dir, versionTarget, rest);
-  }
-
-  async #readFiles(base: string, svidkit: boolean, versionTarget?: string): Promise<RawSet> {
-    const { dir, names, layout } = this.#s;
-    const at: ReadAt = { dir, version: svidkit ? basename(base) : versionTarget };
-    const path = (name: string): Promise<string> =>
-      svidkit ? Promise.resolve(join(base, name)) : this.#plainPath(base, name, versionTarget);
-    const key = await readBounded(await path(names.key), MAX_PEM_FILE_BYTES, names.key, at);
-    try {
-      const svid = await readBounded(await path(names.svid), MAX_PEM_FILE_BYTES, names.svid, at);
-      const spiffeBundle = svidkit
-        ? await readOptional(join(base, names.spiffeBundle), MAX_BUNDLE_FILE_BYTES, names.spiffeBundle, at)
-        : undefined;
-      const bundlePem =
-        spiffeBundle === undefined
-          ? await readBounded(await path(names.bundle), MAX_BUNDLE_FILE_BYTES, names.bundle, at)
-          : undefined;
-      const jwtBundle =
-        layout === 'cert-manager'
-          ? undefined
-          : await readOptional(await path(names.jwtBundle), MAX_BUNDLE_FILE_BYTES, names.jwtBundle, at);
-      const { tokens, problems } = svidkit
-        ? await this.#readTokens(join(base, names.jwtDir), at)
-        : { tokens: new Map<string, Buffer>(), problems: [] };
-      return { at, svid, key, bundlePem, spiffeBundle, jwtBundle, tokens, tokenProblems: problems };
-    } catch (err) {
-      key.fill(0);
-      throw err;
-    }
-  }
-
-  async #readTokens(jwtDir: string, at: ReadAt): Promise<{ tokens: Map<string, Buffer>; problems: SvidkitError[] }> {
-    const { dir, names } = this.#s;
-    const tokens = new Map<string, Buffer>();
-    const problems: SvidkitError[] = [];
-    let entries: string[];
-    try {
-      entries = await fsp.readdir(jwtDir);
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return { tokens, problems };
-      throw new OpenFailure(names.jwtDir, at, errnoOf(err));
-    }
-    const files = entries.filter((e) => e.endsWith(TOKEN_SUFFIX)).sort();
-    if (files.length > MAX_JWT_AUDIENCES) {
-      problems.push(
-        fileError(
-          'ERR_SOURCE_INVALID_JWT',
-          `${names.jwtDir} in ${dir} holds ${files.length} JWT-SVID files; only the first ${MAX_JWT_AUDIENCES} are read`,
-          names.jwtDir,
-          at,
-        ),
-      );
-      files.length = MAX_JWT_AUDIENCES;
-    }
-    for (const file of files) {
-      const label = `${names.jwtDir}/${file}`;
-      try {
-        tokens.set(file, await readBounded(join(jwtDir, file), MAX_TOKEN_FILE_BYTES, label, at));
-      } catch (err) {
-        // A vanished version directory is the caller's business; anything else leaves out this token only.
-        if (isMissing(err)) throw err;
-        const why = err instanceof SvidkitError ? err.plainMessage : 'unreadable';
-        problems.push(fileError('ERR_SOURCE_INVALID_JWT', `${why}; it is left out`, label, at));
-      }
-    }
-    return { tokens, problems };
-  }
-
-  /** Validates a read; throws ERR_SOURCE_KEY_MISMATCH or ERR_SOURCE_INVALID for a set that must not be served. */
-  #check(raw: RawSet): { state: State; problems: SvidkitError[] } {
-    const { dir, names, layout } = this.#s;
-    let svid: X509Svid;
-    try {
-      svid = X509Svid.parse(raw.svid, raw.key);
-    } catch (err) {
-      if (err instanceof SvidkitError && err.code === 'ERR_X509SVID_KEY_MISMATCH') {
-        throw fileError(
-          'ERR_SOURCE_KEY_MISMATCH',
-          `${names.key} does not match ${names.svid} in ${dir} (a half-written pair?); the last good set stays`,
-          names.key,
-          raw.at,
-          safeCause(err),
-        );
-      }
-      const why = err instanceof SvidkitError ? err.message : 'cannot be parsed';
-      const message = `${names.svid} and ${names.key} in ${dir}: ${why}`;
-      throw fileError('ERR_SOURCE_INVALID', message, names.svid, raw.at, safeCause(err));
-    }
-    const td = svid.id.trustDomain;
-    let bundles: BundleSet;
-    let bundleFile = raw.spiffeBundle !== undefined ? names.spiffeBundle : names.bundle;
-    try {
-      bundles =
-        raw.spiffeBundle !== undefined
-          ? BundleSet.parse(raw.spiffeBundle)
-          : parseBundleDocument(raw.bundlePem ?? Buffer.alloc(0), td);
-      if (raw.jwtBundle !== undefined && raw.spiffeBundle === undefined) {
-        bundleFile = names.jwtBundle;
-        bundles = withJwtBundles(bundles, parseJwtBundleFile(raw.jwtBundle, td));
-      }
-    } catch (err) {
-      const why = err instanceof SvidkitError ? err.message : 'cannot be parsed';
-      throw fileError('ERR_SOURCE_INVALID', `${bundleFile} in ${dir}: ${why}`, bundleFile, raw.at, safeCause(err));
-    }
-    const at = now(this.#s.clock);
-    try {
-      verify(svid.certificates, bundles, { at });
-    } catch (err) {
-      const why = err instanceof SvidkitError ? err.message : 'verification failed';
-      throw fileError(
-        'ERR_SOURCE_INVALID',
-        `${names.svid} in ${dir} does not verify against the bundle of ${td.name}: ${why}`,
-        names.svid,
-        raw.at,
-        safeCause(err),
-      );
-    }
-    const problems = [...raw.tokenProblems];
-    const tokens = new Map<string, LoadedToken>();
-    for (const [file, data] of raw.tokens) {
-      try {
-        tokens.set(file, parseToken(`${names.jwtDir}/${file}`, data, raw.at));
-      } catch (err) {
-        if (err instanceof SvidkitError) problems.push(err);
-        else throw err;
-      }
-    }
-    const fingerprint = sha256(
-      layout,
-      ...svid.certificates.map((c) => c.fingerprint256()),
-      JSON.stringify(bundles.toJson()),
-      ...[...tokens].map(([file, t]) => `${file}=${t.token}`),
-    );
-    return { state: { svid, bundles, tokens, fingerprint, updatedAt: new Date() }, problems };
   }
 
   /** The last good X.509-SVID; ERR_SOURCE_NO_SVID when it expired (at clock()) or the source holds none. */
