@@ -20,13 +20,8 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import {
-  readWorkloadFiles,
-  removeWorkloadFiles,
-  type WorkloadFiles,
-  type WriteOptions,
-  writeWorkloadFiles,
-} from '../lib/agent/writer.js';
+import { readWorkloadFiles } from '../lib/agent/writer-read.js';
+import { removeWorkloadFiles, type WorkloadFiles, type WriteOptions, writeWorkloadFiles } from '../lib/agent/writer.js';
 import { BundleSet, importJwtAuthority, JwtBundle, SpiffeBundle } from '../lib/bundle/index.js';
 import {
   DEFAULT_FILE_NAMES,
