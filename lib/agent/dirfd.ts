@@ -16,6 +16,7 @@
 import * as nodeFs from 'node:fs';
 import { constants } from 'node:fs';
 import { SvidkitError } from '../errors/index.js';
+import { errnoOf } from '../layout/index.js';
 
 /** The parts of a stat result the writer reads. */
 export interface WriterStat {
@@ -71,10 +72,8 @@ const MAX_TREE_ENTRIES = 1024;
 /** Deepest tree removeTree walks: a version directory holds one level (jwt/); more is not ours. */
 const MAX_DEPTH = 4;
 
-/** The errno code of a node:fs error. */
-export function errnoOf(err: unknown): string | undefined {
-  return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
-}
+/** The errno code of a node:fs error (the layout's reader words its own failures with the same). */
+export { errnoOf };
 
 function checkName(name: string): string {
   if (name.length === 0 || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {

@@ -15,6 +15,7 @@
 import { basename, dirname, join, resolve } from 'node:path';
 import type { BundleSet } from '../bundle/index.js';
 import { SvidkitError } from '../errors/index.js';
+import { looksLikeCompactJws, quote } from '../jws/index.js';
 import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import { privateKeyToPem } from '../keys/index.js';
 import { verify, type X509Svid } from '../x509svid/index.js';
@@ -74,8 +75,6 @@ const DIR_MODE = 0o755;
  * the live and the previous version), the rest is what someone else put there.
  */
 const MAX_ENTRIES = 1024;
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
 interface Settings {
   dir: string;
   certMode: number;
@@ -142,11 +141,6 @@ function invalidSvid(message: string, cause?: unknown): SvidkitError {
 
 function invalidJwt(message: string): SvidkitError {
   return new SvidkitError('ERR_AGENT_INVALID_JWT', `agent: ${message}`);
-}
-
-/** A short, quoted form of an untrusted string for messages. */
-function quote(s: string): string {
-  return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}...` : s);
 }
 
 function json(value: unknown): Buffer {
@@ -221,7 +215,7 @@ function prepareTokens(tokens: ReadonlyMap<string, string>, mode: number): Entry
     }
     byName.set(name, audience);
     // The token is a credential: say which audience, never what the token is.
-    if (typeof token !== 'string' || token.length > MAX_TOKEN_BYTES || !COMPACT_JWS.test(token)) {
+    if (typeof token !== 'string' || token.length > MAX_TOKEN_BYTES || !looksLikeCompactJws(token)) {
       throw invalidJwt(
         `the JWT-SVID for audience ${quote(audience)} is not a compact JWS of at most ${MAX_TOKEN_BYTES} bytes`,
       );

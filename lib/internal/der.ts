@@ -49,45 +49,46 @@ const MAX_DEPTH = 32;
  * no child running past its parent, no gap or stray byte. Some BER readers let such overlaps through
  * and read fields out of the neighbouring element, where OpenSSL and Go refuse the whole structure.
  */
-export function checkStructure(buf: Uint8Array, start = 0, end = buf.length, depth = 0): void {
-  if (depth > MAX_DEPTH) malformed('nested too deeply');
-  let pos = start;
-  while (pos < end) {
-    const el = readElement(buf, pos, end);
-    if ((el.tag & 0x20) !== 0) checkStructure(buf, el.contentStart, el.end, depth + 1);
-    pos = el.end;
-  }
+export function checkStructure(buf: Uint8Array, start = 0, end = buf.length): void {
+  walk(buf, start, end, 0, false);
+}
+
+/**
+ * checkStructure, and in the same walk the encoding of every universal primitive that is not inside
+ * an OCTET STRING: BOOLEAN, INTEGER, BIT STRING, NULL, OBJECT IDENTIFIER, times and the fixed-width
+ * strings, wherever they sit (also in fields such as algorithm parameters that no reader decodes).
+ * The general ASN.1 readers refuse a structure with any malformed one, and so does this.
+ */
+export function checkStructureAndPrimitives(buf: Uint8Array): void {
+  walk(buf, 0, buf.length, 0, true);
 }
 
 const UNIVERSAL_STRING = 0x1c;
 const BMP_STRING = 0x1e;
 
-/**
- * Checks the encoding of every universal primitive in `[start, end)` that is not inside an OCTET
- * STRING: BOOLEAN, INTEGER, BIT STRING, NULL, OBJECT IDENTIFIER, times and the fixed-width strings,
- * wherever they sit (also in
- * fields such as algorithm parameters that no reader decodes). The general ASN.1 readers refuse a
- * structure with any malformed one, and so does this.
- */
-export function checkPrimitives(buf: Uint8Array, start = 0, end = buf.length, depth = 0): void {
+function walk(buf: Uint8Array, start: number, end: number, depth: number, primitives: boolean): void {
   if (depth > MAX_DEPTH) malformed('nested too deeply');
   for (let pos = start; pos < end;) {
     const el = readElement(buf, pos, end);
-    const len = el.end - el.contentStart;
-    if (el.tag === 0x00) malformed('tag 0 (end of contents) is not DER');
-    if ((el.tag & 0x20) !== 0) checkPrimitives(buf, el.contentStart, el.end, depth + 1);
-    else if (el.tag === TAG.BOOLEAN && len !== 1) malformed('BOOLEAN must have one content octet');
-    else if (el.tag === TAG.INTEGER && len === 0) malformed('INTEGER has no content');
-    else if (el.tag === TAG.NULL && len !== 0) malformed('NULL must be empty');
-    else if (el.tag === TAG.BIT_STRING) {
-      const unused = buf[el.contentStart];
-      if (len === 0 || unused! > 7 || (len === 1 && unused !== 0)) malformed('BIT STRING has a bad unused-bits count');
-    } else if (el.tag === TAG.OID) readOid(buf, el);
-    else if (el.tag === TAG.UTC_TIME || el.tag === TAG.GENERALIZED_TIME) readTime(buf, el);
-    else if (el.tag === UNIVERSAL_STRING && len % 4 !== 0) malformed('UniversalString length is not a multiple of 4');
-    else if (el.tag === BMP_STRING && len % 2 !== 0) malformed('BMPString length is not a multiple of 2');
     pos = el.end;
+    if ((el.tag & 0x20) !== 0) walk(buf, el.contentStart, el.end, depth + 1, primitives);
+    else if (primitives) checkPrimitive(buf, el);
   }
+}
+
+function checkPrimitive(buf: Uint8Array, el: DerElement): void {
+  const len = el.end - el.contentStart;
+  if (el.tag === 0x00) malformed('tag 0 (end of contents) is not DER');
+  else if (el.tag === TAG.BOOLEAN && len !== 1) malformed('BOOLEAN must have one content octet');
+  else if (el.tag === TAG.INTEGER && len === 0) malformed('INTEGER has no content');
+  else if (el.tag === TAG.NULL && len !== 0) malformed('NULL must be empty');
+  else if (el.tag === TAG.BIT_STRING) {
+    const unused = buf[el.contentStart];
+    if (len === 0 || unused! > 7 || (len === 1 && unused !== 0)) malformed('BIT STRING has a bad unused-bits count');
+  } else if (el.tag === TAG.OID) readOid(buf, el);
+  else if (el.tag === TAG.UTC_TIME || el.tag === TAG.GENERALIZED_TIME) readTime(buf, el);
+  else if (el.tag === UNIVERSAL_STRING && len % 4 !== 0) malformed('UniversalString length is not a multiple of 4');
+  else if (el.tag === BMP_STRING && len % 2 !== 0) malformed('BMPString length is not a multiple of 2');
 }
 
 /**

@@ -89,6 +89,13 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 // Date can represent +-8.64e15 ms; a NumericDate outside that cannot become a Date.
 const MAX_NUMERIC_DATE = 8.64e12;
 
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** True when `token` has the shape of a compact JWS (three non-empty base64url parts); nothing is decoded. */
+export function looksLikeCompactJws(token: string): boolean {
+  return COMPACT_JWS.test(token);
+}
+
 /** True for a JWT NumericDate a Date can hold. */
 export function isNumericDate(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= MAX_NUMERIC_DATE;

@@ -15,6 +15,7 @@ export {
   JwsError,
   type JwsFailure,
   keyMismatch,
+  looksLikeCompactJws,
   MIN_RSA_BITS,
   quote,
 } from './decode.js';

@@ -5,13 +5,12 @@
 import { createHash } from 'node:crypto';
 import { BundleSet, JwtBundle, parseBundleDocument, SpiffeBundle, type X509Bundle } from '../bundle/index.js';
 import { SvidkitError } from '../errors/index.js';
+import { looksLikeCompactJws } from '../jws/index.js';
 import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import type { FileLayout, FileNames } from '../layout/index.js';
 import { TrustDomain } from '../spiffeid/index.js';
 import { verify, X509Svid } from '../x509svid/index.js';
 import { fileError, type RawSet, type ReadAt } from './file-read.js';
-
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** What a check needs: where the files were, their names and layout, and the clock. */
 export interface CheckSettings {
@@ -58,7 +57,7 @@ function parseToken(name: string, data: Buffer, at: ReadAt): LoadedToken {
   const bad = (why: string): never => {
     throw fileError('ERR_SOURCE_INVALID_JWT', `JWT-SVID file ${JSON.stringify(name)} ${why}; it is left out`, name, at);
   };
-  if (token.length > MAX_TOKEN_BYTES || !COMPACT_JWS.test(token)) bad('does not hold a compact JWS');
+  if (token.length > MAX_TOKEN_BYTES || !looksLikeCompactJws(token)) bad('does not hold a compact JWS');
   let claims: unknown;
   try {
     claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));

@@ -18,7 +18,7 @@ import {
   SubjectAlternativeName,
 } from '@peculiar/asn1-x509';
 import { SvidkitError } from '../errors/index.js';
-import { checkPrimitives, checkStructure, signedPart } from '../internal/der.js';
+import { checkStructureAndPrimitives, signedPart } from '../internal/der.js';
 import { decodePem, encodePem, MAX_PEM_BYTES } from '../internal/pem.js';
 import { hasSpkiDer, samePublicKey, spkiDer } from '../keys/index.js';
 import { signatureAlgorithmName, verifyWith } from './algorithms.js';
@@ -145,8 +145,7 @@ export class Certificate {
     let f: CertificateFields;
     try {
       signedPart(der);
-      checkStructure(der);
-      checkPrimitives(der);
+      checkStructureAndPrimitives(der);
       f = decodeCertificate(der);
     } catch (cause) {
       const detail = cause instanceof SvidkitError ? `: ${cause.plainMessage}` : '';
