@@ -16,24 +16,29 @@ RUN apt-get update \
   && apt-get install -y --no-install-recommends python3 make g++ \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The repository's root manifest is the library; the daemons' dependencies come from their workspace.
 COPY package.json package-lock.json ./
+COPY packages/svidkit-daemons/package.json ./packages/svidkit-daemons/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY protos ./protos
 COPY lib ./lib
 COPY cmd ./cmd
+COPY tools ./tools
+# The image holds what the svidkit-daemons package holds (tools/stage-daemons.ts), and its manifest.
 RUN npx tsc -p . \
-  && npm prune --omit=dev --no-audit --no-fund
+  && node dist/tools/stage-daemons.js packages/svidkit-daemons \
+  && npm prune --omit=dev --no-audit --no-fund \
+  && rm node_modules/svidkit-daemons
 
 FROM node:20-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 # Owned by root and read-only to the user the daemons run as: the code cannot be changed at run time.
-COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
-COPY --from=build /src/protos ./protos
-COPY --from=build /src/dist/lib ./dist/lib
-COPY --from=build /src/dist/cmd ./dist/cmd
+COPY --from=build /src/packages/svidkit-daemons/package.json ./package.json
+COPY --from=build /src/packages/svidkit-daemons/protos ./protos
+COPY --from=build /src/packages/svidkit-daemons/dist ./dist
 # Numeric, so that Kubernetes' runAsNonRoot can check it; no passwd entry is needed.
 USER 10001:10001
 

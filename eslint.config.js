@@ -3,7 +3,16 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'data/**', 'node_modules/**', 'lib/generated/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'data/**',
+      'node_modules/**',
+      'lib/generated/**',
+      'packages/*/dist/**',
+      'packages/*/protos/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -30,6 +30,8 @@ const BASE = join(ROOT, BASE_DIR);
 const ROOT_ANNOTATION = 'svidkit.io/runs-as-root';
 const CA_BINARY = 'svidkit-ca';
 const AGENT_BINARY = 'svidkit-agent';
+/** The manifest of the package the images hold: the daemons and the CLI. */
+const DAEMONS_MANIFEST = 'packages/svidkit-daemons/package.json';
 
 // ---- The shapes of the Kubernetes objects this test reads (only the fields it looks at). ----
 
@@ -951,7 +953,7 @@ describe('deployment: Kubernetes base and Dockerfile (static checks)', function 
 
     it('has an entry point for each binary, each naming a file that tsc builds and the image holds', function () {
       const bins = Object.values(
-        (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin,
+        (JSON.parse(readFileSync(join(ROOT, DAEMONS_MANIFEST), 'utf8')) as { bin: Record<string, string> }).bin,
       ).map((b) => posix.normalize(b));
       const found = new Set<string>();
       for (const s of stages) {
@@ -968,7 +970,11 @@ describe('deployment: Kubernetes base and Dockerfile (static checks)', function 
           found.add(script);
         }
       }
-      assert.deepEqual([...found].sort(), [...bins].sort(), 'Dockerfile: entry points must cover package.json bin');
+      assert.deepEqual(
+        [...found].sort(),
+        [...bins].sort(),
+        `Dockerfile: entry points must cover ${DAEMONS_MANIFEST} bin`,
+      );
     });
 
     it('builds every image the manifests use, as a target', function () {
