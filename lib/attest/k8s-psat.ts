@@ -7,14 +7,7 @@
  * or used. Decoding, the algorithm list and the signature are the JWS core's (lib/jws), shared with
  * JWT-SVID validation; the claim and time rules are the attestor's, against the injected clock.
  */
-import {
-  decodeCompactJws,
-  type DecodedJws,
-  isNumericDate,
-  JwsError,
-  type JwsFailure,
-  verifyJwsSignature,
-} from '../jws/index.js';
+import { decodeCompactJwsAs, isNumericDate, type JwsFailure, verifyJwsSignature } from '../jws/index.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { SpiffeId, TrustDomain, validatePathSegment } from '../spiffeid/index.js';
 import { psatAgentId } from '../ca-api/ids.js';
@@ -219,13 +212,7 @@ const JWS_CODES: Readonly<Record<JwsFailure, ErrorCode>> = {
 /** The unauthenticated steps, in order: size, structure, alg, crit/typ, kid. */
 function decodeToken(token: unknown): Decoded {
   if (typeof token !== 'string') fail('ERR_ATTEST_PSAT_MALFORMED', 'token must be a string');
-  let decoded: DecodedJws;
-  try {
-    decoded = decodeCompactJws(token, MAX_PSAT_BYTES);
-  } catch (err) {
-    if (!(err instanceof JwsError)) throw err;
-    fail(JWS_CODES[err.kind], err.message, err.cause);
-  }
+  const decoded = decodeCompactJwsAs(token, MAX_PSAT_BYTES, JWS_CODES, 'attest');
   const { header, alg, claims, signingInput, signature } = decoded;
   // No extension is understood, and RFC 7515 says a critical one we do not understand must fail.
   if (Object.hasOwn(header, 'crit')) fail('ERR_ATTEST_PSAT_MALFORMED', 'header has a crit parameter');

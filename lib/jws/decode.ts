@@ -5,6 +5,7 @@
  * header rules (typ, crit, kid, in its documented order) and claim rules, and words the failures under its own codes (JwsError.kind says which).
  */
 import type { KeyObject } from 'node:crypto';
+import { type ErrorCode, SvidkitError } from '../errors/index.js';
 
 /** Signature algorithms svidkit verifies (the JWT-SVID standard's list); symmetric, none and EdDSA are refused. */
 export const JWS_ALGORITHMS = Object.freeze([
@@ -159,4 +160,26 @@ export function decodeCompactJws(token: string, maxBytes: number): DecodedJws {
     );
   }
   return { header, alg, claims, payloadBytes, signingInput, signature };
+}
+
+/**
+ * decodeCompactJws for a caller with its own codes: a refusal becomes SvidkitError(codes[step]), its
+ * message prefixed with the caller's module name, and the reader's own cause kept.
+ */
+export function decodeCompactJwsAs(
+  token: string,
+  maxBytes: number,
+  codes: Readonly<Record<JwsFailure, ErrorCode>>,
+  module: string,
+): DecodedJws {
+  try {
+    return decodeCompactJws(token, maxBytes);
+  } catch (err) {
+    if (!(err instanceof JwsError)) throw err;
+    throw new SvidkitError(
+      codes[err.kind],
+      `${module}: ${err.message}`,
+      err.cause === undefined ? undefined : { cause: err.cause },
+    );
+  }
 }

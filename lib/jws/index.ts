@@ -6,6 +6,7 @@
 export {
   CURVE_FOR_ALG,
   decodeCompactJws,
+  decodeCompactJwsAs,
   type DecodedJws,
   isJwsAlgorithm,
   isNumericDate,

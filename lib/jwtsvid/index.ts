@@ -17,14 +17,12 @@ import { MAX_KID_LENGTH } from '../bundle/jwt.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { SpiffeId } from '../spiffeid/index.js';
 import {
-  decodeCompactJws,
-  type DecodedJws,
+  decodeCompactJwsAs,
   isJwsAlgorithm,
   isNumericDate,
   type JsonObject,
   JWS_ALGORITHMS,
   type JwsAlgorithm,
-  JwsError,
   type JwsFailure,
   keyMismatch,
   quote,
@@ -95,13 +93,7 @@ interface DecodedToken {
 
 /** Steps shared by validation and insecure parsing, in the documented order: size to subject. */
 function decodeAndCheckHeader(token: string): DecodedToken & { alg: JwtAlgorithm; kid: string; id: SpiffeId } {
-  let decoded: DecodedJws;
-  try {
-    decoded = decodeCompactJws(token, MAX_TOKEN_BYTES);
-  } catch (err) {
-    if (!(err instanceof JwsError)) throw err;
-    fail(JWS_CODES[err.kind], err.message, err.cause);
-  }
+  const decoded = decodeCompactJwsAs(token, MAX_TOKEN_BYTES, JWS_CODES, 'jwtsvid');
   const { header, claims, signingInput, signature, alg } = decoded;
 
   // Absent is fine; when present it must be exactly one of the two values the standard names.

@@ -8,6 +8,7 @@ import { Name } from '@peculiar/asn1-x509';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import { SpiffeId } from '../spiffeid/index.js';
 import { type Certificate, KeyUsageBit, MAX_CHAIN_LENGTH } from '../x509/certificate.js';
+import type { GeneralNames } from '../x509/names.js';
 
 /** The longest path we try to build: a full chain of MAX_CHAIN_LENGTH certificates plus the root. */
 export const MAX_PATH_LENGTH = MAX_CHAIN_LENGTH + 1;
@@ -92,15 +93,8 @@ function dirMatches(subject: Buffer, constraint: Buffer): boolean {
   return c.length <= s.length && c.every((r, i) => r.equals(s[i]!));
 }
 
-interface NamesToCheck {
-  readonly uris: readonly string[];
-  readonly dnsNames: readonly string[];
-  readonly directoryNames: readonly Buffer[];
-  readonly emails: readonly string[];
-  readonly ipAddresses: readonly string[];
-  /** Kinds of the other forms present (otherName, registeredID, x400Address, ediPartyName). */
-  readonly other: readonly string[];
-}
+/** A certificate's names, by form, as name constraints are checked against them. */
+type NamesToCheck = GeneralNames;
 
 function namesOf(cert: Certificate): NamesToCheck {
   const san = cert.subjectAltName;
