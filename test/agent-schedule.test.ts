@@ -4,6 +4,7 @@
  */
 import { strict as assert } from 'node:assert';
 import {
+  tokenRenewalTime,
   Backoff,
   backoffDelay,
   DEFAULT_BACKOFF_MAX_MS,
@@ -284,6 +285,28 @@ describe('agent schedule', () => {
       assert.ok(first.every((d) => d >= 1000 && d < 2000));
       const fullest = fullestBucket(first, 100);
       assert.ok(fullest <= 150, `fullest 100 ms bucket holds ${fullest} of 1,000 first retries`);
+    });
+  });
+
+  describe('tokenRenewalTime', () => {
+    const policy = { rand: () => 0.5, fraction: 0.5, jitter: 0.1, minRetryMs: 1000 };
+    const at = (s: number) => new Date(Date.UTC(2026, 5, 1, 12, 0, s));
+    const ms = (s: number) => at(s).getTime();
+
+    it('counts the lifetime from receipt, clamped to [iat, exp]', () => {
+      // Received at iat: half of 600 s.
+      assert.equal(tokenRenewalTime(at(0), at(600), ms(0), policy), ms(300));
+      // The issuer's clock is 200 s behind ours: counted from iat the token would be due at once.
+      assert.equal(tokenRenewalTime(at(0), at(600), ms(200), policy), ms(400));
+      // The issuer's clock is ahead: the lifetime starts at iat, never before.
+      assert.equal(tokenRenewalTime(at(100), at(600), ms(0), policy), ms(350));
+      // No iat: from receipt.
+      assert.equal(tokenRenewalTime(undefined, at(600), ms(0), policy), ms(300));
+    });
+
+    it('asks again after one to two minRetryMs for a token already expired by our clock, never at once', () => {
+      assert.equal(tokenRenewalTime(at(0), at(600), ms(700), policy), ms(700) + 1500);
+      assert.equal(tokenRenewalTime(at(0), at(600), ms(600), { ...policy, rand: () => 0 }), ms(600) + 1000);
     });
   });
 });

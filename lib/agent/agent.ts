@@ -16,7 +16,7 @@ import { buildCsr } from '../x509/csr.js';
 import { createCsr, X509Svid } from '../x509svid/index.js';
 import { CaCallError, CaClient } from './ca-client.js';
 import { ReloadRunner } from './reload-runner.js';
-import { Backoff, renewalTime } from './schedule.js';
+import { Backoff, renewalTime, tokenRenewalTime, type TokenRenewalPolicy } from './schedule.js';
 import { AgentState } from './state.js';
 import { checkNoOverlap, checkPrivateDir, resolveOutputDir } from './trust.js';
 import type { WorkloadConfig } from './config.js';
@@ -201,6 +201,11 @@ export class Agent {
     // short-lived SVID due again at once. The lifetime starts when we received it.
     const start = new Date(Math.min(Math.max(cert.notBefore.getTime(), this.#now()), cert.notAfter.getTime()));
     return renewalTime(start, cert.notAfter, this.#rand, this.#s.rotationFraction, this.#s.rotationJitter).getTime();
+  }
+
+  #tokenPolicy(): TokenRenewalPolicy {
+    const s = this.#s;
+    return { rand: this.#rand, fraction: s.rotationFraction, jitter: s.rotationJitter, minRetryMs: s.backoffMinMs };
   }
 
   #roots(): string {
@@ -424,20 +429,7 @@ export class Agent {
         if (cur && now < cur.renewAt) continue;
         const res = await this.#client.newJwt(w.entryId, [aud]);
         const parsed = parseInsecure(res.token); // our own token from the CA: only its times are read
-        // As for X.509-SVIDs, the lifetime starts when we received the token: counted from the CA's iat,
-        // a CA clock behind ours would make the token due again at once, and the agent fetch it in a loop.
-        const received = this.#now();
-        const expires = parsed.expiry.getTime();
-        const start = Math.min(Math.max(parsed.issuedAt?.getTime() ?? received, received), expires);
-        let renewAt = renewalTime(
-          new Date(start),
-          parsed.expiry,
-          this.#rand,
-          this.#s.rotationFraction,
-          this.#s.rotationJitter,
-        ).getTime();
-        // Already expired by our clock: ask again after a pause, not at once.
-        if (renewAt <= received) renewAt = received + this.#s.backoffMinMs * (1 + this.#rand());
+        const renewAt = tokenRenewalTime(parsed.issuedAt, parsed.expiry, this.#now(), this.#tokenPolicy());
         w.jwt.set(aud, { token: res.token, renewAt, expiresAt: parsed.expiry.getTime() });
         w.dirty = true;
       }

@@ -73,6 +73,34 @@ export function renewalTime(
   return new Date(start + Math.min(Math.max(offset, 0), latest));
 }
 
+/** How token renewal is spread and retried: the agent's rotation settings. */
+export interface TokenRenewalPolicy {
+  readonly rand: () => number;
+  readonly fraction: number;
+  readonly jitter: number;
+  /** The pause before asking again for a token that has already expired by our clock. */
+  readonly minRetryMs: number;
+}
+
+/**
+ * When to renew a token received at `received` (ms) that the issuer dated `issuedAt` (may be absent)
+ * and that expires at `expiry`. The lifetime counts from when it was received, clamped to [iat, exp]:
+ * counted from the issuer's iat, an issuer clock behind ours would make the token due again at once
+ * and the agent fetch it in a loop. A token already expired by our clock is asked for again after a
+ * pause of one to two minRetryMs, never at once.
+ */
+export function tokenRenewalTime(
+  issuedAt: Date | undefined,
+  expiry: Date,
+  received: number,
+  policy: TokenRenewalPolicy,
+): number {
+  const expires = expiry.getTime();
+  const start = Math.min(Math.max(issuedAt?.getTime() ?? received, received), expires);
+  const renewAt = renewalTime(new Date(start), expiry, policy.rand, policy.fraction, policy.jitter).getTime();
+  return renewAt > received ? renewAt : received + policy.minRetryMs * (1 + policy.rand());
+}
+
 /** True when a renewal scheduled for `renewAt` is due at `now`. */
 export function shouldRenew(now: Date, renewAt: Date): boolean {
   return checkDate(now, 'now') >= checkDate(renewAt, 'renewAt');

@@ -42,6 +42,11 @@ export class LruMap<V> {
     this.#entries.delete(key);
   }
 
+  /** The keys, least recently used first (a snapshot: deleting while iterating is safe). */
+  keys(): string[] {
+    return [...this.#entries.keys()];
+  }
+
   /** Drops every entry. */
   clear(): void {
     this.#entries.clear();
