@@ -233,6 +233,29 @@ entry_sync_interval: 20s
     });
   });
 
+  describe('workload_api', () => {
+    it('is off unless socket_path is set, and has bounded defaults when it is', () => {
+      assert.equal(parse(base()).workloadApi, undefined);
+      const c = parse(base({ workload_api: { socket_path: 'agent/public/api.sock' } }));
+      assert.deepEqual(c.workloadApi, {
+        socketPath: join(dir, 'agent', 'public', 'api.sock'),
+        discoverPath: false,
+        maxBinaryBytes: 256 * 1024 * 1024,
+        maxConnections: 4096,
+        maxStreamsPerCaller: 64,
+      });
+    });
+
+    it('takes the socket path from SVIDKIT_AGENT_WORKLOAD_API_SOCKET_PATH', async () => {
+      const c = await loadAgentConfig({
+        configFile: file('wl.yaml', 'ca: { bundle_file: b.pem }\nattestation: { join_token_file: /etc/token }\n'),
+        baseDir: dir,
+        env: { SVIDKIT_AGENT_WORKLOAD_API_SOCKET_PATH: '/run/svidkit-agent/public/api.sock' },
+      });
+      assert.equal(c.workloadApi?.socketPath, '/run/svidkit-agent/public/api.sock');
+    });
+  });
+
   describe('file modes', () => {
     const parsed: Array<[string, unknown, number]> = [
       ["the string '0644'", '0644', 0o644],
@@ -308,6 +331,28 @@ entry_sync_interval: 20s
       ['insecure_bootstrap: "yes"', base({ ca: { insecure_bootstrap: 'yes' } }), 'ca.insecure_bootstrap'],
       ['an unknown CA key', base({ ca: { bundle_file: 'b', bundel_file: 'c' } }), 'ca.bundel_file'],
       ['no attestation method', base({ attestation: {} }), 'attestation'],
+      [
+        'a Workload API socket path too long for a Unix socket',
+        base({ workload_api: { socket_path: `/run/${'s'.repeat(120)}.sock` } }),
+        'workload_api.socket_path',
+      ],
+      [
+        'a Workload API socket directly in data_dir',
+        base({ data_dir: '/var/lib/svidkit-agent', workload_api: { socket_path: '/var/lib/svidkit-agent/api.sock' } }),
+        'workload_api.socket_path',
+      ],
+      [
+        'a Workload API socket inside a workload output directory',
+        { ...withWorkloads({ output_dir: '/run/w' }), workload_api: { socket_path: '/run/w/sub/api.sock' } },
+        'workload_api.socket_path',
+      ],
+      ['discover_path: "yes"', base({ workload_api: { discover_path: 'yes' } }), 'workload_api.discover_path'],
+      [
+        '0 streams per caller',
+        base({ workload_api: { max_streams_per_caller: 0 } }),
+        'workload_api.max_streams_per_caller',
+      ],
+      ['an unknown workload_api key', base({ workload_api: { socket: '/run/a.sock' } }), 'workload_api.socket'],
       [
         'two attestation methods',
         base({ attestation: { join_token: TOKEN, k8s_psat: { cluster: 'c' } } }),

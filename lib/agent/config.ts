@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { constants as osConstants } from 'node:os';
-import { dirname, isAbsolute, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import * as z from 'zod';
 import { caServerId, isReservedPath, MAX_AUDIENCES, RESERVED_PATH, validateJoinToken } from '../ca-api/index.js';
@@ -19,6 +19,8 @@ import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { KEY_TYPES, type KeyType } from '../keys/index.js';
 import { DEFAULT_FILE_NAMES, type FileNames, tokenFileName } from '../layout/index.js';
 import { SpiffeId, TrustDomain, validatePathSegment } from '../spiffeid/index.js';
+import { parseWorkloadApi, WORKLOAD_API_SECTION, type WorkloadApiConfig } from './config-workload-api.js';
+import { isWithin } from './trust.js';
 
 const S = 1000;
 const MIN = 60 * S;
@@ -132,6 +134,8 @@ export interface AgentConfig {
   readonly backoff: { readonly minMs: number; readonly maxMs: number };
   /** How often the agent asks the CA which entries it may fetch (new and deleted entries show up then). */
   readonly entrySyncMs: number;
+  /** The SPIFFE Workload API socket and its bounds; absent when it is off. */
+  readonly workloadApi?: WorkloadApiConfig;
   /** Things the agent must log loudly at start (e.g. insecure bootstrap). */
   readonly warnings: readonly string[];
 }
@@ -154,6 +158,7 @@ export const OVERRIDABLE_KEYS = [
   'backoff.min',
   'backoff.max',
   'entry_sync_interval',
+  'workload_api.socket_path',
 ] as const;
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -193,12 +198,6 @@ function fileName(value: string, path: string): string {
     bad(path, 'must not be "." or start with ".." (reserved for the writer)');
   if (Buffer.byteLength(value) > 255) bad(path, 'is longer than 255 bytes');
   return value;
-}
-
-/** True when `child` is `parent` or lies below it (both absolute and normalised). */
-function within(parent: string, child: string): boolean {
-  if (child === parent) return true;
-  return child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
 }
 
 const ATTESTATION_METHODS = ['join_token', 'join_token_file', 'k8s_psat'];
@@ -279,6 +278,7 @@ export const AGENT_CONFIG_SCHEMA = cfg.section({
     max: cfg.duration(S, 10 * MIN).prefault('1m'),
   }),
   entry_sync_interval: cfg.duration(S, 10 * MIN).prefault('5s'),
+  workload_api: WORKLOAD_API_SECTION,
 });
 
 type WorkloadInput = z.output<typeof WORKLOAD>;
@@ -426,7 +426,7 @@ function checkOverlaps(workloads: readonly WorkloadConfig[], dataDir: string): v
     }
     byDir.set(w.outputDir, w.index);
     // The agent's own key must never land where a workload (or its file writer) can reach it.
-    if (within(w.outputDir, dataDir) || within(dataDir, w.outputDir)) {
+    if (isWithin(dataDir, w.outputDir) || isWithin(w.outputDir, dataDir)) {
       bad(`${here}.output_dir`, `${w.outputDir} overlaps data_dir (${dataDir}), where the agent keeps its own key`);
     }
   }
@@ -499,6 +499,11 @@ export function parseAgentConfig(doc: unknown, baseDir = process.cwd()): AgentCo
   const { min: minMs, max: maxMs } = c.backoff;
   if (maxMs < minMs) bad('backoff.max', `must not be shorter than backoff.min (${minMs / 1000}s)`);
 
+  const workloadApi = parseWorkloadApi(c.workload_api, baseDir, {
+    dataDir,
+    outputDirs: workloads.map((w) => ({ key: `workloads[${w.index}].output_dir`, dir: w.outputDir })),
+  });
+
   return {
     trustDomain,
     dataDir,
@@ -510,6 +515,7 @@ export function parseAgentConfig(doc: unknown, baseDir = process.cwd()): AgentCo
     rotation: { fraction, jitter },
     backoff: { minMs, maxMs },
     entrySyncMs: c.entry_sync_interval,
+    ...(workloadApi ? { workloadApi } : {}),
     warnings: Object.freeze([]),
   };
 }
