@@ -154,6 +154,8 @@ export const ERROR_CODES = [
   'ERR_AGENT_WRITE',
   'ERR_AGENT_READ',
   'ERR_AGENT_UNSAFE_DIR',
+  // agent (the Workload API socket)
+  'ERR_AGENT_WORKLOAD_API_SOCKET',
   // doctor (diagnosis of an SVID directory and of an mTLS peer)
   'ERR_DOCTOR_OPTIONS',
   'ERR_DOCTOR_FAILED',
