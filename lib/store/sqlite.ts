@@ -159,6 +159,8 @@ function toEntry(row: EntryRow): RegistrationEntry {
 // Selectors decide who gets an identity, so a stored list is checked again on the way out: a row
 // edited by hand (or by a broken build) into something non-canonical is reported, never served.
 function storedSelectors(row: EntryRow): string[] {
+  // Most entries (every file workload's) have none; they skip the parse on the issuance path.
+  if (row.selectors === '[]') return [];
   let list: unknown;
   try {
     list = JSON.parse(row.selectors);
