@@ -276,6 +276,19 @@ describe('ca/admin-service over a Unix socket', function () {
       { name: 'an IPv6 address', entry: () => entry({ dnsNames: ['::1'] }) },
       { name: 'a URI', entry: () => entry({ dnsNames: ['https://web.example.org'] }) },
       { name: 'a repeated DNS name', entry: () => entry({ dnsNames: ['web.example.org', 'WEB.example.org'] }) },
+      { name: 'a selector without a type', entry: () => entry({ selectors: ['uid:1000'] }) },
+      { name: 'a selector of an unknown type', entry: () => entry({ selectors: ['k8s:ns:default'] }) },
+      { name: 'an unknown unix selector', entry: () => entry({ selectors: ['unix:pid:1'] }) },
+      { name: 'a uid that is not a number', entry: () => entry({ selectors: ['unix:uid:root'] }) },
+      { name: 'a relative unix:path', entry: () => entry({ selectors: ['unix:path:bin/node'] }) },
+      { name: 'a short unix:sha256', entry: () => entry({ selectors: ['unix:sha256:abc'] }) },
+      { name: 'a selector with a newline', entry: () => entry({ selectors: ['unix:user:www\nx'] }) },
+      { name: 'an empty selector', entry: () => entry({ selectors: [''] }) },
+      { name: 'a selector of 257 bytes', entry: () => entry({ selectors: [`unix:path:/${'a'.repeat(246)}`] }) },
+      {
+        name: '33 selectors',
+        entry: () => entry({ selectors: Array.from({ length: 33 }, (_, i) => `unix:supplementary_gid:${i}`) }),
+      },
       {
         name: `${MAX_ENTRY_DNS_NAMES + 1} DNS names`,
         entry: () =>
@@ -300,6 +313,50 @@ describe('ca/admin-service over a Unix socket', function () {
       const other = await createEntry({ ...e, parentId: OTHER_PARENT });
       assert.equal(other.entry?.parentId, OTHER_PARENT);
       assert.equal((await t.store.listEntries({ spiffeId: e.spiffeId })).length, 2);
+    });
+
+    it('creates an entry with selectors, returned canonical, and refuses a bad one with the reason', async () => {
+      t.logs.clear();
+      const res = await createEntry(
+        entry({
+          spiffeId: 'spiffe://example.org/ns/prod/sa/sel',
+          selectors: ['unix:uid:1000', 'unix:gid:50', 'unix:uid:1000'],
+        }),
+      );
+      assert.deepEqual(res.entry?.selectors, ['unix:gid:50', 'unix:uid:1000']);
+      assert.deepEqual((await t.store.getEntry(res.entry!.id))?.selectors, ['unix:gid:50', 'unix:uid:1000']);
+      assert.deepEqual(auditLines(t, 'admin_entry_created')[0]?.selectors, ['unix:gid:50', 'unix:uid:1000']);
+      const listed = (await listEntries('', 'spiffe://example.org/ns/prod/sa/sel')).entries;
+      assert.deepEqual(
+        listed.map((e) => e.selectors),
+        [['unix:gid:50', 'unix:uid:1000']],
+      );
+
+      const bad = await rejectsStatus(
+        createEntry(
+          entry({ spiffeId: 'spiffe://example.org/ns/prod/sa/sel2', selectors: ['unix:uid:1', 'unix:gid:x'] }),
+        ),
+        status.INVALID_ARGUMENT,
+      );
+      assert.equal(
+        bad.details,
+        'selectors: [1]: "unix:gid:x": gid must be a decimal number without sign or leading zeros',
+      );
+    });
+
+    it('registers one (spiffe_id, parent_id) once per set of selectors; the same set again is ALREADY_EXISTS', async () => {
+      const e = entry({ spiffeId: 'spiffe://example.org/ns/prod/sa/multi' });
+      await createEntry(e);
+      await createEntry({ ...e, selectors: ['unix:uid:1000'] });
+      await createEntry({ ...e, selectors: ['unix:uid:1001'] });
+      const dup = await rejectsStatus(
+        createEntry({ ...e, selectors: ['unix:uid:1001', 'unix:uid:1001'] }),
+        status.ALREADY_EXISTS,
+      );
+      assert.equal(dup.details, 'an entry for this spiffe_id and parent_id with these selectors already exists');
+      const bare = await rejectsStatus(createEntry(e), status.ALREADY_EXISTS);
+      assert.equal(bare.details, 'an entry for this spiffe_id and parent_id already exists');
+      assert.equal((await t.store.listEntries({ spiffeId: e.spiffeId })).length, 3);
     });
 
     it('lists entries, filtered by parent_id, spiffe_id or both', async () => {

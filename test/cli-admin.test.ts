@@ -141,7 +141,7 @@ describe('svidkit operator CLI against a real CA on its admin socket', function 
     const table = await admin('entry', 'list');
     assert.equal(table.code, 0, table.err);
     const lines = table.out.trimEnd().split('\n');
-    assert.match(lines[0]!, /^ID +SPIFFE ID +PARENT ID +X509 TTL +JWT TTL +DNS$/);
+    assert.match(lines[0]!, /^ID +SPIFFE ID +PARENT ID +X509 TTL +JWT TTL +DNS +SELECTORS$/);
     assert.equal(lines.length, 2);
     assert.ok(lines[1]!.startsWith(entryId));
     assert.ok(lines[1]!.includes('web.shop.svc'));
@@ -151,6 +151,104 @@ describe('svidkit operator CLI against a real CA on its admin socket', function 
       (await admin('entry', 'list', '--spiffe-id', 'spiffe://example.org/nobody', '--json')).out,
     ) as unknown[];
     assert.equal(none.length, 0);
+  });
+
+  it('entry create takes repeated --selector; entry list shows them; the agent receives them', async () => {
+    const web = 'spiffe://example.org/ns/shop/sa/web';
+    const human = await admin(
+      'entry',
+      'create',
+      '--spiffe-id',
+      web,
+      '--parent-id',
+      agentId,
+      '--selector',
+      'unix:uid:1000',
+      '--selector',
+      'unix:gid:50',
+      '--selector',
+      'unix:uid:1000',
+    );
+    assert.equal(human.code, 0, human.err);
+    const m = /^created entry (\S+) for \S+ \(parent \S+, selectors unix:gid:50 unix:uid:1000\)\n$/.exec(human.out);
+    assert.ok(m, human.out);
+    const selectorEntry = m[1]!;
+
+    const table = (await admin('entry', 'list', '--spiffe-id', web)).out.trimEnd().split('\n');
+    assert.equal(table.length, 3);
+    const row = table.find((l) => l.startsWith(selectorEntry));
+    assert.ok(row?.endsWith('  unix:gid:50,unix:uid:1000'), row);
+    assert.ok(table.find((l) => l.startsWith(entryId))?.endsWith('  -'));
+    const listed = JSON.parse((await admin('entry', 'list', '--json')).out) as { id: string; selectors: string[] }[];
+    assert.deepEqual(listed.find((e) => e.id === selectorEntry)?.selectors, ['unix:gid:50', 'unix:uid:1000']);
+    assert.deepEqual(listed.find((e) => e.id === entryId)?.selectors, []);
+
+    // The agent holds both entries with their selectors; the file workload keeps the entry without.
+    await until('the agent fetched the entry with selectors', () =>
+      agent!.agent.authorizedEntries().some((e) => e.id === selectorEntry),
+    );
+    const held = agent!.agent.authorizedEntries();
+    assert.deepEqual(held.find((e) => e.id === selectorEntry)?.selectors, ['unix:gid:50', 'unix:uid:1000']);
+    assert.deepEqual(held.find((e) => e.id === entryId)?.selectors, []);
+    assert.equal(agent!.agent.status()[0]?.entryId, entryId);
+
+    const again = await admin(
+      'entry',
+      'create',
+      '--spiffe-id',
+      web,
+      '--parent-id',
+      agentId,
+      '--selector',
+      'unix:gid:50',
+      '--selector',
+      'unix:uid:1000',
+    );
+    assert.equal(again.code, 1);
+    assertOneLineError(again.err, 'ERR_ADMIN_INVALID');
+    assert.match(again.err, /with these selectors already exists/);
+
+    assert.equal((await admin('entry', 'delete', selectorEntry)).code, 0);
+    await until('the agent dropped the entry', () =>
+      agent!.agent.authorizedEntries().every((e) => e.id !== selectorEntry),
+    );
+    assert.equal(agent!.agent.status()[0]?.entryId, entryId);
+  });
+
+  it('refuses a bad --selector before calling the CA, with exit 2 and the reason', async () => {
+    const create = (...selectors: string[]) =>
+      cli([
+        'entry',
+        'create',
+        '--spiffe-id',
+        'spiffe://example.org/x',
+        '--parent-id',
+        agentId,
+        ...selectors.flatMap((s) => ['--selector', s]),
+        // No CA answers here: a refusal that reached the CA would exit 3.
+        '--socket',
+        join(dir, 'nothing.sock'),
+      ]);
+    const cases: { selectors: string[]; message: RegExp }[] = [
+      {
+        selectors: ['uid:1000'],
+        message: /^error ERR_USAGE: cli: --selector: "uid:1000": unknown selector type; expected one of unix\n$/,
+      },
+      {
+        selectors: ['unix:uid:1', 'unix:uid:x'],
+        message: /--selector: "unix:uid:x": uid must be a decimal/,
+      },
+      { selectors: ['unix:path:bin/node'], message: /path must be absolute/ },
+      { selectors: ['unix:sha256:ABC'], message: /sha256 must be 64 lowercase hexadecimal digits/ },
+      { selectors: [''], message: /must not be empty/ },
+      { selectors: Array.from({ length: 40 }, (_, i) => `unix:uid:${i}`), message: /at most 32 selectors per entry/ },
+    ];
+    for (const c of cases) {
+      const res = await create(...c.selectors);
+      assert.equal(res.code, 2, res.err);
+      assertOneLineError(res.err, 'ERR_USAGE');
+      assert.match(res.err, c.message);
+    }
   });
 
   it('refuses bad input with one line and a stable exit code', async () => {

@@ -64,6 +64,7 @@ function entry(spiffePath: string, parentId = AGENT): NewRegistrationEntry {
     x509SvidTtlSeconds: 3600,
     jwtSvidTtlSeconds: 300,
     dnsNames: [],
+    selectors: [],
   };
 }
 
@@ -225,7 +226,47 @@ describe('store: SqliteStore methods', () => {
       await store.createEntry(entry('/a'));
     });
 
+    it('createEntry stores selectors in their canonical form: checked, de-duplicated, sorted', async () => {
+      const created = await store.createEntry({
+        ...entry('/w'),
+        selectors: ['unix:uid:1000', 'unix:gid:50', 'unix:uid:1000', 'unix:path:/usr/bin/node'],
+      });
+      const want = ['unix:gid:50', 'unix:path:/usr/bin/node', 'unix:uid:1000'];
+      assert.deepEqual(created.selectors, want);
+      assert.deepEqual((await store.getEntry(created.id))?.selectors, want);
+      assert.deepEqual((await store.listEntries({ spiffeId: `${TD}/w` }))[0]?.selectors, want);
+      // Absent selectors are none, as for every entry before selectors existed.
+      const bare: NewRegistrationEntry = {
+        spiffeId: `${TD}/bare`,
+        parentId: AGENT,
+        x509SvidTtlSeconds: 3600,
+        jwtSvidTtlSeconds: 300,
+        dnsNames: [],
+      };
+      assert.deepEqual((await store.createEntry(bare)).selectors, []);
+    });
+
+    it('one (spiffeId, parentId) pair may be registered once per set of selectors, as SPIRE allows', async () => {
+      await store.createEntry(entry('/a'));
+      await store.createEntry({ ...entry('/a'), selectors: ['unix:uid:1000'] });
+      await store.createEntry({ ...entry('/a'), selectors: ['unix:uid:1000', 'unix:gid:50'] });
+      // The same set in another order, or with a repeat, is the same entry.
+      await rejectsCode(
+        store.createEntry({ ...entry('/a'), selectors: ['unix:gid:50', 'unix:uid:1000', 'unix:gid:50'] }),
+        'ERR_STORE_CONFLICT',
+        { message: /with the same selectors already exists/ },
+      );
+      await rejectsCode(store.createEntry(entry('/a')), 'ERR_STORE_CONFLICT', {
+        message: /with no selectors already exists/,
+      });
+      assert.equal((await store.listEntries()).length, 3);
+    });
+
     const badEntries: { name: string; patch: Partial<NewRegistrationEntry> }[] = [
+      { name: 'an invalid selector', patch: { selectors: ['unix:uid:root'] } },
+      { name: 'a selector of an unknown type', patch: { selectors: ['docker:label:x'] } },
+      { name: 'too many selectors', patch: { selectors: Array.from({ length: 33 }, (_, i) => `unix:uid:${i}`) } },
+      { name: 'selectors that are not a list', patch: { selectors: 'unix:uid:1' as unknown as string[] } },
       { name: 'empty spiffeId', patch: { spiffeId: '' } },
       { name: 'empty parentId', patch: { parentId: '' } },
       { name: 'zero x509 TTL', patch: { x509SvidTtlSeconds: 0 } },
@@ -711,6 +752,113 @@ describe('store: SqliteStore files', () => {
       assert.equal(ro.prepare('SELECT version FROM svidkit_schema').pluck().get(), SCHEMA_VERSION);
     } finally {
       ro.close();
+    }
+  });
+
+  it('migrates a schema 2 store with entries: every entry survives, with no selectors, in its order', async () => {
+    // The released migrations are frozen, so running the first two is exactly what svidkit of
+    // schema 2 made; the rows are written in its column layout, as its store wrote them.
+    const file = path.join(tmp, 'v2.db');
+    const db = new Database(file);
+    db.exec(SCHEMA_TABLE_SQL);
+    for (const m of MIGRATIONS.filter((m) => m.version <= 2)) db.exec(m.sql);
+    db.prepare('INSERT INTO svidkit_schema (id, version) VALUES (1, 2)').run();
+    const insert = db.prepare(
+      `INSERT INTO registration_entries
+         (id, spiffe_id, parent_id, x509_svid_ttl_seconds, jwt_svid_ttl_seconds, dns_names, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    // Same creation time, ids in the opposite order: only the rowid keeps b before a.
+    insert.run('ffffffff-0000-4000-8000-000000000001', `${TD}/b`, AGENT, 600, 300, '["b.example.org"]', T0);
+    insert.run('00000000-0000-4000-8000-000000000002', `${TD}/a`, AGENT, 3600, 60, '[]', T0);
+    insert.run('77777777-0000-4000-8000-000000000003', `${TD}/a`, `${TD}/agent2`, 3600, 60, '[]', T0 + 1);
+    db.prepare(
+      `INSERT INTO attested_agents (spiffe_id, attestation_type, serial, previous_serial, expires_at, banned, created_at, updated_at)
+       VALUES (?, 'join_token', 'aa02', 'aa01', ?, 0, ?, ?)`,
+    ).run(AGENT, T0 + 3_600_000, T0, T0);
+    db.close();
+
+    const store = await SqliteStore.open(file, { clock: manualClock(T0 + 10).clock });
+    try {
+      assert.deepEqual(await store.listEntries(), [
+        {
+          id: 'ffffffff-0000-4000-8000-000000000001',
+          spiffeId: `${TD}/b`,
+          parentId: AGENT,
+          x509SvidTtlSeconds: 600,
+          jwtSvidTtlSeconds: 300,
+          dnsNames: ['b.example.org'],
+          selectors: [],
+          createdAt: new Date(T0),
+        },
+        {
+          id: '00000000-0000-4000-8000-000000000002',
+          spiffeId: `${TD}/a`,
+          parentId: AGENT,
+          x509SvidTtlSeconds: 3600,
+          jwtSvidTtlSeconds: 60,
+          dnsNames: [],
+          selectors: [],
+          createdAt: new Date(T0),
+        },
+        {
+          id: '77777777-0000-4000-8000-000000000003',
+          spiffeId: `${TD}/a`,
+          parentId: `${TD}/agent2`,
+          x509SvidTtlSeconds: 3600,
+          jwtSvidTtlSeconds: 60,
+          dnsNames: [],
+          selectors: [],
+          createdAt: new Date(T0 + 1),
+        },
+      ]);
+      assert.equal((await store.listEntries({ spiffeId: `${TD}/a` })).length, 2);
+      assert.equal((await store.getAgent(AGENT))?.previousSerial, 'aa01');
+      // The old uniqueness still holds for entries without selectors; the new one allows a selector set.
+      await rejectsCode(store.createEntry(entry('/a')), 'ERR_STORE_CONFLICT');
+      const withUid = await store.createEntry({ ...entry('/a'), selectors: ['unix:uid:1000'] });
+      assert.deepEqual(withUid.selectors, ['unix:uid:1000']);
+    } finally {
+      await store.close();
+    }
+
+    // A migrated store has exactly the schema of a new one.
+    const fresh = path.join(tmp, 'fresh.db');
+    await (await SqliteStore.open(fresh)).close();
+    const schemaOf = (f: string) => {
+      const ro = new Database(f, { readonly: true });
+      try {
+        return {
+          version: ro.prepare('SELECT version FROM svidkit_schema').pluck().get(),
+          objects: ro
+            .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+            .all(),
+        };
+      } finally {
+        ro.close();
+      }
+    };
+    const migrated = schemaOf(file);
+    assert.equal(migrated.version, SCHEMA_VERSION);
+    assert.deepEqual(migrated, schemaOf(fresh));
+  });
+
+  it('an entry whose stored selectors were edited into an invalid or non-canonical list is ERR_STORE_CORRUPT', async () => {
+    const file = path.join(tmp, 'ca.db');
+    const s1 = await SqliteStore.open(file);
+    const e = await s1.createEntry({ ...entry('/w'), selectors: ['unix:uid:1'] });
+    await s1.close();
+    for (const stored of ['not json', '["unix:uid:x"]', '["unix:uid:2","unix:uid:1"]', '["unix:uid:1","unix:uid:1"]']) {
+      const db = new Database(file);
+      db.prepare('UPDATE registration_entries SET selectors = ? WHERE id = ?').run(stored, e.id);
+      db.close();
+      const s2 = await SqliteStore.open(file);
+      try {
+        await rejectsCode(s2.getEntry(e.id), 'ERR_STORE_CORRUPT', { message: /selectors/ });
+        await rejectsCode(s2.listEntries(), 'ERR_STORE_CORRUPT');
+      } finally {
+        await s2.close();
+      }
     }
   });
 

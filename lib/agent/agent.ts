@@ -14,7 +14,7 @@ import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
 import { Certificate, CertificateCache } from '../x509/certificate.js';
 import { buildCsr } from '../x509/csr.js';
 import { createCsr, X509Svid } from '../x509svid/index.js';
-import { CaCallError, CaClient } from './ca-client.js';
+import { type AuthorizedEntry, CaCallError, CaClient, readAuthorizedEntries } from './ca-client.js';
 import { ReloadRunner } from './reload-runner.js';
 import { Backoff, renewalTime, tokenRenewalTime, type TokenRenewalPolicy } from './schedule.js';
 import { AgentState } from './state.js';
@@ -123,6 +123,9 @@ export class Agent {
   #watchTimer: NodeJS.Timeout | undefined;
   #cancelWatch: (() => void) | undefined;
   #lastEntrySync = 0;
+  #entries: readonly AuthorizedEntry[] = [];
+  /** Refused entries already logged ("id reason"), so a sync every few seconds does not repeat them. */
+  #refusedLogged = new Set<string>();
   #running = false;
   #stopped = false;
   #loop: Promise<void> = Promise.resolve();
@@ -367,8 +370,22 @@ export class Agent {
   }
 
   async #syncEntries(): Promise<void> {
-    const res = await this.#client.listEntries();
-    const byId = new Map(res.entries.map((e) => [e.spiffeId, e]));
+    const { entries, refused } = readAuthorizedEntries(await this.#client.listEntries());
+    const refusedNow = new Set<string>();
+    for (const r of refused) {
+      const key = `${r.id} ${r.reason}`;
+      refusedNow.add(key);
+      if (this.#refusedLogged.has(key)) continue;
+      this.#log.warn(
+        { entry_id: r.id, spiffe_id: r.spiffeId, reason: r.reason },
+        'registration entry from the CA skipped',
+      );
+    }
+    this.#refusedLogged = refusedNow;
+    this.#entries = entries;
+    // File workloads take entries without selectors only: selectors name the callers that may have
+    // an entry's identity, and a file in a directory would hand it to anyone who can read it.
+    const byId = new Map(entries.filter((e) => e.selectors.length === 0).map((e) => [e.spiffeId, e]));
     for (const w of this.#workloads) {
       const entry = byId.get(w.cfg.spiffeId.toString());
       if (!entry) {
@@ -521,6 +538,11 @@ export class Agent {
   ready(): boolean {
     const now = this.#now();
     return this.#workloads.every((w) => w.svid !== undefined && w.version > 0 && w.svid.expiresAt.getTime() > now);
+  }
+
+  /** The entries of this agent from the last sync with the CA, selectors included (empty before the first). */
+  authorizedEntries(): readonly AuthorizedEntry[] {
+    return this.#entries;
   }
 
   /** The agent's own SPIFFE ID, once attested. */

@@ -8,7 +8,8 @@ import { credentials, type ServiceError, status } from '@grpc/grpc-js';
 import { SvidkitError } from '../errors/index.js';
 import type { BatchNewX509SvidResponse__Output } from '../generated/svidkit/ca/v1/BatchNewX509SvidResponse.js';
 import { caProto } from '../ca-api/proto.js';
-import type { SpiffeId } from '../spiffeid/index.js';
+import { canonicalSelectors } from '../ca-api/selectors.js';
+import { SpiffeId } from '../spiffeid/index.js';
 import type {
   AttestAgentResponse__Output,
   Bundle__Output,
@@ -38,6 +39,65 @@ export interface CaClientOptions {
   readonly identity: () => ClientIdentity | undefined;
   /** Deadline of one unary call. */
   readonly timeoutMs?: number;
+}
+
+/** A registration entry as the agent holds it: what the CA sent, its SPIFFE ID and selectors checked. */
+export interface AuthorizedEntry {
+  readonly id: string;
+  readonly spiffeId: string;
+  readonly parentId: string;
+  readonly x509SvidTtlSeconds: number;
+  readonly jwtSvidTtlSeconds: number;
+  readonly dnsNames: readonly string[];
+  /** Canonical (checked, de-duplicated, sorted); empty for an entry of the configured file workloads. */
+  readonly selectors: readonly string[];
+  /** Unix seconds. */
+  readonly createdAt: number;
+}
+
+/** An entry of ListAuthorizedEntries the agent did not take, and why. */
+export interface RefusedEntry {
+  readonly id: string;
+  readonly spiffeId: string;
+  readonly reason: string;
+}
+
+// Only for messages: a hostile or broken answer must not put a megabyte into a log line.
+const cut = (s: string) => (s.length > 128 ? `${s.slice(0, 128)}...` : s);
+
+/**
+ * The entries of a ListAuthorizedEntries answer the agent can use. An entry with a SPIFFE ID or a
+ * selector this agent cannot read (a newer CA's selector type, a damaged store) is refused on its
+ * own: the others still serve, and the agent never guesses what a selector it cannot read meant.
+ */
+export function readAuthorizedEntries(res: ListAuthorizedEntriesResponse__Output): {
+  entries: AuthorizedEntry[];
+  refused: RefusedEntry[];
+} {
+  const entries: AuthorizedEntry[] = [];
+  const refused: RefusedEntry[] = [];
+  for (const e of res.entries) {
+    let selectors: string[];
+    try {
+      SpiffeId.parse(e.spiffeId);
+      selectors = canonicalSelectors(e.selectors);
+    } catch (err) {
+      const reason = err instanceof SvidkitError ? err.message : 'unreadable entry';
+      refused.push({ id: cut(e.id), spiffeId: cut(e.spiffeId), reason });
+      continue;
+    }
+    entries.push({
+      id: e.id,
+      spiffeId: e.spiffeId,
+      parentId: e.parentId,
+      x509SvidTtlSeconds: e.x509SvidTtlSeconds,
+      jwtSvidTtlSeconds: e.jwtSvidTtlSeconds,
+      dnsNames: [...e.dnsNames],
+      selectors,
+      createdAt: e.createdAt,
+    });
+  }
+  return { entries, refused };
 }
 
 /** A gRPC failure with the status code kept, so callers can tell "denied" from "unreachable". */

@@ -33,6 +33,8 @@ export interface NewEntry {
   readonly x509SvidTtlSeconds?: number;
   readonly jwtSvidTtlSeconds?: number;
   readonly dnsNames?: readonly string[];
+  /** Workload API selectors (`unix:uid:1000`); none for an entry of the agent's configured file workloads. */
+  readonly selectors?: readonly string[];
 }
 
 /** A join token just created: give `token` to one agent, once. */
@@ -120,6 +122,7 @@ export class AdminClient {
           x509SvidTtlSeconds: entry.x509SvidTtlSeconds ?? 0,
           jwtSvidTtlSeconds: entry.jwtSvidTtlSeconds ?? 0,
           dnsNames: [...(entry.dnsNames ?? [])],
+          selectors: [...(entry.selectors ?? [])],
         },
       },
       'create entry',

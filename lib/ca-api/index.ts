@@ -1,7 +1,7 @@
 /**
  * The CA API, the contract between svidkit-ca and its clients (svidkit-agent, the svidkit CLI,
  * programs that manage a CA): the svidkit.ca.v1 proto and its generated types, the IDs svidkit
- * reserves, the limits both ends hold to, and the Admin client.
+ * reserves, the limits both ends hold to, the selectors of registration entries, and the Admin client.
  */
 export {
   type AdminAgent,
@@ -31,5 +31,16 @@ export {
   validateJoinToken,
 } from './limits.js';
 export { caProto } from './proto.js';
+export {
+  canonicalSelectors,
+  entryMatches,
+  formatSelector,
+  MAX_ENTRY_SELECTORS,
+  MAX_SELECTOR_BYTES,
+  parseSelector,
+  SELECTOR_TYPES,
+  type Selector,
+  type SelectorRefusal,
+} from './selectors.js';
 export type { ProtoGrpcType as CaProto } from '../generated/ca.js';
 export type * from './types.js';

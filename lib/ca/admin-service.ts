@@ -29,7 +29,7 @@ import { bundleMessage, entryMessage, unixSeconds } from './messages.js';
 import type { CaKeyStatus, RotationKind } from './keys.js';
 // No entry may name a reserved path: the agents' IDs and the CA's own serving ID live there, and an
 // entry for the CA's ID would let its parent agent pose as the CA to other agents.
-import { AGENT_PATH_PREFIX, isReservedPath, RESERVED_PATH } from '../ca-api/index.js';
+import { AGENT_PATH_PREFIX, canonicalSelectors, isReservedPath, RESERVED_PATH } from '../ca-api/index.js';
 import { StatusError, toStatus } from './node-service.js';
 
 /** Shortest SVID lifetime an entry may set, in seconds. */
@@ -181,6 +181,16 @@ function dnsNames(names: readonly string[]): string[] {
   return [...names];
 }
 
+/** The entry's selectors in canonical form; a bad one is INVALID_ARGUMENT with the parser's reason. */
+function entrySelectors(list: readonly string[] | undefined): string[] {
+  try {
+    return canonicalSelectors(list ?? []);
+  } catch (cause) {
+    if (isSvidkitError(cause, 'ERR_SELECTOR_INVALID')) throw invalid(`selectors: ${cause.plainMessage}`, cause);
+    throw cause;
+  }
+}
+
 function agentMessage(a: AttestedAgent): AgentMessage {
   return {
     spiffeId: a.spiffeId,
@@ -260,6 +270,12 @@ export function adminHandlers(ctx: CaContext, options: AdminServiceOptions = {})
         Math.min(ctx.keys.maxSvidTtlMs, ctx.keys.maxJwtSvidTtlMs),
       );
       const names = dnsNames(e.dnsNames);
+      const selectors = entrySelectors(e.selectors);
+      // As in SPIRE, one ID may be registered again under the same parent for another set of selectors.
+      const conflict =
+        selectors.length === 0
+          ? 'an entry for this spiffe_id and parent_id already exists'
+          : 'an entry for this spiffe_id and parent_id with these selectors already exists';
       const entry = await mapped(
         ctx.store.createEntry({
           spiffeId: spiffeId.toString(),
@@ -267,8 +283,9 @@ export function adminHandlers(ctx: CaContext, options: AdminServiceOptions = {})
           x509SvidTtlSeconds: x509,
           jwtSvidTtlSeconds: jwt,
           dnsNames: names,
+          selectors,
         }),
-        { ERR_STORE_CONFLICT: [status.ALREADY_EXISTS, 'an entry for this spiffe_id and parent_id already exists'] },
+        { ERR_STORE_CONFLICT: [status.ALREADY_EXISTS, conflict] },
       );
       audit(
         ctx.log,
@@ -278,6 +295,7 @@ export function adminHandlers(ctx: CaContext, options: AdminServiceOptions = {})
           entry_id: entry.id,
           spiffe_id: entry.spiffeId,
           parent_id: entry.parentId,
+          selectors: entry.selectors,
         },
         'admin: registration entry created',
       );

@@ -25,5 +25,6 @@ export function entryMessage(e: RegistrationEntry): EntryMessage {
     jwtSvidTtlSeconds: e.jwtSvidTtlSeconds,
     dnsNames: e.dnsNames,
     createdAt: unixSeconds(e.createdAt),
+    selectors: e.selectors,
   };
 }

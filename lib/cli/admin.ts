@@ -8,7 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { SpiffeBundle } from '../bundle/index.js';
 import { AdminClient, type AdminCaKey } from '../ca-api/admin-client.js';
-import { SvidkitError } from '../errors/index.js';
+import { canonicalSelectors } from '../ca-api/selectors.js';
+import { isSvidkitError, SvidkitError } from '../errors/index.js';
 import { SpiffeId, TrustDomain } from '../spiffeid/index.js';
 import type { CliIo } from './io.js';
 import { parseWholeNumber } from './options.js';
@@ -47,6 +48,23 @@ function spiffeIdArg(value: string, what: string): string {
     return SpiffeId.parse(value).toString();
   } catch (err) {
     throw new SvidkitError('ERR_USAGE', `cli: ${what} "${value}" is not a SPIFFE ID: ${(err as Error).message}`);
+  }
+}
+
+/** Collects a repeatable option's values in order (argv is already in memory; the CA bounds the count). */
+function repeatable(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** The --selector values checked as the CA will check them, or ERR_USAGE with the parser's reason. */
+function selectorArgs(values: readonly string[]): string[] {
+  try {
+    return canonicalSelectors(values);
+  } catch (err) {
+    if (!isSvidkitError(err, 'ERR_SELECTOR_INVALID')) throw err;
+    // The parser's message quotes the selector already; its list index means nothing on a command line.
+    const why = err.plainMessage.replace(/^\[\d+\]: /, '');
+    throw new SvidkitError('ERR_USAGE', `cli: --selector: ${why}`, { cause: err });
   }
 }
 
@@ -104,10 +122,22 @@ export function registerAdminCommands(program: Command, io: CliIo, env: NodeJS.P
     .option('--x509-ttl <seconds>', 'X.509-SVID lifetime (default: the CA default)')
     .option('--jwt-ttl <seconds>', 'JWT-SVID lifetime (default: the CA default)')
     .option('--dns <name...>', 'DNS names to put in the X.509-SVID')
+    .option(
+      '--selector <type:value>',
+      'a Workload API caller gets this entry when it has every selector given (repeatable; e.g. unix:uid:1000)',
+      repeatable,
+    )
     .option('--json', 'print JSON')
     .action(
       async (
-        opts: SocketOptions & { spiffeId: string; parentId: string; x509Ttl?: string; jwtTtl?: string; dns?: string[] },
+        opts: SocketOptions & {
+          spiffeId: string;
+          parentId: string;
+          x509Ttl?: string;
+          jwtTtl?: string;
+          dns?: string[];
+          selector?: string[];
+        },
       ) => {
         const request = {
           spiffeId: spiffeIdArg(opts.spiffeId, '--spiffe-id'),
@@ -115,10 +145,14 @@ export function registerAdminCommands(program: Command, io: CliIo, env: NodeJS.P
           x509SvidTtlSeconds: opts.x509Ttl === undefined ? 0 : positiveInt(opts.x509Ttl, '--x509-ttl'),
           jwtSvidTtlSeconds: opts.jwtTtl === undefined ? 0 : positiveInt(opts.jwtTtl, '--jwt-ttl'),
           dnsNames: opts.dns ?? [],
+          selectors: selectorArgs(opts.selector ?? []),
         };
         const created = await withAdmin(env, opts, (c) => c.createEntry(request));
         if (opts.json) json(io, created);
-        else io.stdout(`created entry ${created.id} for ${created.spiffeId} (parent ${created.parentId})\n`);
+        else {
+          const sel = created.selectors.length === 0 ? '' : `, selectors ${created.selectors.join(' ')}`;
+          io.stdout(`created entry ${created.id} for ${created.spiffeId} (parent ${created.parentId}${sel})\n`);
+        }
       },
     );
   common(entry.command('list'))
@@ -135,7 +169,7 @@ export function registerAdminCommands(program: Command, io: CliIo, env: NodeJS.P
       if (opts.json) return json(io, entries);
       io.stdout(
         table(
-          ['ID', 'SPIFFE ID', 'PARENT ID', 'X509 TTL', 'JWT TTL', 'DNS'],
+          ['ID', 'SPIFFE ID', 'PARENT ID', 'X509 TTL', 'JWT TTL', 'DNS', 'SELECTORS'],
           entries.map((e) => [
             e.id,
             e.spiffeId,
@@ -143,6 +177,8 @@ export function registerAdminCommands(program: Command, io: CliIo, env: NodeJS.P
             `${e.x509SvidTtlSeconds}s`,
             `${e.jwtSvidTtlSeconds}s`,
             e.dnsNames.join(',') || '-',
+            // A name or path may hold a comma or a space; --json gives each selector exactly.
+            e.selectors.join(',') || '-',
           ]),
         ),
       );

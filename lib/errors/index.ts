@@ -94,6 +94,8 @@ export const ERROR_CODES = [
   'ERR_ATTEST_PSAT_CLAIMS',
   'ERR_ATTEST_PSAT_NOT_ALLOWED',
   'ERR_ATTEST_PSAT_NODE_NAME',
+  // registration entry selectors (lib/ca-api/selectors)
+  'ERR_SELECTOR_INVALID',
   // store
   'ERR_STORE_CORRUPT',
   'ERR_STORE_LOCKED',

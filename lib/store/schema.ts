@@ -70,10 +70,37 @@ const V2 = `
 ALTER TABLE attested_agents ADD COLUMN previous_serial TEXT;
 `;
 
+// Registration entries gain their Workload API selectors: a JSON array of canonical selectors
+// (sorted and de-duplicated), so equal sets are equal text and the uniqueness of (parent_id,
+// spiffe_id, selectors) is SPIRE's rule. Existing entries get none, which keeps them serving the
+// agents' file workloads as before. SQLite cannot change a table's UNIQUE constraint in place, so
+// the table is rebuilt, keeping each row's rowid (the tie-break of listEntries' order).
+const V3 = `
+CREATE TABLE registration_entries_v3 (
+  id TEXT PRIMARY KEY NOT NULL,
+  spiffe_id TEXT NOT NULL,
+  parent_id TEXT NOT NULL,
+  x509_svid_ttl_seconds INTEGER NOT NULL,
+  jwt_svid_ttl_seconds INTEGER NOT NULL,
+  dns_names TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  selectors TEXT NOT NULL DEFAULT '[]',
+  UNIQUE (parent_id, spiffe_id, selectors)
+) STRICT;
+INSERT INTO registration_entries_v3
+  (rowid, id, spiffe_id, parent_id, x509_svid_ttl_seconds, jwt_svid_ttl_seconds, dns_names, created_at, selectors)
+  SELECT rowid, id, spiffe_id, parent_id, x509_svid_ttl_seconds, jwt_svid_ttl_seconds, dns_names, created_at, '[]'
+  FROM registration_entries;
+DROP TABLE registration_entries;
+ALTER TABLE registration_entries_v3 RENAME TO registration_entries;
+CREATE INDEX registration_entries_by_spiffe_id ON registration_entries (spiffe_id);
+`;
+
 /** Every migration, in order; the last one's version is the newest schema this code knows. */
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, sql: V1 },
   { version: 2, sql: V2 },
+  { version: 3, sql: V3 },
 ];
 
 /** The schema version this code writes. */

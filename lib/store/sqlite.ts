@@ -18,6 +18,8 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { canonicalSelectors } from '../ca-api/selectors.js';
+import { isSvidkitError } from '../errors/index.js';
 import { connect, invalid, isUniqueViolation, mapError, MEMORY, openStoreFile, storeError } from './sqlite-open.js';
 import {
   type AgentRenewal,
@@ -92,6 +94,7 @@ interface EntryRow {
   x509_svid_ttl_seconds: number;
   jwt_svid_ttl_seconds: number;
   dns_names: string;
+  selectors: string;
   created_at: number;
 }
 
@@ -125,7 +128,8 @@ interface CaKeyRow {
 }
 
 // Explicit column lists keep row shapes stable when a later migration adds columns.
-const ENTRY_COLUMNS = 'id, spiffe_id, parent_id, x509_svid_ttl_seconds, jwt_svid_ttl_seconds, dns_names, created_at';
+const ENTRY_COLUMNS =
+  'id, spiffe_id, parent_id, x509_svid_ttl_seconds, jwt_svid_ttl_seconds, dns_names, selectors, created_at';
 const AGENT_COLUMNS =
   'spiffe_id, attestation_type, serial, previous_serial, expires_at, banned, created_at, updated_at';
 const CA_KEY_COLUMNS = 'id, kind, state, not_after, public_data, key_path, tainted, created_at, updated_at';
@@ -147,8 +151,42 @@ function toEntry(row: EntryRow): RegistrationEntry {
     x509SvidTtlSeconds: row.x509_svid_ttl_seconds,
     jwtSvidTtlSeconds: row.jwt_svid_ttl_seconds,
     dnsNames,
+    selectors: storedSelectors(row),
     createdAt: new Date(row.created_at),
   };
+}
+
+// Selectors decide who gets an identity, so a stored list is checked again on the way out: a row
+// edited by hand (or by a broken build) into something non-canonical is reported, never served.
+function storedSelectors(row: EntryRow): string[] {
+  // Most entries (every file workload's) have none; they skip the parse on the issuance path.
+  if (row.selectors === '[]') return [];
+  let list: unknown;
+  try {
+    list = JSON.parse(row.selectors);
+  } catch (err) {
+    throw storeError('ERR_STORE_CORRUPT', `entry ${row.id} has unreadable selectors`, err);
+  }
+  let canonical: string[];
+  try {
+    canonical = canonicalSelectors(list);
+  } catch (err) {
+    throw storeError('ERR_STORE_CORRUPT', `entry ${row.id} has invalid selectors`, err);
+  }
+  if (JSON.stringify(canonical) !== row.selectors) {
+    throw storeError('ERR_STORE_CORRUPT', `entry ${row.id} has selectors out of their canonical order`);
+  }
+  return canonical;
+}
+
+function checkSelectors(selectors: readonly string[] | undefined): string {
+  try {
+    return JSON.stringify(canonicalSelectors(selectors ?? []));
+  } catch (err) {
+    // The CA checks selectors before it writes; one reaching the store unchecked is a bug.
+    if (isSvidkitError(err)) throw invalid(`selectors: ${err.plainMessage}`);
+    throw err;
+  }
 }
 
 function toToken(row: TokenRow): JoinToken {
@@ -199,12 +237,13 @@ function prepareStatements(db: Database.Database) {
         x509: number;
         jwt: number;
         dnsNames: string;
+        selectors: string;
         createdAt: number;
       },
       EntryRow
     >(
       `INSERT INTO registration_entries (${ENTRY_COLUMNS})
-       VALUES (@id, @spiffeId, @parentId, @x509, @jwt, @dnsNames, @createdAt) RETURNING ${ENTRY_COLUMNS}`,
+       VALUES (@id, @spiffeId, @parentId, @x509, @jwt, @dnsNames, @selectors, @createdAt) RETURNING ${ENTRY_COLUMNS}`,
     ),
     getEntry: db.prepare<[string], EntryRow>(`SELECT ${ENTRY_COLUMNS} FROM registration_entries WHERE id = ?`),
     listEntries: db.prepare<[], EntryRow>(
@@ -413,12 +452,14 @@ export class SqliteStore implements Datastore {
       x509: positiveInteger(entry.x509SvidTtlSeconds, 'x509SvidTtlSeconds'),
       jwt: positiveInteger(entry.jwtSvidTtlSeconds, 'jwtSvidTtlSeconds'),
       dnsNames: JSON.stringify(checkDnsNames(entry.dnsNames)),
+      selectors: checkSelectors(entry.selectors),
       createdAt: this.now(),
     };
+    const withSelectors = params.selectors === '[]' ? 'no selectors' : 'the same selectors';
     return this.run(
       'create entry',
       () => toEntry(this.stmts.insertEntry.get(params)!),
-      `an entry for ${entry.spiffeId} under parent ${entry.parentId} already exists`,
+      `an entry for ${entry.spiffeId} under parent ${entry.parentId} with ${withSelectors} already exists`,
     );
   }
 

@@ -28,11 +28,21 @@ export interface RegistrationEntry {
   x509SvidTtlSeconds: number;
   jwtSvidTtlSeconds: number;
   dnsNames: string[];
+  /**
+   * The Workload API selectors (`unix:uid:1000`), canonical: checked, de-duplicated and sorted by
+   * lib/ca-api's canonicalSelectors. Empty for an entry that serves configured file workloads.
+   */
+  selectors: string[];
   createdAt: Date;
 }
 
-/** What a caller supplies to create an entry; the store assigns id and createdAt. */
-export type NewRegistrationEntry = Omit<RegistrationEntry, 'id' | 'createdAt'>;
+/**
+ * What a caller supplies to create an entry; the store assigns id and createdAt, and stores the
+ * selectors in their canonical form (absent means none).
+ */
+export type NewRegistrationEntry = Omit<RegistrationEntry, 'id' | 'createdAt' | 'selectors'> & {
+  selectors?: readonly string[];
+};
 
 /** Filters for listEntries; an absent field matches everything. */
 export interface EntryFilter {
@@ -99,7 +109,10 @@ export type NewCaKeyRecord = Omit<CaKeyRecord, 'createdAt' | 'updatedAt' | 'tain
 
 /** Persistent state of the CA daemon. */
 export interface Datastore {
-  /** Stores a new entry; ERR_STORE_CONFLICT when the (spiffeId, parentId) pair already exists. */
+  /**
+   * Stores a new entry; ERR_STORE_CONFLICT when an entry with the same spiffeId, parentId and set of
+   * selectors already exists (SPIRE's rule: the same ID may be registered again for other selectors).
+   */
   createEntry(entry: NewRegistrationEntry): Promise<RegistrationEntry>;
   /** The entry with this id, or undefined. */
   getEntry(id: string): Promise<RegistrationEntry | undefined>;

@@ -23,6 +23,7 @@ const PREFIXES: ReadonlyArray<readonly [string, string]> = [
   ['ERR_CA_', 'ca: '],
   ['ERR_SOURCE_', 'source: '],
   ['ERR_STORE_', 'store: '],
+  ['ERR_SELECTOR_', 'selectors: '],
   ['ERR_TLS_', 'tls: '],
 ];
 

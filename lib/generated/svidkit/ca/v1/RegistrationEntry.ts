@@ -13,6 +13,12 @@ export interface RegistrationEntry {
    * Unix seconds.
    */
   'createdAt'?: (number | string | Long);
+  /**
+   * SPIRE's "type:value" selectors (unix:uid:1000, unix:path:/usr/bin/node): a Workload API caller
+   * gets this entry's SVIDs when it has every one of them. An entry with none is for the agent's
+   * configured file workloads only. The CA returns them validated, de-duplicated and sorted.
+   */
+  'selectors'?: (string)[];
 }
 
 export interface RegistrationEntry__Output {
@@ -26,4 +32,10 @@ export interface RegistrationEntry__Output {
    * Unix seconds.
    */
   'createdAt': (number);
+  /**
+   * SPIRE's "type:value" selectors (unix:uid:1000, unix:path:/usr/bin/node): a Workload API caller
+   * gets this entry's SVIDs when it has every one of them. An entry with none is for the agent's
+   * configured file workloads only. The CA returns them validated, de-duplicated and sorted.
+   */
+  'selectors': (string)[];
 }
