@@ -19,3 +19,12 @@ export {
 } from '../layout/index.js';
 export { StaticSource } from './static.js';
 export type { JwtSource, JwtSvidSource, Unsubscribe, X509Source, X509SvidSource } from './types.js';
+export {
+  DEFAULT_WORKLOADAPI_TIMEOUT_MS,
+  type SvidPick,
+  type ValidatedJwt,
+  WorkloadApiSource,
+  type WorkloadApiSourceOptions,
+  type WorkloadApiSourceStatus,
+} from './workloadapi.js';
+export type { ServedX509Svid } from './workloadapi-parse.js';
