@@ -24,7 +24,7 @@ import { generateKeyPair } from '../lib/keys/index.js';
 import { WorkloadApiSource } from '../lib/source/index.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { createMtlsHttpsServer, peerSpiffeId } from '../lib/tls/index.js';
-import { loadWorkloadApi, WORKLOAD_API_HEADER } from '../lib/workloadapi/index.js';
+import { loadWorkloadApi, MAX_MESSAGE_BYTES, WORKLOAD_API_HEADER } from '../lib/workloadapi/index.js';
 import type { X509Svid } from '../lib/x509svid/index.js';
 import { tempDir } from './helpers/agent-fs.js';
 import { checkError, rejectsCode } from './helpers/assert.js';
@@ -346,6 +346,20 @@ describe('WorkloadApiSource over a real Unix socket', function () {
     assert.equal(source.getX509Svid().leaf.serialHex, next.leaf.serialHex);
     assert.ok(attempts.length >= 2, `backoff attempts ${attempts.join()}`);
     assert.deepEqual(attempts, [...attempts.keys()], 'the backoff grows with every failed attempt');
+  });
+
+  it('refuses a message over the size bound, keeps the last good SVID and opens the stream again', async () => {
+    const good = ca.svid('/web', validity());
+    const ep = await endpoint(x509Message(ca, [{ svid: good }]));
+    const { source, errors } = await open(ep, { jwtBundles: false });
+    const refused = errors.next();
+    const reopened = ep.calls.next((c) => c.method === 'FetchX509SVID');
+    const huge = x509Message(ca, [{ svid: ca.svid('/web', validity()) }]);
+    ep.send('FetchX509SVID', { ...huge, crl: [Buffer.alloc(MAX_MESSAGE_BYTES + 1)] });
+    const err = checkError(await refused, 'ERR_WORKLOADAPI_FAILED', { ...PREFIX, message: /RESOURCE_EXHAUSTED/ });
+    assert.equal(err.detail['status'], 'RESOURCE_EXHAUSTED');
+    await reopened;
+    assert.equal(source.getX509Svid().leaf.serialHex, good.leaf.serialHex);
   });
 
   describe('refuses bad messages and keeps the last good state', () => {

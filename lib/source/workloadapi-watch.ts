@@ -155,6 +155,8 @@ export class StreamWatcher<T> {
       this.#timer = undefined;
       this.start();
     }, delay);
+    // Like FileSource's timers, a pending reconnection never keeps a process alive on its own.
+    this.#timer.unref();
   }
 
   /** Cancels the stream and any pending reconnection. */

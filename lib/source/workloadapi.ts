@@ -19,6 +19,7 @@ import type { SpiffeWorkloadAPIClient } from '../generated/workload/SpiffeWorklo
 import type { ValidateJWTSVIDResponse__Output } from '../generated/workload/ValidateJWTSVIDResponse.js';
 import type { X509SVIDResponse__Output } from '../generated/workload/X509SVIDResponse.js';
 import type { JwtSvid } from '../jwtsvid/index.js';
+import type { X509Svid } from '../x509svid/index.js';
 import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
 import { resolveEndpointAddress } from '../workloadapi/address.js';
@@ -404,7 +405,7 @@ export class WorkloadApiSource implements X509Source, JwtSource {
   }
 
   /** The served X.509-SVID; ERR_SOURCE_NO_SVID when there is none (denied, no match) or it expired at clock(). */
-  getX509Svid() {
+  getX509Svid(): X509Svid {
     const svid = this.#picked?.svid;
     if (!svid) {
       throw sourceError(
