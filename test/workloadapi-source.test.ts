@@ -22,6 +22,7 @@ import type { JWTBundlesResponse } from '../lib/generated/workload/JWTBundlesRes
 import { mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
 import { WorkloadApiSource } from '../lib/source/index.js';
+import { backoffDelay, defaultBackoff, MAX_BACKOFF_MS } from '../lib/source/workloadapi-watch.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { createMtlsHttpsServer, peerSpiffeId } from '../lib/tls/index.js';
 import { loadWorkloadApi, MAX_MESSAGE_BYTES, WORKLOAD_API_HEADER } from '../lib/workloadapi/index.js';
@@ -601,5 +602,41 @@ describe('WorkloadApiSource over a real Unix socket', function () {
       env: { ...process.env, SPIFFE_ENDPOINT_SOCKET: clientEp.address },
     });
     assert.equal(stdout.trim(), CLIENT);
+  });
+});
+
+describe('WorkloadApiSource reconnection backoff', () => {
+  it('bounds whatever an injected backoff returns to [0, 5 min], falling back to the default for junk', () => {
+    const table: [string, (attempt: number) => number, (ms: number) => boolean][] = [
+      ['a plain value', () => 250, (ms) => ms === 250],
+      ['a negative value', () => -5, (ms) => ms === 0],
+      ['a huge value', () => 1e12, (ms) => ms === MAX_BACKOFF_MS],
+      ['NaN', () => Number.NaN, (ms) => ms >= 100 && ms <= 110],
+      [
+        'a throw',
+        () => {
+          throw new Error('no');
+        },
+        (ms) => ms >= 100 && ms <= 110,
+      ],
+      ['a non-number', () => 'soon' as unknown as number, (ms) => ms >= 100 && ms <= 110],
+    ];
+    for (const [name, fn, ok] of table) {
+      const ms = backoffDelay(fn, 0);
+      assert.ok(ok(ms), `${name}: ${ms}`);
+    }
+  });
+
+  it('doubles from 100 ms to 30 s by default, with at most 10% jitter', () => {
+    for (const [attempt, base] of [
+      [0, 100],
+      [1, 200],
+      [5, 3200],
+      [9, 30_000],
+      [1000, 30_000],
+    ] as const) {
+      const ms = defaultBackoff(attempt);
+      assert.ok(ms >= base && ms <= base * 1.1, `attempt ${attempt}: ${ms}`);
+    }
   });
 });
