@@ -19,9 +19,10 @@ import { importJwtAuthority, JwtBundle } from '../lib/bundle/index.js';
 import type { SvidkitError } from '../lib/errors/index.js';
 import type { X509SVIDResponse } from '../lib/generated/workload/X509SVIDResponse.js';
 import type { JWTBundlesResponse } from '../lib/generated/workload/JWTBundlesResponse.js';
+import type { X509BundlesResponse } from '../lib/generated/workload/X509BundlesResponse.js';
 import { mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
-import { WorkloadApiSource } from '../lib/source/index.js';
+import { WorkloadApiClient, WorkloadApiSource } from '../lib/source/index.js';
 import { backoffDelay, defaultBackoff, MAX_BACKOFF_MS } from '../lib/source/workloadapi-watch.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { createMtlsHttpsServer, peerSpiffeId } from '../lib/tls/index.js';
@@ -85,6 +86,7 @@ class Endpoint {
   readonly calls = new Events<{ method: string; header: string }>();
   x509: X509SVIDResponse | Status | undefined;
   jwtBundles: JWTBundlesResponse | Status | undefined;
+  x509Bundles: X509BundlesResponse | Status | undefined = { code: grpc.status.UNIMPLEMENTED, details: 'not here' };
   jwtSvid:
     | ((audience: string[], spiffeId: string) => Promise<{ svids: { spiffeId: string; svid: string; hint: string }[] }>)
     | undefined;
@@ -128,7 +130,7 @@ class Endpoint {
     server.addService(proto.SpiffeWorkloadAPI.service, {
       FetchX509SVID: stream('FetchX509SVID', () => this.x509),
       FetchJWTBundles: stream('FetchJWTBundles', () => this.jwtBundles),
-      FetchX509Bundles: unimplemented,
+      FetchX509Bundles: stream('FetchX509Bundles', () => this.x509Bundles),
       FetchWITSVID: unimplemented,
       FetchWITBundles: unimplemented,
       FetchJWTSVID: (
@@ -567,6 +569,47 @@ describe('WorkloadApiSource over a real Unix socket', function () {
     assert.ok(unary.length >= 6 && unary.every((c) => c.header === 'true'));
     await source.close();
     await rejectsCode(source.fetchJwtSvid({ audience: 'svc-a' }), 'ERR_WORKLOADAPI_CLOSED', PREFIX);
+  });
+
+  it('WorkloadApiClient answers one-shot questions, and fails at once with the typed error', async () => {
+    const web = ca.svid('/web', validity());
+    const db = ca.svid('/db', validity());
+    const federated = TestCa.root({ trustDomain: 'partner.example', ...validity() });
+    const ep = await endpoint(
+      x509Message(ca, [{ svid: web }, { svid: db, hint: 'external' }], {
+        'spiffe://partner.example': federated.cert.der,
+      }),
+    );
+    const client = await WorkloadApiClient.connect({ address: ep.address });
+    cleanups.push(() => client.close());
+    const ctx = await client.fetchX509Context();
+    assert.deepEqual(
+      ctx.svids.map((s) => [s.svid.id.toString(), s.hint, s.svid.leaf.serialHex]),
+      [
+        [ID, '', web.leaf.serialHex],
+        ['spiffe://example.org/db', 'external', db.leaf.serialHex],
+      ],
+    );
+    assert.deepEqual([...ctx.bundles.keys()].sort(), ['example.org', 'partner.example']);
+    const jwt = await client.fetchJwtBundles();
+    assert.ok(jwt.get('example.org')?.findAuthority('k1'));
+    await rejectsCode(client.fetchX509Bundles(), 'ERR_WORKLOADAPI_FAILED', { ...PREFIX, message: /UNIMPLEMENTED/ });
+    ep.x509Bundles = { bundles: { [`spiffe://${TD}`]: ca.cert.der }, crl: [] };
+    const bundles = await client.fetchX509Bundles();
+    assert.ok(bundles.get('example.org')?.hasAuthority(ca.cert));
+    ep.x509Bundles = { bundles: {}, crl: [] };
+    await rejectsCode(client.fetchX509Bundles(), 'ERR_WORKLOADAPI_BAD_RESPONSE', {
+      ...PREFIX,
+      message: /without any bundle/,
+    });
+    // PERMISSION_DENIED is an answer, not a reason to wait: one call, one typed error.
+    ep.fail('FetchX509SVID', { code: grpc.status.PERMISSION_DENIED, details: 'no identity issued' });
+    const before = ep.calls.seen.filter((c) => c.method === 'FetchX509SVID').length;
+    await rejectsCode(client.fetchX509Context(), 'ERR_WORKLOADAPI_PERMISSION_DENIED', PREFIX);
+    assert.equal(ep.calls.seen.filter((c) => c.method === 'FetchX509SVID').length, before + 1);
+    assert.ok(ep.calls.seen.every((c) => c.header === 'true'));
+    client.close();
+    await rejectsCode(client.fetchJwtBundles(), 'ERR_WORKLOADAPI_CLOSED', PREFIX);
   });
 
   it('gives two processes mTLS with createMtlsHttpsServer, each identity from its own endpoint', async function () {

@@ -27,4 +27,5 @@ export {
   type WorkloadApiSourceOptions,
   type WorkloadApiSourceStatus,
 } from './workloadapi.js';
-export type { ServedX509Svid } from './workloadapi-parse.js';
+export { DEFAULT_CALL_TIMEOUT_MS, WorkloadApiClient, type WorkloadApiClientOptions } from './workloadapi-client.js';
+export type { ServedJwtSvid, ServedX509Svid, X509Context } from './workloadapi-parse.js';

@@ -18,6 +18,7 @@ import { SvidkitError } from '../errors/index.js';
 import type { JWTBundlesResponse__Output } from '../generated/workload/JWTBundlesResponse.js';
 import type { JWTSVIDResponse__Output } from '../generated/workload/JWTSVIDResponse.js';
 import type { ValidateJWTSVIDResponse__Output } from '../generated/workload/ValidateJWTSVIDResponse.js';
+import type { X509BundlesResponse__Output } from '../generated/workload/X509BundlesResponse.js';
 import type { X509SVIDResponse__Output } from '../generated/workload/X509SVIDResponse.js';
 import type { Struct__Output } from '../generated/workload/google/protobuf/Struct.js';
 import type { Value__Output } from '../generated/workload/google/protobuf/Value.js';
@@ -179,6 +180,26 @@ export function parseX509SvidResponse(msg: X509SVIDResponse__Output, at: Date): 
     for (const c of b.authorities()) hash.update(c.fingerprint256());
   }
   return { svids: served, bundles, fingerprint: hash.digest('hex') };
+}
+
+/** Checks one X509BundlesResponse: concatenated DER roots keyed by trust domain ID, at least one. */
+export function parseX509BundlesResponse(msg: X509BundlesResponse__Output): Map<string, X509Bundle> {
+  const entries = Object.entries(msg.bundles ?? {});
+  if (entries.length === 0) bad('an X.509 bundle response without any bundle');
+  if (entries.length > MAX_TRUST_DOMAINS) bad(`more than ${MAX_TRUST_DOMAINS} X.509 bundles`);
+  if ((msg.crl ?? []).length > MAX_CRLS_PER_RESPONSE) bad(`more than ${MAX_CRLS_PER_RESPONSE} CRLs`);
+  const out = new Map<string, X509Bundle>();
+  for (const [key, der] of entries) {
+    const td = trustDomainKey(key, 'X.509 bundle');
+    if (out.has(td.name)) bad(`two X.509 bundles for "${td.name}"`);
+    try {
+      out.set(td.name, new X509Bundle(td, splitDer(der, MAX_KEYS_PER_BUNDLE, 'an X.509 bundle')));
+    } catch (err) {
+      if (err instanceof SvidkitError && err.code === 'ERR_WORKLOADAPI_BAD_RESPONSE') throw err;
+      bad(`an X.509 bundle for "${td.name}" that is not valid`, err);
+    }
+  }
+  return out;
 }
 
 /** Checks one JWTBundlesResponse: JWKS documents keyed by trust domain ID. */

@@ -14,36 +14,24 @@ import type * as GrpcJs from '@grpc/grpc-js';
 import type { BundleSet, JwtBundle, X509Bundle } from '../bundle/index.js';
 import { type ErrorCode, SvidkitError } from '../errors/index.js';
 import type { JWTBundlesResponse__Output } from '../generated/workload/JWTBundlesResponse.js';
-import type { JWTSVIDResponse__Output } from '../generated/workload/JWTSVIDResponse.js';
-import type { SpiffeWorkloadAPIClient } from '../generated/workload/SpiffeWorkloadAPI.js';
-import type { ValidateJWTSVIDResponse__Output } from '../generated/workload/ValidateJWTSVIDResponse.js';
 import type { X509SVIDResponse__Output } from '../generated/workload/X509SVIDResponse.js';
 import type { JwtSvid } from '../jwtsvid/index.js';
-import type { X509Svid } from '../x509svid/index.js';
-import { MAX_TOKEN_BYTES } from '../jwtsvid/index.js';
 import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
-import { resolveEndpointAddress } from '../workloadapi/address.js';
-import {
-  MAX_AUDIENCE_BYTES,
-  MAX_AUDIENCES_PER_REQUEST,
-  MAX_HINT_BYTES,
-  MAX_MESSAGE_BYTES,
-} from '../workloadapi/limits.js';
-import { loadWorkloadApi } from '../workloadapi/proto.js';
+import { MAX_HINT_BYTES } from '../workloadapi/limits.js';
+import type { X509Svid } from '../x509svid/index.js';
 import { now, safeCause } from './file-check.js';
 import type { JwtSource, Unsubscribe, X509Source } from './types.js';
+import { checkTimeout, WorkloadApiClient } from './workloadapi-client.js';
 import {
   joinBundles,
   jwtBundlesFingerprint,
   parseJwtBundlesResponse,
-  parseJwtSvidResponse,
-  parseValidateResponse,
   parseX509SvidResponse,
   type ServedX509Svid,
   type ValidatedJwt,
   type X509Context,
 } from './workloadapi-parse.js';
-import { defaultBackoff, statusError, StreamWatcher, workloadMetadata } from './workloadapi-watch.js';
+import { defaultBackoff, StreamWatcher, workloadMetadata } from './workloadapi-watch.js';
 
 export type { ValidatedJwt } from './workloadapi-parse.js';
 
@@ -103,7 +91,7 @@ export interface WorkloadApiSourceStatus {
 }
 
 interface Settings {
-  target: string;
+  address: string | undefined;
   pick: { hint: string | undefined; spiffeId: SpiffeId | undefined };
   clock: () => Date;
   backoff: (attempt: number) => number;
@@ -122,10 +110,6 @@ function checkOptions(opts: WorkloadApiSourceOptions): Settings {
   if (opts.jwtBundles !== undefined && typeof opts.jwtBundles !== 'boolean') {
     throw new TypeError('source: jwtBundles must be a boolean');
   }
-  const t = opts.timeoutMs;
-  if (t !== undefined && (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > 0x7fffffff)) {
-    throw new TypeError('source: timeoutMs must be a positive number of milliseconds');
-  }
   const pick = opts.pick ?? {};
   if (typeof pick !== 'object' || pick === null) throw new TypeError('source: pick must be an object');
   if (pick.hint !== undefined && (typeof pick.hint !== 'string' || Buffer.byteLength(pick.hint) > MAX_HINT_BYTES)) {
@@ -137,11 +121,11 @@ function checkOptions(opts: WorkloadApiSourceOptions): Settings {
     spiffeId = SpiffeId.parse(pick.spiffeId);
   }
   return {
-    target: resolveEndpointAddress(opts.address),
+    address: opts.address,
     pick: { hint: pick.hint, spiffeId },
     clock: opts.clock ?? (() => new Date()),
     backoff: opts.backoff ?? defaultBackoff,
-    timeoutMs: t ?? DEFAULT_WORKLOADAPI_TIMEOUT_MS,
+    timeoutMs: checkTimeout(opts.timeoutMs, DEFAULT_WORKLOADAPI_TIMEOUT_MS),
     jwtBundles: opts.jwtBundles ?? true,
     onError: opts.onError,
   };
@@ -151,21 +135,6 @@ function sourceError(code: ErrorCode, message: string): SvidkitError {
   return new SvidkitError(code, `source: ${message}`);
 }
 
-/** The audiences of a JWT request, checked against the bounds. */
-function checkAudience(audience: string | readonly string[]): string[] {
-  const list = typeof audience === 'string' ? [audience] : audience;
-  const refuse = (why: string): never => {
-    throw new SvidkitError('ERR_WORKLOADAPI_REQUEST', `workloadapi: audience ${why}`);
-  };
-  if (!Array.isArray(list) || list.length === 0) refuse('must be a non-empty string or list of strings');
-  if (list.length > MAX_AUDIENCES_PER_REQUEST) refuse(`has more than ${MAX_AUDIENCES_PER_REQUEST} entries`);
-  for (const a of list) {
-    if (typeof a !== 'string' || a.length === 0) refuse('entries must be non-empty strings');
-    if (Buffer.byteLength(a) > MAX_AUDIENCE_BYTES) refuse(`entries must be at most ${MAX_AUDIENCE_BYTES} bytes`);
-  }
-  return [...list];
-}
-
 /**
  * An X.509 and JWT bundle source over the SPIFFE Workload API. open() waits for the first usable
  * X.509-SVID and fails closed; afterwards the source follows the endpoint's streams until close().
@@ -173,7 +142,7 @@ function checkAudience(audience: string | readonly string[]): string[] {
 export class WorkloadApiSource implements X509Source, JwtSource {
   readonly #s: Settings;
   readonly #grpc: typeof GrpcJs;
-  readonly #client: SpiffeWorkloadAPIClient;
+  readonly #client: WorkloadApiClient;
   readonly #listeners = new Set<() => void>();
   readonly #watchers: StreamWatcher<unknown>[] = [];
   #x509: X509Context | undefined;
@@ -189,7 +158,7 @@ export class WorkloadApiSource implements X509Source, JwtSource {
   #ready: { resolve: () => void; reject: (err: SvidkitError) => void } | undefined;
   #jwtReady: (() => void) | undefined;
 
-  private constructor(settings: Settings, grpc: typeof GrpcJs, client: SpiffeWorkloadAPIClient) {
+  private constructor(settings: Settings, grpc: typeof GrpcJs, client: WorkloadApiClient) {
     this.#s = settings;
     this.#grpc = grpc;
     this.#client = client;
@@ -204,14 +173,12 @@ export class WorkloadApiSource implements X509Source, JwtSource {
    */
   static async open(options: WorkloadApiSourceOptions = {}): Promise<WorkloadApiSource> {
     const settings = checkOptions(options);
-    const { grpc, proto } = await loadWorkloadApi();
-    const client = new proto.SpiffeWorkloadAPI(settings.target, grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-      // The channel's own reconnection backoff (1 s to 120 s by default) would add to ours.
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 5000,
+    const client = await WorkloadApiClient.connect({
+      address: settings.address,
+      timeoutMs: settings.timeoutMs,
+      clock: settings.clock,
     });
+    const { grpc } = client;
     const source = new WorkloadApiSource(settings, grpc, client);
     await source.#start();
     return source;
@@ -232,7 +199,7 @@ export class WorkloadApiSource implements X509Source, JwtSource {
       this.#ready?.reject(
         new SvidkitError(
           'ERR_WORKLOADAPI_TIMEOUT',
-          `workloadapi: no usable X.509-SVID from ${this.#s.target} within ${this.#s.timeoutMs} ms${why}`,
+          `workloadapi: no usable X.509-SVID from ${this.#client.target} within ${this.#s.timeoutMs} ms${why}`,
           last ? { cause: safeCause(last) } : undefined,
         ),
       );
@@ -240,14 +207,14 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     }, this.#s.timeoutMs);
     this.#watch<X509SVIDResponse__Output>(
       'FetchX509SVID',
-      () => this.#client.FetchX509SVID({}, workloadMetadata(this.#grpc)),
+      () => this.#client.raw.FetchX509SVID({}, workloadMetadata(this.#grpc)),
       (msg) => this.#onX509(msg),
       (err, final) => this.#onX509Failure(err, final),
     );
     if (this.#s.jwtBundles) {
       this.#watch<JWTBundlesResponse__Output>(
         'FetchJWTBundles',
-        () => this.#client.FetchJWTBundles({}, workloadMetadata(this.#grpc)),
+        () => this.#client.raw.FetchJWTBundles({}, workloadMetadata(this.#grpc)),
         (msg) => this.#onJwtBundles(msg),
         (err) => {
           // Bundles are public trust data: the last good ones stay whatever the failure.
@@ -410,13 +377,13 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     if (!svid) {
       throw sourceError(
         'ERR_SOURCE_NO_SVID',
-        this.#denied ? `the endpoint ${this.#s.target} has no identity for this process` : 'no X.509-SVID yet',
+        this.#denied ? `the endpoint ${this.#client.target} has no identity for this process` : 'no X.509-SVID yet',
       );
     }
     if (svid.expiresAt.getTime() <= now(this.#s.clock).getTime()) {
       throw sourceError(
         'ERR_SOURCE_NO_SVID',
-        `the last X.509-SVID from ${this.#s.target} expired at ${svid.expiresAt.toISOString()}`,
+        `the last X.509-SVID from ${this.#client.target} expired at ${svid.expiresAt.toISOString()}`,
       );
     }
     return svid;
@@ -452,73 +419,39 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     };
   }
 
-  #unary<Res>(
-    method: string,
-    call: (
-      md: GrpcJs.Metadata,
-      opts: GrpcJs.CallOptions,
-      cb: (err: GrpcJs.ServiceError | null, res?: Res) => void,
-    ) => unknown,
-  ): Promise<Res> {
-    if (this.#closed)
-      return Promise.reject(new SvidkitError('ERR_WORKLOADAPI_CLOSED', 'workloadapi: the source is closed'));
-    return new Promise<Res>((resolve, reject) => {
-      call(workloadMetadata(this.#grpc), { deadline: Date.now() + this.#s.timeoutMs }, (err, res) => {
-        if (err) reject(statusError(this.#grpc, method, err));
-        else if (res === undefined)
-          reject(new SvidkitError('ERR_WORKLOADAPI_BAD_RESPONSE', `workloadapi: ${method}: no answer`));
-        else resolve(res);
-      });
-    });
-  }
-
   /**
    * A fresh JWT-SVID for `audience` from the endpoint (FetchJWTSVID): of `spiffeId` when given, else
    * of the picked SVID's hint or SPIFFE ID, else the first. Get the token with `.marshal()`.
    */
   async fetchJwtSvid(params: { audience: string | readonly string[]; spiffeId?: string }): Promise<JwtSvid> {
-    if (typeof params !== 'object' || params === null) throw new TypeError('source: params must be an object');
-    const audience = checkAudience(params.audience);
-    const asked = params.spiffeId === undefined ? undefined : SpiffeId.parse(params.spiffeId);
-    const res = await this.#unary<JWTSVIDResponse__Output>('FetchJWTSVID', (md, opts, cb) =>
-      this.#client.FetchJWTSVID({ audience, spiffeId: asked?.toString() ?? '' }, md, opts, cb),
-    );
-    const svids = parseJwtSvidResponse(res, audience, asked);
+    const svids = await this.#client.fetchJwtSvids(params);
+    if (params.spiffeId !== undefined) return svids[0]!.svid;
     const { hint, spiffeId } = this.#s.pick;
     const chosen =
-      asked !== undefined
+      hint === undefined && spiffeId === undefined
         ? svids[0]
-        : (svids.find(
+        : svids.find(
             (s) => (hint === undefined || s.hint === hint) && (spiffeId === undefined || s.svid.id.equals(spiffeId)),
-          ) ?? (hint === undefined && spiffeId === undefined ? svids[0] : undefined));
-    if (!chosen)
+          );
+    if (!chosen) {
       throw sourceError(
         'ERR_SOURCE_NO_SVID',
         `the endpoint serves no JWT-SVID that matches pick ${this.#describePick()}`,
       );
+    }
     return chosen.svid;
   }
 
   /** Has the endpoint validate `token` for `audience` (ValidateJWTSVID); resolves to its SPIFFE ID and claims. */
-  async validateJwtSvid(token: string, audience: string): Promise<ValidatedJwt> {
-    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_BYTES) {
-      throw new SvidkitError(
-        'ERR_WORKLOADAPI_REQUEST',
-        `workloadapi: token must be a non-empty string of at most ${MAX_TOKEN_BYTES} bytes`,
-      );
-    }
-    const [aud] = checkAudience(audience);
-    const res = await this.#unary<ValidateJWTSVIDResponse__Output>('ValidateJWTSVID', (md, opts, cb) =>
-      this.#client.ValidateJWTSVID({ audience: aud!, svid: token }, md, opts, cb),
-    );
-    return parseValidateResponse(res);
+  validateJwtSvid(token: string, audience: string): Promise<ValidatedJwt> {
+    return this.#client.validateJwtSvid(token, audience);
   }
 
   /** What the source serves now, and the last problem; contains no key and no token. */
   status(): WorkloadApiSourceStatus {
     const svid = this.#picked?.svid;
     return {
-      target: this.#s.target,
+      target: this.#client.target,
       spiffeId: svid?.id.toString(),
       hint: this.#picked?.hint,
       serial: svid?.leaf.serialHex,
