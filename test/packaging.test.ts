@@ -49,7 +49,20 @@ const DAEMONS = readJson<Manifest>(join(DAEMONS_DIR, 'package.json'));
 const LOCK = readJson<{ packages: Record<string, LockEntry> }>(join(ROOT, 'package-lock.json')).packages;
 
 /** The library modules item by item, as the library's manifest exports them. */
-const LIBRARY_MODULES = ['spiffeid', 'x509svid', 'jwtsvid', 'bundle', 'source', 'tls', 'grpc', 'jwtauth', 'authorize'];
+const LIBRARY_MODULES = [
+  'spiffeid',
+  'x509svid',
+  'jwtsvid',
+  'bundle',
+  'source',
+  'tls',
+  'grpc',
+  'jwtauth',
+  'authorize',
+  'workloadapi',
+];
+/** Folders whose modules load the optional peers at run time with import() (never statically), so they load without them. */
+const DYNAMIC_PEER_FOLDERS = ['dist/lib/source/', 'dist/lib/workloadapi/'];
 /** Folders of lib/ that belong to the daemons, the CLI or the demo mesh, never to the library. */
 const DAEMON_FOLDERS = ['agent', 'attest', 'ca', 'ca-api', 'cli', 'config', 'doctor', 'mesh', 'observe', 'store'];
 /** Packages only the daemons use: none may be reachable from the library's dependencies. */
@@ -78,6 +91,13 @@ function specifiersOf(text: string): string[] {
   for (const m of code.matchAll(statement)) out.push(m[1]!);
   for (const m of code.matchAll(/\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push(m[1]!);
   return out;
+}
+
+/** True when the built `file` imports `peer` other than through import(): a type-only import in a .d.ts does not count. */
+function importsPeerStatically(pkgDir: string, file: string, peer: string): boolean {
+  if (file.endsWith('.d.ts')) return false;
+  const text = readFileSync(join(pkgDir, file), 'utf8').replace(/\bimport\(\s*['"][^'"]+['"]\s*\)/g, '');
+  return specifiersOf(text).some((s) => packageOf(s) === peer);
 }
 
 /** The npm package a bare specifier names ('@scope/name' or 'name'). */
@@ -213,7 +233,10 @@ describe('packaging', function () {
         assert.equal(LIB.peerDependenciesMeta?.[peer]?.optional, true, `${peer} must be an optional peer dependency`);
         assert.ok(!(peer in (LIB.dependencies ?? {})), `${peer} must not also be a dependency`);
         const outside = (bare.get(peer) ?? []).filter(
-          (f) => !f.startsWith('dist/lib/grpc/') && !(f.startsWith('dist/lib/generated/') && f.endsWith('.d.ts')),
+          (f) =>
+            !f.startsWith('dist/lib/grpc/') &&
+            !(f.startsWith('dist/lib/generated/') && f.endsWith('.d.ts')) &&
+            !(DYNAMIC_PEER_FOLDERS.some((d) => f.startsWith(d)) && !importsPeerStatically(ROOT, f, peer)),
         );
         assert.deepEqual(outside, [], `${peer} is imported outside svidkit/grpc`);
       }
@@ -258,6 +281,13 @@ describe('packaging', function () {
         `import { SpiffeId } from 'svidkit'; console.log(SpiffeId.parse('spiffe://example.org/a').path);`,
       );
       assert.equal(id.trim(), '/a');
+      // The Workload API client loads grpc-js when it connects, and says so when it is missing.
+      const missing = await nodeIn(
+        project,
+        `const { WorkloadApiSource } = await import('svidkit/source'); ` +
+          `await WorkloadApiSource.open({ address: 'unix:///nonexistent/api.sock' }).catch((e) => console.log(e.code));`,
+      );
+      assert.equal(missing.trim(), 'ERR_WORKLOADAPI_GRPC_MISSING');
 
       await assert.rejects(nodeIn(project, `await import('svidkit/grpc');`), (err: Error & { stderr?: string }) => {
         assert.match(err.stderr ?? '', /ERR_MODULE_NOT_FOUND[\s\S]*@grpc\//);

@@ -161,6 +161,17 @@ export const ERROR_CODES = [
   // doctor (diagnosis of an SVID directory and of an mTLS peer)
   'ERR_DOCTOR_OPTIONS',
   'ERR_DOCTOR_FAILED',
+  // library: the SPIFFE Workload API (lib/workloadapi, WorkloadApiSource)
+  'ERR_WORKLOADAPI_ADDRESS',
+  'ERR_WORKLOADAPI_GRPC_MISSING',
+  'ERR_WORKLOADAPI_REQUEST',
+  'ERR_WORKLOADAPI_UNAVAILABLE',
+  'ERR_WORKLOADAPI_PERMISSION_DENIED',
+  'ERR_WORKLOADAPI_INVALID_ARGUMENT',
+  'ERR_WORKLOADAPI_FAILED',
+  'ERR_WORKLOADAPI_BAD_RESPONSE',
+  'ERR_WORKLOADAPI_TIMEOUT',
+  'ERR_WORKLOADAPI_CLOSED',
 ] as const;
 
 /** A stable error code; switch on this, never on the message. */

@@ -19,3 +19,13 @@ export {
 } from '../layout/index.js';
 export { StaticSource } from './static.js';
 export type { JwtSource, JwtSvidSource, Unsubscribe, X509Source, X509SvidSource } from './types.js';
+export {
+  DEFAULT_WORKLOADAPI_TIMEOUT_MS,
+  type SvidPick,
+  type ValidatedJwt,
+  WorkloadApiSource,
+  type WorkloadApiSourceOptions,
+  type WorkloadApiSourceStatus,
+} from './workloadapi.js';
+export { DEFAULT_CALL_TIMEOUT_MS, WorkloadApiClient, type WorkloadApiClientOptions } from './workloadapi-client.js';
+export type { ServedJwtSvid, ServedX509Svid, X509Context } from './workloadapi-parse.js';

@@ -1,0 +1,14 @@
+// Original file: protos/spiffe/workload/workload.proto
+
+
+/**
+ * No parameters.
+ */
+export interface JWTBundlesRequest {
+}
+
+/**
+ * No parameters.
+ */
+export interface JWTBundlesRequest__Output {
+}
