@@ -13,8 +13,8 @@ bash "$here/build-spire.sh"
 # go-spiffe: fetch exactly the modules go.sum names, then build once so the test's own offline build
 # (GOPROXY=off) only links.
 start=$(date +%s)
-(cd "$here/gospiffe" && GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly go mod download &&
-  GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=readonly CGO_ENABLED=0 \
+(cd "$here/gospiffe" && GOTOOLCHAIN=local GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" go mod download &&
+  GOTOOLCHAIN=local GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
     go build -trimpath -o "$cache_root/gospiffe/gospiffe" .)
 echo "go-spiffe client: built into $cache_root/gospiffe in $(($(date +%s) - start)) s"
 

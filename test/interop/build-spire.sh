@@ -24,7 +24,7 @@ trap 'rm -rf "$work"' EXIT
 
 start=$(date +%s)
 cd "$work"
-export GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=1
+export GOTOOLCHAIN=local GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=1
 go mod init svidkit.invalid/spire-build >/dev/null 2>&1
 go get -tool "github.com/spiffe/spire/cmd/spire-server@$SPIRE_VERSION" \
   "github.com/spiffe/spire/cmd/spire-agent@$SPIRE_VERSION"
