@@ -7,11 +7,12 @@
  */
 import { strict as assert } from 'node:assert';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, copyFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { goOfflineEnv, note, peer, requirePeers } from './helpers/peers.js';
+import { goOfflineEnv, note, peer, requirePeers, which } from './helpers/peers.js';
 import { type RunningSpire, startSpire } from './helpers/spire.js';
+import { until } from './interop/mesh.js';
 
 /** One JSON object per line, as both client programs print them. */
 type Line = Record<string, unknown>;
@@ -255,6 +256,43 @@ describe(`the SPIFFE Workload API of ${spire.label}, read by SPIFFE clients writ
       );
       assert.notEqual(updates[0]!['serial'], updates[1]!['serial'], 'the second update carries a new SVID');
       note(`rotated: serial ${String(updates[0]!['serial'])} -> ${String(updates[1]!['serial'])}`);
+    });
+
+    it('callers are told apart by uid: another uid gets only its own entry, an unregistered uid PERMISSION_DENIED', async function () {
+      if (process.getuid?.() !== 0) {
+        note('skipped: running the client under other uids needs root (CI runs as root)');
+        this.skip();
+      }
+      const setpriv = which('setpriv');
+      if (!setpriv) {
+        note('skipped: setpriv (util-linux) is not on PATH');
+        this.skip();
+      }
+      // The cached binary sits under root's home; the other uids run a copy beside the agent's socket.
+      const shared = join(deployment!.dir, 'gospiffe');
+      copyFileSync(binary, shared);
+      chmodSync(shared, 0o755);
+      const as = (uid: number, args: string[]) =>
+        runClient(setpriv, [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', shared, ...args], {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        });
+      const other = 65534;
+      const unregistered = 65533;
+      const otherId = `spiffe://${deployment!.trustDomain}/interop/uid-${other}`;
+      await deployment!.createEntry({ spiffeId: otherId, selectors: [`unix:uid:${other}`] });
+      let seen: Awaited<ReturnType<typeof as>> | undefined;
+      await until(`the agent to serve ${otherId} to uid ${other}`, async () => {
+        seen = await as(other, ['x509', '-socket', endpoint(), '-timeout', '10s']);
+        return seen.status === 0;
+      });
+      assert.equal(seen!.lines[0]!['spiffe_id'], otherId, seen!.output);
+      assert.deepEqual(seen!.lines[0]!['svids'], [otherId], 'uid 65534 sees its own entry only');
+      const mine = await runClient(binary, ['x509', '-socket', endpoint()]);
+      assert.deepEqual(mine.lines[0]!['svids'], [workloadId], `this uid does not see ${otherId}`);
+
+      const denied = await as(unregistered, ['x509', '-socket', endpoint(), '-timeout', '10s']);
+      assert.equal(denied.status, 1, denied.output);
+      assert.equal(denied.lines[0]!['code'], 'PERMISSION_DENIED', denied.output);
     });
 
     it('spiffetls: a server and a client, each from the Workload API, authorize each other by SPIFFE ID', async () => {
