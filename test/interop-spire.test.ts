@@ -298,7 +298,19 @@ describe(`the SPIFFE Workload API of ${spire.label}, read by SPIFFE clients writ
     it('spiffetls: a server and a client, each from the Workload API, authorize each other by SPIFFE ID', async () => {
       const server = new LiveClient(
         binary,
-        ['serve', '-socket', endpoint(), '-addr', '127.0.0.1:0', '-authorize', workloadId, '-requests', '1'],
+        [
+          'serve',
+          '-socket',
+          endpoint(),
+          '-addr',
+          '127.0.0.1:0',
+          '-authorize',
+          workloadId,
+          '-requests',
+          '1',
+          '-timeout',
+          '80s',
+        ],
         process.env,
       );
       try {

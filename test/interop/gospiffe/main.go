@@ -233,9 +233,10 @@ func x509Cmd(args []string) {
 	v["svids"] = ids
 	v["bundle_size"] = len(own.X509Authorities())
 	v["trust_domains"] = trustDomains(bundles)
-	v["verified"] = verified(def, bundles) == nil
-	if err := verified(def, bundles); err != nil {
-		v["verify_error"] = err.Error()
+	verr := verified(def, bundles)
+	v["verified"] = verr == nil
+	if verr != nil {
+		v["verify_error"] = verr.Error()
 	}
 	emit(v)
 }
