@@ -282,7 +282,7 @@ export async function startSpire(bins: SpireBinaries, options: SpireOptions = {}
     let port = 0;
     for (let attempt = 1; !server; attempt++) {
       port = await freePort();
-      writeFileSync(join(dir, 'server.conf'), serverConfig(dir, trustDomain, port, options));
+      writeFileSync(join(dir, 'server.conf'), serverConfig(dir, trustDomain, port, options), { mode: 0o600 });
       const d = new Daemon('spire-server', bins.server, ['run', '-config', join(dir, 'server.conf')]);
       try {
         await d.waitFor('the server API on TCP', isServerApi('tcp'), limit);
@@ -301,7 +301,8 @@ export async function startSpire(bins: SpireBinaries, options: SpireOptions = {}
     const bundle = await runCli(bins.server, ['bundle', 'show', '-socketPath', serverSocket]);
     if (!bundle.includes('BEGIN CERTIFICATE')) throw new Error(`spire-server bundle show printed no PEM: ${bundle}`);
     writeFileSync(join(dir, 'bundle.pem'), bundle);
-    writeFileSync(join(dir, 'agent.conf'), agentConfig(dir, trustDomain, port, token));
+    // The directory is open to other uids (for their callers); the join token in here is not.
+    writeFileSync(join(dir, 'agent.conf'), agentConfig(dir, trustDomain, port, token), { mode: 0o600 });
 
     const agent = new Daemon('spire-agent', bins.agent, ['run', '-config', join(dir, 'agent.conf')]);
     daemons.push(agent);
