@@ -1,11 +1,15 @@
 /**
  * Finds the real peers the interop tests run against (openssl, curl, nginx, Go, Python's grpcio and
- * PyJWT) on PATH at run time, with their versions. Outside CI a missing peer skips its suite with a
- * one-line reason; with CI=true a missing peer fails the run, because .ci/run installs every one.
+ * PyJWT) on PATH at run time, with their versions, and the SPIFFE peers (SPIRE, go-spiffe, py-spiffe)
+ * that test/interop/build-peers.sh installs into the peer cache. Outside CI a missing peer skips its
+ * suite with a one-line reason; with CI=true a missing peer fails the run, because .ci/run installs
+ * every one.
  */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { accessSync, constants, realpathSync, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { accessSync, constants, readFileSync, realpathSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** A peer that was found: what to run and the version to name in titles and output. */
 export interface Peer {
@@ -31,7 +35,11 @@ export interface MissingPeer {
 export type PeerLookup = Peer | MissingPeer;
 
 /** The peers the interop suites use. */
-export type PeerName = 'openssl' | 'curl' | 'nginx' | 'go' | 'python-grpc' | 'python-jwt';
+export type PeerName =
+  'openssl' | 'curl' | 'nginx' | 'go' | 'python-grpc' | 'python-jwt' | 'spire' | 'go-spiffe' | 'py-spiffe';
+
+/** The SPIRE release the Workload API interop tests run (test/interop/build-spire.sh builds it). */
+export const SPIRE_VERSION = 'v1.13.3';
 
 // Daemons such as nginx live in sbin directories, which a non-root PATH usually leaves out.
 const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
@@ -74,6 +82,14 @@ export function whichAll(name: string, extraDirs: readonly string[] = []): strin
 /** The first executable named `name` on PATH, or undefined. */
 export function which(name: string, extraDirs: readonly string[] = []): string | undefined {
   return whichAll(name, extraDirs)[0];
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 function missing(name: string, reason: string): MissingPeer {
@@ -194,6 +210,89 @@ function findPythonJwt(): PeerLookup {
   );
 }
 
+/**
+ * The cache the SPIFFE peers are built and installed into, outside the repository, as
+ * test/interop/build-peers.sh computes it.
+ */
+export function peerCache(): string {
+  const explicit = process.env['SVIDKIT_PEER_CACHE'];
+  if (explicit) return explicit;
+  const xdg = process.env['XDG_CACHE_HOME'];
+  return join(xdg ? xdg : join(process.env['HOME'] || homedir(), '.cache'), 'svidkit-peers');
+}
+
+// The repository's test/interop (this file runs from dist/test/helpers).
+const INTEROP_SRC = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'interop');
+const BUILD_HINT = 'run test/interop/build-peers.sh';
+
+function findSpire(): PeerLookup {
+  const bin = join(peerCache(), `spire-${SPIRE_VERSION}`, 'bin');
+  const server = join(bin, 'spire-server');
+  const agent = join(bin, 'spire-agent');
+  if (!isExecutable(server) || !isExecutable(agent)) {
+    return missing('SPIRE', `spire-server and spire-agent ${SPIRE_VERSION} are not in ${bin} (${BUILD_HINT})`);
+  }
+  // A build from the module proxy has no release stamp: it prints e.g. "1.13.3-dev-unk" on stderr.
+  const r = run(server, ['--version']);
+  const m = /(\d+\.\d+\.\d+)\S*/.exec(r.out);
+  if (!m) return missing('SPIRE', `\`spire-server --version\` failed: ${r.out.trim().split('\n')[0] ?? ''}`);
+  return found('SPIRE', server, m[1]!, { server, agent, reported: m[0] });
+}
+
+/** The environment for building the go-spiffe client offline, from the module cache build-peers.sh filled. */
+export function goOfflineEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    GOFLAGS: '-mod=readonly -buildvcs=false',
+    GOTOOLCHAIN: 'local',
+    GOPROXY: 'off',
+    GOWORK: 'off',
+    CGO_ENABLED: '0',
+  };
+}
+
+function findGoSpiffe(): PeerLookup {
+  const go = which('go');
+  if (!go) return missing('go-spiffe', 'go is not on PATH');
+  const dir = join(INTEROP_SRC, 'gospiffe');
+  // Asks the module cache, offline: present only when build-peers.sh (or a build) downloaded it.
+  const r = run(go, ['list', '-m', '-f', '{{.Version}} {{.Dir}}', 'github.com/spiffe/go-spiffe/v2'], {
+    cwd: dir,
+    env: goOfflineEnv(),
+  });
+  const [version, moduleDir] = r.out.trim().split(/\s+/);
+  if (!r.ok || !version || !moduleDir || !isDirectory(moduleDir)) {
+    return missing('go-spiffe', `github.com/spiffe/go-spiffe/v2 is not in Go's module cache (${BUILD_HINT})`);
+  }
+  const goVersion = /go version go(\S+)/.exec(run(go, ['version'], { env: goOfflineEnv() }).out)?.[1] ?? '?';
+  return found('go-spiffe', go, `${version} (Go ${goVersion})`, {
+    source: dir,
+    binary: join(peerCache(), 'gospiffe', 'gospiffe'),
+  });
+}
+
+function findPySpiffe(): PeerLookup {
+  const req = join(INTEROP_SRC, 'pyspiffe', 'requirements.txt');
+  let pinned: string | undefined;
+  try {
+    pinned = /^spiffe==(\S+)$/m.exec(readFileSync(req, 'utf8'))?.[1];
+  } catch {
+    pinned = undefined;
+  }
+  if (!pinned) return missing('py-spiffe', `${req} pins no spiffe version`);
+  const py = join(peerCache(), `pyspiffe-${pinned}`, 'venv', 'bin', 'python');
+  if (!isExecutable(py)) return missing('py-spiffe', `no venv with spiffe ${pinned} at ${py} (${BUILD_HINT})`);
+  const r = run(py, [
+    '-c',
+    'import sys, grpc, spiffe\nfrom importlib.metadata import version\nprint(version("spiffe"), grpc.__version__, sys.version.split()[0])',
+  ]);
+  const [version, grpcVersion, pythonVersion] = r.out.trim().split(/\s+/);
+  if (!r.ok || !version) return missing('py-spiffe', `${py} does not import spiffe`);
+  return found('py-spiffe', py, `${version} (grpcio ${grpcVersion}, Python ${pythonVersion})`, {
+    client: join(INTEROP_SRC, 'pyspiffe', 'client.py'),
+  });
+}
+
 const FINDERS: Record<PeerName, () => PeerLookup> = {
   openssl: findOpenssl,
   curl: findCurl,
@@ -201,6 +300,9 @@ const FINDERS: Record<PeerName, () => PeerLookup> = {
   go: findGo,
   'python-grpc': findPythonGrpc,
   'python-jwt': findPythonJwt,
+  spire: findSpire,
+  'go-spiffe': findGoSpiffe,
+  'py-spiffe': findPySpiffe,
 };
 
 const cache = new Map<PeerName, PeerLookup>();
