@@ -274,6 +274,24 @@ describe('attacks on svidkit-ca', function () {
     });
   });
 
+  describe('an entry ID that is cut inside a surrogate pair in the refusal', () => {
+    let t: TestCa;
+    afterEach(async () => t?.close());
+
+    it('is answered PERMISSION_DENIED (grpc-js cannot send a lone surrogate, and the call would hang)', async () => {
+      t = await startCa(dir);
+      const s0 = await t.attest();
+      const c = t.as(s0);
+      // 127 ASCII characters and an emoji: the message's first 128 UTF-16 units end in half of it.
+      const entryId = `${'e'.repeat(127)}\u{1F600}`;
+      const err = await rejectsStatus(
+        call<NewJwtSvidResponse__Output>((cb) => c.NewJwtSvid({ entryId, audience: ['db'] }, cb)),
+        status.PERMISSION_DENIED,
+      );
+      assert.match(err.details, /is not authorized for this agent/);
+    });
+  });
+
   describe('NewJwtSvid with audiences inside the per-item limits but too big for a token', () => {
     let t: TestCa;
     afterEach(async () => t?.close());

@@ -62,15 +62,19 @@ export class StatusError extends Error {
   }
 }
 
-/** Maps an error to a gRPC status with a safe message; refusals are logged as warnings, the rest as errors. */
+/**
+ * Maps an error to a gRPC status with a safe message; refusals are logged as warnings, the rest as errors.
+ * The message is made well-formed: grpc-js URI-encodes it, which throws on a lone surrogate, and the call
+ * would then never be answered.
+ */
 export function toStatus(err: unknown, ctx: CaContext, method: string): { code: status; details: string } {
   if (err instanceof StatusError) {
     ctx.log.warn({ method, code: status[err.code], reason: err.message, cause: describe(err.cause) }, 'call refused');
-    return { code: err.code, details: err.message };
+    return { code: err.code, details: err.message.toWellFormed() };
   }
   if (isSvidkitError(err) && (err.code.startsWith('ERR_CSR_') || err.code === 'ERR_KEY_UNSUPPORTED')) {
     ctx.log.warn({ method, code: err.code, reason: err.message }, 'bad CSR');
-    return { code: status.INVALID_ARGUMENT, details: err.message };
+    return { code: status.INVALID_ARGUMENT, details: err.message.toWellFormed() };
   }
   ctx.log.error({ method, err }, 'internal error');
   return { code: status.INTERNAL, details: 'internal error' };
@@ -148,7 +152,7 @@ async function entryFor(ctx: CaContext, agent: SpiffeId, entryId: string): Promi
   if (!entry || entry.parentId !== agent.toString()) {
     throw new StatusError(
       status.PERMISSION_DENIED,
-      `entry "${entryId.slice(0, 128)}" is not authorized for this agent`,
+      `entry ${JSON.stringify(entryId.slice(0, 128))} is not authorized for this agent`,
     );
   }
   return entry;
