@@ -20,7 +20,7 @@ import {
   DEFAULT_HASH_TIMEOUT_MS,
   DEFAULT_MAX_BINARY_SIZE,
 } from './binary.js';
-import { untilAborted } from './deadline.js';
+import { deadline, untilAborted } from './deadline.js';
 import { DEFAULT_MAX_NAMES_FILE, NameTable } from './names.js';
 import type { PeerCredentials } from './peer.js';
 import { parseStat, parseStatus, pidfdPid, procError, ProcDir, type StatFacts, type StatusFacts } from './proc.js';
@@ -145,8 +145,9 @@ export class CallerAttestor {
    */
   async attest(credentials: PeerCredentials, options: AttestOptions = {}): Promise<AttestedCaller> {
     const { pid } = credentials;
-    const signal = this.#signal(options);
     const dir = ProcDir.open(this.#procRoot, pid);
+    const limit = deadline(this.#timeoutMs, options.signal);
+    const { signal } = limit;
     try {
       // After the open: a pidfd still naming this pid proves the directory is the connecting process's.
       this.#checkPidfd(credentials, 'attest');
@@ -214,6 +215,7 @@ export class CallerAttestor {
       this.#held.set(caller, { credentials, binary });
       return caller;
     } finally {
+      limit.done();
       dir.close();
     }
   }
@@ -258,13 +260,15 @@ export class CallerAttestor {
         }
       }
       if (held.binary !== undefined) {
-        const signal = this.#signal(options);
+        const limit = deadline(this.#timeoutMs, options.signal);
         let st;
         try {
-          st = await untilAborted(fsp.stat(dir.at('exe'), { bigint: true }), signal, pid);
+          st = await untilAborted(fsp.stat(dir.at('exe'), { bigint: true }), limit.signal, pid);
         } catch (err) {
           if (err instanceof SvidkitError) throw err;
           throw changed(pid, 'exe', 'has no executable any more');
+        } finally {
+          limit.done();
         }
         if (st.dev !== held.binary.dev || st.ino !== held.binary.ino) {
           throw changed(pid, 'exe', 'runs another executable than when it was attested');
@@ -273,11 +277,6 @@ export class CallerAttestor {
     } finally {
       dir.close();
     }
-  }
-
-  #signal(options: AttestOptions): AbortSignal {
-    const timeout = AbortSignal.timeout(this.#timeoutMs);
-    return options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
   }
 
   #checkPidfd(credentials: PeerCredentials, when: 'attest' | 'recheck'): void {

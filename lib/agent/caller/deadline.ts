@@ -52,3 +52,29 @@ export function untilAborted<T>(
     );
   });
 }
+
+/** A signal that fires after `ms` or when `outer` does; done() releases the timer and the listener. */
+export interface Deadline {
+  readonly signal: AbortSignal;
+  done(): void;
+}
+
+/**
+ * A per-call deadline. Built by hand rather than with AbortSignal.any: a connection's signal lives as
+ * long as the connection, and one dependent signal per RPC must not accumulate on it.
+ */
+export function deadline(ms: number, outer: AbortSignal | undefined): Deadline {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException('time limit reached', 'TimeoutError')), ms);
+  timer.unref();
+  const onOuter = () => controller.abort(outer?.reason);
+  if (outer?.aborted) onOuter();
+  else outer?.addEventListener('abort', onOuter, { once: true });
+  return {
+    signal: controller.signal,
+    done: () => {
+      clearTimeout(timer);
+      outer?.removeEventListener('abort', onOuter);
+    },
+  };
+}
