@@ -23,12 +23,21 @@ import {
 import { deadline, untilAborted } from './deadline.js';
 import { DEFAULT_MAX_NAMES_FILE, NameTable } from './names.js';
 import type { PeerCredentials } from './peer.js';
-import { parseStat, parseStatus, pidfdPid, procError, ProcDir, type StatFacts, type StatusFacts } from './proc.js';
+import {
+  MAX_PROC_READ,
+  parseStat,
+  parseStatus,
+  pidfdPid,
+  procError,
+  ProcDir,
+  type StatFacts,
+  type StatusFacts,
+} from './proc.js';
 
 /** Largest /proc/<pid>/stat read: about 300 bytes, and the command name is at most 64. */
 const MAX_STAT = 4096;
 /** Largest /proc/<pid>/status read: about 1.5 KiB, plus the Groups: line. */
-const MAX_STATUS = 64 * 1024;
+const MAX_STATUS = MAX_PROC_READ;
 /** Default limit on supplementary groups (the kernel allows 65,536, each one a selector). */
 export const DEFAULT_MAX_GROUPS = 1024;
 /** Default time limit of one attestation, hashing included. */

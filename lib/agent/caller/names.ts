@@ -4,7 +4,7 @@
  * file is read again only when its device, inode, size, mtime or ctime change, and never beyond a
  * size cap: a name that cannot be looked up gives no selector, which can only match fewer entries.
  */
-import { type BigIntStats, promises as fsp } from 'node:fs';
+import { type BigIntStats, promises as fsp, statSync } from 'node:fs';
 import { constants } from 'node:fs';
 import { errnoOf } from '../../layout/index.js';
 
@@ -69,7 +69,9 @@ export class NameTable {
   async #current(): Promise<Loaded> {
     let st: BigIntStats;
     try {
-      st = await fsp.stat(this.#path, { bigint: true });
+      // Synchronous, as the writer's metadata calls are (docs/decisions.md): a stat of a local file is
+      // a few microseconds, a thread-pool round trip on every RPC costs several times that.
+      st = statSync(this.#path, { bigint: true });
     } catch (err) {
       return { key: '', names: undefined, note: `${this.#path} could not be read (${errnoOf(err) ?? String(err)})` };
     }

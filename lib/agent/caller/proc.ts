@@ -40,12 +40,20 @@ function isGone(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ESRCH';
 }
 
-function readBounded(fd: number, max: number): Buffer | undefined {
-  const buf = Buffer.alloc(max + 1);
+/** Largest file read through ProcDir (status with its Groups: line). */
+export const MAX_PROC_READ = 64 * 1024;
+/**
+ * One buffer for every read: the reads are synchronous and their bytes are turned into a string before
+ * the next one starts, so nothing can share it, and a zero-filled 64 KiB per read is spared.
+ */
+const scratch = Buffer.alloc(MAX_PROC_READ + 1);
+
+function readBounded(fd: number, max: number): string | undefined {
+  if (max > MAX_PROC_READ) throw new RangeError(`caller: /proc reads are limited to ${MAX_PROC_READ} bytes`);
   let len = 0;
   for (;;) {
-    const n = readSync(fd, buf, len, buf.length - len, null);
-    if (n === 0) return buf.subarray(0, len);
+    const n = readSync(fd, scratch, len, max + 1 - len, null);
+    if (n === 0) return scratch.toString('latin1', 0, len);
     len += n;
     if (len > max) return undefined;
   }
@@ -89,7 +97,7 @@ export class ProcDir {
     try {
       const data = readBounded(fd, max);
       if (data === undefined) throw procError(this.pid, name, `it is larger than ${max} bytes`);
-      return data.toString('latin1');
+      return data;
     } catch (err) {
       if (err instanceof SvidkitError) throw err;
       if (isGone(err)) throw gone(this.pid, err);
@@ -203,7 +211,7 @@ export function pidfdPid(pidfd: number): number | undefined {
     return undefined;
   }
   try {
-    const text = readBounded(fd, 4096)?.toString('latin1');
+    const text = readBounded(fd, 4096);
     const m = text === undefined ? null : /^Pid:\s*(-?\d{1,10})$/m.exec(text);
     return m ? Number(m[1]) : undefined;
   } catch {
