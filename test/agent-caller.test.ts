@@ -8,9 +8,11 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
   realpathSync,
   rmSync,
   symlinkSync,
@@ -186,6 +188,15 @@ function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
+/** Waits for a condition by polling it; the limit only guards against a hang, it is not a performance check. */
+async function until(what: string, cond: () => boolean, limitMs = 30_000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > limitMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Kills a process by pid if it still runs (only processes these tests started). */
 function killPid(pid: number | undefined): void {
   if (pid === undefined) return;
@@ -335,6 +346,65 @@ describe('agent caller attestation', function () {
         }
       }
       assert.equal(attestor.binariesHashed, 1);
+    });
+
+    it('callers of the same binary attested at once share one hash', async () => {
+      const attestor = new CallerAttestor({ discoverPath: true });
+      const a = await connectClient();
+      const b = await connectClient();
+      const ca = peerCredentials(a.socket);
+      const cb = peerCredentials(b.socket);
+      try {
+        const [ga, gb] = await Promise.all([attestor.attest(ca), attestor.attest(cb)]);
+        assert.equal(ga.sha256, gb.sha256);
+        assert.ok(ga.sha256 !== undefined);
+        assert.equal(attestor.binariesHashed, 1);
+      } finally {
+        ca.close();
+        cb.close();
+      }
+    });
+
+    it('with discoverPath, recheck refuses a caller that exec()d another binary keeping pid, start time and uid', async function () {
+      const python = (() => {
+        try {
+          return execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+        } catch {
+          return undefined;
+        }
+      })();
+      const sleep = ['/bin/sleep', '/usr/bin/sleep'].find((p) => existsSync(p));
+      if (python === undefined || sleep === undefined) this.skip(); // needs python3 (to exec holding the socket) and sleep
+      const script = [
+        'import os, socket, sys',
+        's = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)',
+        's.connect(sys.argv[1])',
+        "print('connected', os.getpid(), flush=True)",
+        'sys.stdin.readline()',
+        's.set_inheritable(True)',
+        "os.execv(sys.argv[2], [sys.argv[2], '3600'])",
+      ].join('\n');
+      const client = new Client(python!, ['-c', script, server.path, sleep!]);
+      clients.push(client);
+      const socket = await server.accept();
+      const pid = Number((await client.line('connected ')).split(' ')[1]);
+      const creds = peerCredentials(socket);
+      try {
+        const withPath = new CallerAttestor({ discoverPath: true });
+        const without = new CallerAttestor();
+        const a = await withPath.attest(creds);
+        const b = await without.attest(creds);
+        assert.equal(a.path, realpathSync(`/proc/${pid}/exe`));
+        const before = readlinkSync(`/proc/${pid}/exe`);
+        client.send('exec');
+        await until('the exec', () => readlinkSync(`/proc/${pid}/exe`) !== before);
+        const err = await rejectsCaller(withPath.recheck(a), 'ERR_CALLER_CHANGED', /runs another executable/);
+        assert.equal(err.detail['reason'], 'exe');
+        // Without path discovery nothing the selectors used has changed: the same process, start time and ids.
+        await without.recheck(b);
+      } finally {
+        creds.close();
+      }
     });
 
     it('a binary over the size cap gets unix:path but no unix:sha256, and says why', async () => {
