@@ -114,11 +114,15 @@ class Client {
     this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
   }
 
-  /** Resolves with the first line starting with `prefix`. */
+  /** Resolves with the first complete line starting with `prefix`. */
   line(prefix: string): Promise<string> {
     return new Promise((resolve) => {
       const check = () => {
-        const found = this.#out.split('\n').find((l) => l.startsWith(prefix));
+        // Only whole lines: a line can arrive in two chunks.
+        const found = this.#out
+          .split('\n')
+          .slice(0, -1)
+          .find((l) => l.startsWith(prefix));
         if (found === undefined) return false;
         this.#listeners.splice(this.#listeners.indexOf(check), 1);
         resolve(found);
