@@ -111,7 +111,12 @@ export function peerCredentials(socket: Socket, options: PeerCredentialsOptions 
   const gid = value.readUInt32LE(8);
   // pid 0: the peer lives in a pid namespace the agent cannot see into, so /proc cannot vouch for it.
   if (pid <= 0) refuse('the caller runs in a pid namespace the agent cannot see; its process cannot be inspected');
-  const readAtTicks = Number((c.boottimeNs() * BigInt(c.clockTicks)) / 1_000_000_000n);
+  let readAtTicks: number;
+  try {
+    readAtTicks = Number((c.boottimeNs() * BigInt(c.clockTicks)) / 1_000_000_000n);
+  } catch (err) {
+    refuse(`cannot read the boot-time clock: ${err instanceof Error ? err.message : String(err)}`);
+  }
 
   let pidfd: number | undefined;
   if (options.pidfd !== false && !noPeerPidfd) {
