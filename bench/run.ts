@@ -19,6 +19,7 @@ import { verify } from '../lib/x509svid/index.js';
 import { T0, TestCa } from '../test/helpers/ca.js';
 import { agentBench } from './agent.js';
 import { caGrpc } from './ca-grpc.js';
+import { callerBench } from './caller.js';
 import { type BenchResult, compare } from './support.js';
 import { jwtAuthBench } from './jwtauth.js';
 import { libraryBench } from './library.js';
@@ -99,7 +100,7 @@ function fmt(n: number): string {
 /** Runs every benchmark, prints a table and writes bench/results.json. */
 export async function main(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
-  for (const b of [x509Verify, jwtValidate, jwtAuthBench, libraryBench, caIssuance, caGrpc, agentBench]) {
+  for (const b of [x509Verify, jwtValidate, jwtAuthBench, libraryBench, caIssuance, caGrpc, agentBench, callerBench]) {
     const rows = await b();
     for (const r of Array.isArray(rows) ? rows : [rows]) {
       results.push(r);

@@ -131,6 +131,11 @@ export const ERROR_CODES = [
   'ERR_AGENT_CA',
   'ERR_AGENT_RELOAD',
   'ERR_AGENT_STATE',
+  // agent (Workload API callers identified by the kernel)
+  'ERR_CALLER_CREDENTIALS',
+  'ERR_CALLER_GONE',
+  'ERR_CALLER_CHANGED',
+  'ERR_CALLER_PROC',
   // library: sources and authorization
   'ERR_SOURCE_NO_SVID',
   'ERR_SOURCE_READ',
