@@ -192,6 +192,38 @@ describe('svidkit operator CLI against a real CA on its admin socket', function 
     assert.deepEqual(held.find((e) => e.id === entryId)?.selectors, []);
     assert.equal(agent!.agent.status()[0]?.entryId, entryId);
 
+    // The entry with selectors gets an SVID minted ahead of use, held in memory for Workload API callers;
+    // a caller missing one of the selectors gets nothing.
+    const api = agent!.agent.workloadApi;
+    await until(
+      'the Workload API SVID',
+      () => api.identities.svidsFor(new Set(['unix:gid:50', 'unix:uid:1000'])).length === 1,
+    );
+    const [served] = api.identities.svidsFor(new Set(['unix:gid:50', 'unix:uid:1000', 'unix:gid:27']));
+    assert.equal(served!.svid.id.toString(), web);
+    assert.equal(served!.entry.id, selectorEntry);
+    assert.deepEqual(api.identities.svidsFor(new Set(['unix:uid:1000'])), []);
+
+    // A caller that matches an entry the agent has not fetched yet: one forced sync, and it is there.
+    const fresh = await admin(
+      'entry',
+      'create',
+      '--spiffe-id',
+      `${web}-2`,
+      '--parent-id',
+      agentId,
+      '--selector',
+      'unix:uid:4242',
+    );
+    assert.equal(fresh.code, 0, fresh.err);
+    await agent!.agent.requestEntrySync();
+    assert.deepEqual(
+      api.identities.svidsFor(new Set(['unix:uid:4242'])).map((x) => x.svid.id.toString()),
+      [`${web}-2`],
+    );
+    const freshId = /^created entry (\S+) /.exec(fresh.out)![1]!;
+    assert.equal((await admin('entry', 'delete', freshId)).code, 0);
+
     const again = await admin(
       'entry',
       'create',
@@ -212,6 +244,7 @@ describe('svidkit operator CLI against a real CA on its admin socket', function 
     await until('the agent dropped the entry', () =>
       agent!.agent.authorizedEntries().every((e) => e.id !== selectorEntry),
     );
+    assert.deepEqual(api.identities.svidsFor(new Set(['unix:gid:50', 'unix:uid:1000'])), []);
     assert.equal(agent!.agent.status()[0]?.entryId, entryId);
   });
 

@@ -10,66 +10,30 @@ import { isSvidkitError } from '../errors/index.js';
 import { parseInsecure } from '../jwtsvid/index.js';
 import { generateKeyPair } from '../keys/index.js';
 import type { Logger } from '../observe/index.js';
-import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
+import { SpiffeId } from '../spiffeid/index.js';
 import { Certificate, CertificateCache } from '../x509/certificate.js';
 import { buildCsr } from '../x509/csr.js';
-import { createCsr, X509Svid } from '../x509svid/index.js';
+import { X509Svid } from '../x509svid/index.js';
 import { type AuthorizedEntry, CaCallError, CaClient, readAuthorizedEntries } from './ca-client.js';
+import { API_KEY_TYPE, ApiIdentities } from './api-identities.js';
+import { ApiJwtCache } from './api-jwt.js';
+import { type MintJob, mintX509 } from './mint.js';
 import { ReloadRunner } from './reload-runner.js';
 import { Backoff, renewalTime, tokenRenewalTime, type TokenRenewalPolicy } from './schedule.js';
 import { AgentState } from './state.js';
 import { checkNoOverlap, checkPrivateDir, resolveOutputDir } from './trust.js';
-import type { WorkloadConfig } from './config.js';
 import { type WriterFs, writeWorkloadFiles } from './writer.js';
+import {
+  type AgentEvents,
+  type AgentOptions,
+  type AgentSettings,
+  type AgentWorkloadApi,
+  MIN_FORCED_SYNC_MS,
+  type WorkloadSettings,
+  type WorkloadStatus,
+} from './agent-types.js';
 import { caServerId } from '../ca-api/index.js';
 import type { Bundle__Output } from '../ca-api/index.js';
-
-/** One workload the agent keeps files for: the validated configuration entry. */
-export type WorkloadSettings = Omit<WorkloadConfig, 'index'>;
-
-/** How the agent proves the node's identity. */
-export type AttestationSettings =
-  | { readonly joinToken: () => Promise<string> }
-  | { readonly k8sPsat: { readonly tokenFile: string; readonly cluster?: string } };
-
-/** Everything the agent needs, already validated. */
-export interface AgentSettings {
-  readonly trustDomain: TrustDomain;
-  readonly dataDir: string;
-  readonly caAddress: string;
-  readonly caServerName: string;
-  /** PEM or SPIFFE bundle that the CA's certificate must chain to on first contact (never trust on first use). */
-  readonly bootstrapBundle: string;
-  readonly attestation: AttestationSettings;
-  readonly workloads: readonly WorkloadSettings[];
-  readonly rotationFraction: number;
-  readonly rotationJitter: number;
-  readonly backoffMinMs: number;
-  readonly backoffMaxMs: number;
-  /** How often authorized entries are refetched. */
-  readonly entrySyncMs?: number;
-}
-
-/** What the agent reports for one workload. */
-export interface WorkloadStatus {
-  readonly spiffeId: string;
-  readonly outputDir: string;
-  readonly entryId?: string;
-  readonly serial?: string;
-  readonly expiresAt?: string;
-  readonly nextRotation?: string;
-  readonly lastError?: string;
-  readonly rotations: number;
-  readonly failures: number;
-}
-
-/** Hooks for metrics; the daemon wires them to Prometheus. */
-export interface AgentEvents {
-  rotated?(spiffeId: string): void;
-  failed?(spiffeId: string, reason: string): void;
-  caReachable?(up: boolean): void;
-  reloaded?(spiffeId: string, ok: boolean): void;
-}
 
 interface Workload {
   readonly cfg: WorkloadSettings;
@@ -91,15 +55,16 @@ interface Workload {
   readonly reload: ReloadRunner | undefined;
 }
 
-/** Options of Agent.start. */
-export interface AgentOptions {
-  readonly logger: Logger;
-  readonly clock?: () => Date;
-  readonly rand?: () => number;
-  readonly events?: AgentEvents;
-  /** File-system calls used to deliver files; tests inject faults (ENOSPC, EACCES) through it. */
-  readonly writerFs?: WriterFs;
-}
+export type {
+  AgentEvents,
+  AgentOptions,
+  AgentSettings,
+  AgentWorkloadApi,
+  AttestationSettings,
+  WorkloadSettings,
+  WorkloadStatus,
+} from './agent-types.js';
+export { MIN_FORCED_SYNC_MS } from './agent-types.js';
 
 /** A running agent. */
 export class Agent {
@@ -126,6 +91,13 @@ export class Agent {
   #entries: readonly AuthorizedEntry[] = [];
   /** Refused entries already logged ("id reason"), so a sync every few seconds does not repeat them. */
   #refusedLogged = new Set<string>();
+  /** Identities of the entries with selectors, served over the Workload API (in memory only). */
+  readonly #api = new ApiIdentities();
+  readonly #apiJwt: ApiJwtCache;
+  /** Callers waiting for an entry sync they asked for (a Workload API caller no entry matched yet). */
+  #syncWaiters: (() => void)[] = [];
+  #forceSync = false;
+  #lastForcedSync = -Infinity;
   #running = false;
   #stopped = false;
   #loop: Promise<void> = Promise.resolve();
@@ -161,6 +133,11 @@ export class Agent {
           ? { certificatePem: this.#identity.certificatesPem(), privateKeyPem: this.#identity.privateKeyPem() }
           : undefined,
     });
+    this.#apiJwt = new ApiJwtCache(
+      async (entryId, audience) => (await this.#client.newJwt(entryId, [...audience])).token,
+      () => this.#now(),
+      this.#tokenPolicy(),
+    );
   }
 
   /** Starts the agent: loads its state and begins the loop (which attests or renews as needed). */
@@ -237,11 +214,19 @@ export class Agent {
       await this.#ensureIdentity();
       this.#events.caReachable?.(true);
       this.#ensureWatch();
-      if (this.#now() - this.#lastEntrySync >= (this.#s.entrySyncMs ?? 30_000)) await this.#syncEntries();
+      this.#api.dropExpired(this.#now());
+      const forced = this.#forceSync;
+      if (forced || this.#now() - this.#lastEntrySync >= (this.#s.entrySyncMs ?? 30_000)) {
+        this.#forceSync = false;
+        if (forced) this.#lastForcedSync = this.#now();
+        await this.#syncEntries();
+      }
       await this.#rotateDue();
       this.#backoff.reset();
+      this.#releaseSyncWaiters();
       this.#schedule(this.#nextWakeup());
     } catch (err) {
+      this.#releaseSyncWaiters();
       const reachable = !(err instanceof CaCallError) || err.grpcCode !== grpcStatus.UNAVAILABLE;
       this.#events.caReachable?.(
         reachable && !(err instanceof CaCallError && err.grpcCode === grpcStatus.DEADLINE_EXCEEDED),
@@ -257,7 +242,11 @@ export class Agent {
 
   #nextWakeup(): number {
     const now = this.#now();
-    let next = Math.min(this.#identityRenewAt, this.#lastEntrySync + (this.#s.entrySyncMs ?? 30_000));
+    let next = Math.min(
+      this.#identityRenewAt,
+      this.#lastEntrySync + (this.#s.entrySyncMs ?? 30_000),
+      this.#api.nextRenewal(),
+    );
     for (const w of this.#workloads) {
       if (w.entryId === undefined) continue;
       next = Math.min(next, w.renewAt);
@@ -361,6 +350,7 @@ export class Agent {
     this.#bundle = bundle;
     this.#log.info({ sequence: bundle.sequence }, 'trust bundle updated');
     for (const w of this.#workloads) if (w.svid) w.dirty = true;
+    this.#api.notify();
     this.#loop = this.#loop
       .then(async () => {
         await this.#state.saveBundle(bundle);
@@ -383,6 +373,7 @@ export class Agent {
     }
     this.#refusedLogged = refusedNow;
     this.#entries = entries;
+    this.#syncApiEntries(entries);
     // File workloads take entries without selectors only: selectors name the callers that may have
     // an entry's identity, and a file in a directory would hand it to anyone who can read it.
     const byId = new Map(entries.filter((e) => e.selectors.length === 0).map((e) => [e.spiffeId, e]));
@@ -408,37 +399,31 @@ export class Agent {
   async #rotateDue(): Promise<void> {
     const now = this.#now();
     const due = this.#workloads.filter((w) => w.entryId !== undefined && (!w.svid || now >= w.renewAt));
-    const keys = new Map<Workload, import('node:crypto').KeyObject>();
-    if (due.length > 0) {
-      // Keys are made here and never leave the node; only CSRs go to the CA, in batches.
-      for (let i = 0; i < due.length; i += 100) {
-        const chunk = due.slice(i, i + 100);
-        const params = chunk.map((w) => {
-          const pair = generateKeyPair(w.cfg.keyType);
-          keys.set(w, pair.privateKey);
-          return { entryId: w.entryId!, csr: createCsr(w.cfg.spiffeId, pair.privateKey) };
-        });
-        const res = await this.#client.batchX509(params);
-        res.results.forEach((r, j) => {
-          const w = chunk[j]!;
-          if (r.statusCode !== 0 || !r.svid) {
-            this.#fail(w, `CA refused the CSR: ${r.statusMessage}`);
-            return;
-          }
-          try {
-            // Every workload's chain repeats the CA's intermediates: those are parsed once per exact DER.
-            const chain = r.svid.certChain.map((d, k) =>
-              k === 0 ? Certificate.fromDer(d) : this.#intermediates.fromDer(d),
-            );
-            w.svid = X509Svid.fromParts(chain, keys.get(w)!);
-            w.renewAt = this.#renewAt(w.svid.leaf);
-            w.dirty = true;
-          } catch (err) {
-            this.#fail(w, describe(err));
-          }
-        });
-      }
+    const jobs: MintJob[] = due.map((w) => ({
+      entryId: w.entryId!,
+      spiffeId: w.cfg.spiffeId,
+      keyType: w.cfg.keyType,
+      done: (svid) => {
+        w.svid = svid;
+        w.renewAt = this.#renewAt(svid.leaf);
+        w.dirty = true;
+      },
+      failed: (reason) => this.#fail(w, reason),
+    }));
+    // Workload API entries ride in the same batches; their SVIDs stay in memory.
+    for (const e of this.#api.due(now)) {
+      jobs.push({
+        entryId: e.id,
+        spiffeId: e.spiffeId,
+        keyType: API_KEY_TYPE,
+        done: (svid) => this.#api.adopt(e.id, svid, this.#renewAt(svid.leaf)),
+        failed: (reason) => {
+          this.#api.failed(e.id, reason, this.#now() + this.#s.backoffMinMs * (1 + this.#rand()));
+          this.#log.warn({ entry_id: e.id, spiffe_id: e.spiffeId.toString(), reason }, 'Workload API SVID not minted');
+        },
+      });
     }
+    await mintX509(this.#client, jobs, this.#intermediates, describe);
     for (const w of this.#workloads) {
       if (w.entryId === undefined || !w.svid) continue;
       for (const aud of w.cfg.jwtAudiences) {
@@ -532,6 +517,48 @@ export class Agent {
     w.lastError = reason;
     this.#events.failed?.(w.cfg.spiffeId.toString(), reason);
     this.#log.warn({ workload: w.cfg.spiffeId.toString(), reason }, 'workload rotation failed');
+  }
+
+  #syncApiEntries(entries: readonly AuthorizedEntry[]): void {
+    const api = entries
+      .filter((e) => e.selectors.length > 0)
+      .map((e) => ({ id: e.id, spiffeId: SpiffeId.parse(e.spiffeId), selectors: e.selectors, createdAt: e.createdAt }));
+    const over = this.#api.setEntries(api);
+    if (over > 0)
+      this.#log.warn({ refused: over }, 'more Workload API entries than the agent holds; the newest are left out');
+    this.#apiJwt.retain(new Set(api.map((e) => e.id)));
+  }
+
+  #releaseSyncWaiters(): void {
+    const waiters = this.#syncWaiters;
+    this.#syncWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Asks for an entry sync and the minting it leads to, at most once per MIN_FORCED_SYNC_MS whoever asks;
+   * resolves when that pass is over (successful or not). For a Workload API caller that matches no entry
+   * yet: a new pod's entry may not have reached the agent.
+   */
+  requestEntrySync(): Promise<void> {
+    if (!this.#running) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#syncWaiters.push(resolve);
+      if (this.#forceSync) return;
+      this.#forceSync = true;
+      this.#schedule(Math.max(0, this.#lastForcedSync + MIN_FORCED_SYNC_MS - this.#now()));
+    });
+  }
+
+  /** What the Workload API server reads: the identities, their changes, the bundle, JWT-SVIDs. */
+  get workloadApi(): AgentWorkloadApi {
+    return {
+      identities: this.#api,
+      trustDomain: this.#s.trustDomain,
+      bundle: () => this.#bundle,
+      jwtSvid: (entryId, audience) => this.#apiJwt.get(entryId, audience),
+      requestEntrySync: () => this.requestEntrySync(),
+    };
   }
 
   /** True when every configured workload has a valid SVID written to disk. */

@@ -8,6 +8,7 @@
  * loop asks which entries are due, mints them in its CSR batches and hands back the results, so an
  * entry served over the API costs the CA exactly what a file workload costs.
  */
+import { entryMatches } from '../ca-api/index.js';
 import type { KeyType } from '../keys/index.js';
 import type { SpiffeId } from '../spiffeid/index.js';
 import type { X509Svid } from '../x509svid/index.js';
@@ -55,11 +56,6 @@ interface Held {
   lastError?: string;
 }
 
-/** True when a caller with `selectors` may have `entry`'s identity: it has every selector of the entry. */
-function matches(entry: ApiEntry, selectors: ReadonlySet<string>): boolean {
-  return entry.selectors.length > 0 && entry.selectors.every((s) => selectors.has(s));
-}
-
 function sameEntry(a: ApiEntry, b: ApiEntry): boolean {
   return (
     a.spiffeId.equals(b.spiffeId) &&
@@ -67,6 +63,12 @@ function sameEntry(a: ApiEntry, b: ApiEntry): boolean {
     a.selectors.every((s, i) => s === b.selectors[i])
   );
 }
+
+/** What the Workload API server may do with the identities: read them and listen, never change them. */
+export type ApiIdentitiesView = Pick<
+  ApiIdentities,
+  'entriesFor' | 'svidsFor' | 'settled' | 'subscribe' | 'version' | 'status' | 'size'
+>;
 
 /** The Workload API entries of one agent and their in-memory SVIDs. */
 export class ApiIdentities {
@@ -151,7 +153,7 @@ export class ApiIdentities {
   /** The entries a caller with `selectors` matches, oldest first, with or without an SVID yet. */
   entriesFor(selectors: ReadonlySet<string>): ApiEntry[] {
     return [...this.#held.values()]
-      .filter((h) => matches(h.entry, selectors))
+      .filter((h) => entryMatches(h.entry.selectors, selectors))
       .map((h) => h.entry)
       .sort(byAge);
   }
