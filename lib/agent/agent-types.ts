@@ -5,7 +5,7 @@
 import type { SpiffeBundle } from '../bundle/index.js';
 import type { Logger } from '../observe/index.js';
 import type { TrustDomain } from '../spiffeid/index.js';
-import type { ApiIdentitiesView } from './api-identities.js';
+import type { ApiIdentitiesView, RotationStatus } from './api-identities.js';
 import type { WorkloadConfig } from './config.js';
 import type { WriterFs } from './writer.js';
 
@@ -36,16 +36,10 @@ export interface AgentSettings {
 }
 
 /** What the agent reports for one workload. */
-export interface WorkloadStatus {
+export interface WorkloadStatus extends RotationStatus {
   readonly spiffeId: string;
   readonly outputDir: string;
   readonly entryId?: string;
-  readonly serial?: string;
-  readonly expiresAt?: string;
-  readonly nextRotation?: string;
-  readonly lastError?: string;
-  readonly rotations: number;
-  readonly failures: number;
 }
 
 /** Hooks for metrics; the daemon wires them to Prometheus. */

@@ -29,17 +29,21 @@ export interface ApiSvid {
   readonly svid: X509Svid;
 }
 
-/** What `svidkit-agent status` shows for one Workload API entry. */
-export interface ApiEntryStatus {
-  readonly entryId: string;
-  readonly spiffeId: string;
-  readonly selectors: readonly string[];
+/** How one identity's rotation stands, as `svidkit-agent status` shows it (file workloads too). */
+export interface RotationStatus {
   readonly serial?: string;
   readonly expiresAt?: string;
   readonly nextRotation?: string;
   readonly lastError?: string;
   readonly rotations: number;
   readonly failures: number;
+}
+
+/** What `svidkit-agent status` shows for one Workload API entry. */
+export interface ApiEntryStatus extends RotationStatus {
+  readonly entryId: string;
+  readonly spiffeId: string;
+  readonly selectors: readonly string[];
 }
 
 /** Most Workload API entries one agent holds; entries beyond it are refused (logged by the agent). */
