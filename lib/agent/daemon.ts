@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SvidkitError } from '../errors/index.js';
 import { Counter, Gauge, type Logger, Registry, startObservabilityServer } from '../observe/index.js';
+import { WorkloadApiServer } from './workloadapi/server.js';
 import { Agent, type AgentSettings, type WorkloadStatus } from './agent.js';
 import type { AgentConfig } from './config.js';
 import { writeFileAtomic } from './state.js';
@@ -111,6 +112,10 @@ export async function runAgent(
       },
     },
   });
+  // The Workload API needs no SVID yet to listen: callers get UNAVAILABLE-free waits or PERMISSION_DENIED.
+  const workloadApi = config.workloadApi
+    ? await WorkloadApiServer.start({ agent: running.workloadApi, config: config.workloadApi, logger: options.logger })
+    : undefined;
   const refreshExpiry = () => {
     for (const [id, s] of running.secondsToExpiry()) expiry.set(s, { workload: id });
   };
@@ -129,6 +134,7 @@ export async function runAgent(
       agent: running.agentId?.toString() ?? null,
       written_at: new Date().toISOString(),
       workloads: running.status(),
+      workload_api_entries: running.workloadApi.identities.status(),
     };
     await writeFileAtomic(join(config.dataDir, STATUS_FILE), JSON.stringify(doc, null, 2) + '\n', 0o644).catch(
       (err: unknown) => options.logger.warn({ err }, 'cannot write the status file'),
@@ -147,6 +153,7 @@ export async function runAgent(
     close() {
       closing ??= (async () => {
         clearInterval(timer);
+        await workloadApi?.close();
         await running.close();
         await writeStatus();
         await obs.close();

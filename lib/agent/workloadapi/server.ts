@@ -1,0 +1,360 @@
+/**
+ * svidkit-agent's SPIFFE Workload API server: grpc-js over the agent's own Unix socket listener, every
+ * caller identified by the kernel (lib/agent/caller) on every RPC, its identities read from the
+ * agent's in-memory Workload API SVIDs (lib/agent/api-identities.ts). Streams send the full state first
+ * and again on every change; a caller that has no identity gets PERMISSION_DENIED, a caller that
+ * changed since it connected UNAUTHENTICATED and its connection closed.
+ */
+import type { Server as NetServer } from 'node:net';
+import type * as GrpcJs from '@grpc/grpc-js';
+import { isSvidkitError } from '../../errors/index.js';
+import type { Logger } from '../../observe/index.js';
+import type { X509Svid } from '../../x509svid/index.js';
+import {
+  loadWorkloadApi,
+  MAX_AUDIENCE_BYTES,
+  MAX_AUDIENCES_PER_REQUEST,
+  MAX_MESSAGE_BYTES,
+  MAX_SVIDS_PER_RESPONSE,
+  WORKLOAD_API_HEADER,
+  WORKLOAD_API_HEADER_VALUE,
+} from '../../workloadapi/index.js';
+import type { AgentWorkloadApi } from '../agent-types.js';
+import type { ApiSvid } from '../api-identities.js';
+import { type AttestedCaller, CallerAttestor, peerCredentials, type PeerCredentials } from '../caller/index.js';
+import type { WorkloadApiConfig } from '../config-workload-api.js';
+import { type Connection, ConnectionTable } from './connections.js';
+import { listenWorkloadApi } from './listen.js';
+
+/** How long a caller that matches entries not minted yet waits for them before the answer. */
+const FIRST_SVID_WAIT_MS = 30_000;
+
+/** A gRPC status to answer with. */
+class CallRefused extends Error {
+  constructor(
+    readonly code: GrpcJs.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Options of WorkloadApiServer.start. */
+export interface WorkloadApiServerOptions {
+  readonly agent: AgentWorkloadApi;
+  readonly config: WorkloadApiConfig;
+  readonly logger: Logger;
+  /** Defaults to one built from the configuration (path discovery, binary size cap). */
+  readonly attestor?: CallerAttestor;
+}
+
+/** An attested caller of one RPC. */
+interface Caller {
+  readonly conn: Connection<PeerCredentials>;
+  readonly attested: AttestedCaller;
+  readonly selectors: ReadonlySet<string>;
+}
+
+/** The running Workload API server of one agent. */
+export class WorkloadApiServer {
+  readonly #o: WorkloadApiServerOptions;
+  readonly #grpc: typeof GrpcJs;
+  readonly #server: GrpcJs.Server;
+  readonly #attestor: CallerAttestor;
+  readonly #table: ConnectionTable<PeerCredentials>;
+  readonly #streamsByUid = new Map<number, number>();
+  readonly #stops = new Set<() => void>();
+  #net: NetServer | undefined;
+
+  private constructor(o: WorkloadApiServerOptions, grpc: typeof GrpcJs, service: GrpcJs.ServiceDefinition) {
+    this.#o = o;
+    this.#grpc = grpc;
+    this.#attestor =
+      o.attestor ?? new CallerAttestor({ discoverPath: o.config.discoverPath, maxBinarySize: o.config.maxBinaryBytes });
+    this.#server = new grpc.Server({
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    });
+    this.#server.addService(service, this.#handlers());
+    const injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    this.#table = new ConnectionTable<PeerCredentials>({
+      maxConnections: o.config.maxConnections,
+      credentialsOf: (socket) => peerCredentials(socket),
+      release: (c) => c.close(),
+      inject: (socket) => injector.injectConnection(socket),
+      onRefused: (reason, err) =>
+        this.#o.logger.warn({ reason, err: describe(err) }, 'Workload API connection refused'),
+    });
+  }
+
+  /** Loads the Workload API, binds the socket and starts serving. */
+  static async start(o: WorkloadApiServerOptions): Promise<WorkloadApiServer> {
+    const { grpc, proto } = await loadWorkloadApi();
+    const s = new WorkloadApiServer(o, grpc, proto.SpiffeWorkloadAPI.service);
+    s.#net = await listenWorkloadApi(o.config.socketPath);
+    s.#table.attach(s.#net);
+    o.logger.info({ socket: o.config.socketPath }, 'Workload API serving');
+    return s;
+  }
+
+  /** Open connections (for metrics). */
+  get connections(): number {
+    return this.#table.size;
+  }
+
+  /** Stops accepting, ends every stream and closes every connection. */
+  async close(): Promise<void> {
+    for (const stop of [...this.#stops]) stop();
+    await new Promise<void>((resolve) => (this.#net ? this.#net.close(() => resolve()) : resolve()));
+    this.#table.closeAll();
+    this.#server.forceShutdown();
+  }
+
+  #status(code: keyof typeof GrpcJs.status): GrpcJs.status {
+    return this.#grpc.status[code];
+  }
+
+  /** The header check, the connection, the kernel's attestation; throws CallRefused. */
+  async #caller(call: { metadata: GrpcJs.Metadata; getPeer(): string }): Promise<Caller> {
+    const header = call.metadata.get(WORKLOAD_API_HEADER);
+    if (header.length !== 1 || header[0] !== WORKLOAD_API_HEADER_VALUE) {
+      throw new CallRefused(this.#status('INVALID_ARGUMENT'), `security header missing from request`);
+    }
+    const conn = this.#table.forCall(call);
+    if (!conn) throw new CallRefused(this.#status('UNAUTHENTICATED'), 'the connection is not known to the agent');
+    let attested: AttestedCaller;
+    try {
+      attested = await this.#attestor.attest(conn.credentials);
+    } catch (err) {
+      this.#table.drop(conn);
+      throw new CallRefused(this.#status('UNAUTHENTICATED'), `the caller could not be attested: ${describe(err)}`);
+    }
+    return { conn, attested, selectors: new Set(attested.selectors) };
+  }
+
+  /** SPIRE's re-check after matching: the process that asked must still be the one that connected. */
+  async #recheck(c: Caller): Promise<void> {
+    try {
+      await this.#attestor.recheck(c.attested);
+    } catch (err) {
+      this.#table.drop(c.conn);
+      throw new CallRefused(this.#status('UNAUTHENTICATED'), `the caller changed: ${describe(err)}`);
+    }
+  }
+
+  /** The caller's SVIDs, waiting (bounded) for entries it matches that have none yet, or asking for a sync. */
+  async #svidsOf(c: Caller): Promise<ApiSvid[]> {
+    const ids = this.#o.agent.identities;
+    let entries = ids.entriesFor(c.selectors);
+    if (entries.length === 0) {
+      await this.#o.agent.requestEntrySync();
+      entries = ids.entriesFor(c.selectors);
+    }
+    const wanted = entries.map((e) => e.id);
+    if (!ids.settled(wanted)) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, FIRST_SVID_WAIT_MS);
+        const stop = ids.subscribe(() => {
+          if (ids.settled(wanted)) done();
+        });
+        function done(): void {
+          clearTimeout(timer);
+          stop();
+          resolve();
+        }
+      });
+    }
+    return ids.svidsFor(c.selectors).slice(0, MAX_SVIDS_PER_RESPONSE);
+  }
+
+  #bundleDer(): Buffer {
+    const b = this.#o.agent.bundle();
+    return Buffer.concat((b?.x509.authorities() ?? []).map((c) => c.der));
+  }
+
+  #x509Response(svids: readonly ApiSvid[]): object {
+    const bundle = this.#bundleDer();
+    return {
+      svids: svids.map(({ svid }) => ({
+        spiffeId: svid.id.toString(),
+        x509Svid: Buffer.concat(svid.certificates.map((c) => c.der)),
+        x509SvidKey: pkcs8(svid),
+        bundle,
+        hint: '',
+      })),
+      crl: [],
+      federatedBundles: {},
+    };
+  }
+
+  /** Counts a stream against its caller's uid; throws RESOURCE_EXHAUSTED over the bound. */
+  #openStream(uid: number): () => void {
+    const n = this.#streamsByUid.get(uid) ?? 0;
+    if (n >= this.#o.config.maxStreamsPerCaller) {
+      throw new CallRefused(
+        this.#status('RESOURCE_EXHAUSTED'),
+        `at most ${this.#o.config.maxStreamsPerCaller} open streams per caller`,
+      );
+    }
+    this.#streamsByUid.set(uid, n + 1);
+    let closed = false;
+    return () => {
+      if (closed) return;
+      closed = true;
+      const left = (this.#streamsByUid.get(uid) ?? 1) - 1;
+      if (left > 0) this.#streamsByUid.set(uid, left);
+      else this.#streamsByUid.delete(uid);
+    };
+  }
+
+  /**
+   * Runs a server stream: `state` gives the full message for the caller now, or undefined when the caller
+   * has no identity any more (the stream then ends with PERMISSION_DENIED). A message is sent first and
+   * again on every change that alters it; a caller that does not read gets only the latest state when it
+   * does (nothing piles up).
+   */
+  async #stream(
+    call: GrpcJs.ServerWritableStream<unknown, unknown>,
+    state: (c: Caller) => Promise<{ message: object; key: string } | undefined>,
+  ): Promise<void> {
+    let release: (() => void) | undefined;
+    try {
+      const c = await this.#caller(call);
+      release = this.#openStream(c.attested.uid);
+      const first = await state(c);
+      if (!first) throw new CallRefused(this.#status('PERMISSION_DENIED'), 'no identity issued');
+      await this.#recheck(c);
+      let lastKey = first.key;
+      let waitingDrain = false;
+      let dirty = false;
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        stopListening();
+        this.#stops.delete(stopAll);
+        release?.();
+      };
+      const push = async () => {
+        if (ended) return;
+        if (waitingDrain) {
+          dirty = true;
+          return;
+        }
+        const next = await state(c).catch(() => undefined);
+        if (ended) return;
+        if (!next) {
+          end();
+          call.emit('error', { code: this.#status('PERMISSION_DENIED'), details: 'no identity issued' });
+          return;
+        }
+        if (next.key === lastKey) return;
+        lastKey = next.key;
+        if (!call.write(next.message)) {
+          waitingDrain = true;
+          call.once('drain', () => {
+            waitingDrain = false;
+            if (dirty) {
+              dirty = false;
+              void push();
+            }
+          });
+        }
+      };
+      const stopListening = this.#o.agent.identities.subscribe(() => void push());
+      const stopAll = () => {
+        end();
+        call.end();
+      };
+      this.#stops.add(stopAll);
+      call.on('cancelled', end);
+      call.on('close', end);
+      call.write(first.message);
+    } catch (err) {
+      release?.();
+      const { code, details } = this.#refusal(err);
+      call.emit('error', { code, details });
+    }
+  }
+
+  #refusal(err: unknown): { code: GrpcJs.status; details: string } {
+    if (err instanceof CallRefused) return { code: err.code, details: err.message.toWellFormed() };
+    this.#o.logger.error({ err: describe(err) }, 'Workload API call failed');
+    return { code: this.#status('UNAVAILABLE'), details: 'the agent cannot answer now' };
+  }
+
+  #handlers(): GrpcJs.UntypedServiceImplementation {
+    const unimplemented = (_call: unknown, cb: GrpcJs.sendUnaryData<unknown>) =>
+      cb({ code: this.#status('UNIMPLEMENTED'), details: 'WIT-SVIDs are not supported' });
+    return {
+      FetchX509SVID: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
+        void this.#stream(call, async (c) => {
+          const svids = await this.#svidsOf(c);
+          if (svids.length === 0) return undefined;
+          return { message: this.#x509Response(svids), key: x509Key(svids, this.#bundleDer()) };
+        }),
+      FetchX509Bundles: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
+        void this.#stream(call, async (c) => {
+          if ((await this.#svidsOf(c)).length === 0) return undefined;
+          const td = this.#o.agent.trustDomain.idString();
+          const der = this.#bundleDer();
+          return { message: { crl: [], bundles: { [td]: der } }, key: der.toString('base64') };
+        }),
+      FetchJWTBundles: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
+        void this.#stream(call, async (c) => {
+          if ((await this.#svidsOf(c)).length === 0) return undefined;
+          const td = this.#o.agent.trustDomain.idString();
+          const jwks = JSON.stringify(this.#o.agent.bundle()?.jwt.toJwks() ?? { keys: [] });
+          return { message: { bundles: { [td]: Buffer.from(jwks) } }, key: jwks };
+        }),
+      FetchJWTSVID: (
+        call: GrpcJs.ServerUnaryCall<{ audience: string[]; spiffeId: string }, unknown>,
+        cb: GrpcJs.sendUnaryData<unknown>,
+      ) =>
+        void this.#fetchJwt(call).then(
+          (res) => cb(null, res),
+          (err: unknown) => cb(this.#refusal(err)),
+        ),
+      // Not served yet: a client validates JWT-SVIDs itself with the bundles from FetchJWTBundles.
+      ValidateJWTSVID: (_call: unknown, cb: GrpcJs.sendUnaryData<unknown>) =>
+        cb({ code: this.#status('UNIMPLEMENTED'), details: 'ValidateJWTSVID is not served by this agent yet' }),
+      FetchWITSVID: unimplemented,
+      FetchWITBundles: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
+        call.emit('error', { code: this.#status('UNIMPLEMENTED'), details: 'WIT-SVIDs are not supported' }),
+    };
+  }
+
+  async #fetchJwt(call: GrpcJs.ServerUnaryCall<{ audience: string[]; spiffeId: string }, unknown>): Promise<object> {
+    const { audience, spiffeId } = call.request;
+    const bad = (m: string) => new CallRefused(this.#status('INVALID_ARGUMENT'), m);
+    if (audience.length === 0) throw bad('audience must be specified');
+    if (audience.length > MAX_AUDIENCES_PER_REQUEST) throw bad(`at most ${MAX_AUDIENCES_PER_REQUEST} audiences`);
+    if (audience.some((a) => a.length === 0 || Buffer.byteLength(a) > MAX_AUDIENCE_BYTES)) {
+      throw bad(`each audience must be 1 to ${MAX_AUDIENCE_BYTES} bytes`);
+    }
+    const c = await this.#caller(call);
+    let svids = await this.#svidsOf(c);
+    if (spiffeId !== '') svids = svids.filter((s) => s.svid.id.toString() === spiffeId);
+    if (svids.length === 0) throw new CallRefused(this.#status('PERMISSION_DENIED'), 'no identity issued');
+    await this.#recheck(c);
+    const out = [];
+    for (const s of svids) {
+      out.push({ spiffeId: s.svid.id.toString(), svid: await this.#o.agent.jwtSvid(s.entry.id, audience), hint: '' });
+    }
+    return { svids: out };
+  }
+}
+
+/** The identity of an X509SVIDResponse's content: serials and the bundle. */
+function x509Key(svids: readonly ApiSvid[], bundle: Buffer): string {
+  return `${svids.map((s) => `${s.entry.id}:${s.svid.leaf.serialHex}`).join(',')}|${bundle.toString('base64')}`;
+}
+
+function pkcs8(svid: X509Svid): Buffer {
+  return svid.privateKey.export({ type: 'pkcs8', format: 'der' });
+}
+
+function describe(err: unknown): string {
+  if (isSvidkitError(err)) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
