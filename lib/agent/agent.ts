@@ -15,7 +15,7 @@ import { Certificate, CertificateCache } from '../x509/certificate.js';
 import { buildCsr } from '../x509/csr.js';
 import { X509Svid } from '../x509svid/index.js';
 import { type AuthorizedEntry, CaCallError, CaClient, readAuthorizedEntries } from './ca-client.js';
-import { API_KEY_TYPE, ApiIdentities } from './api-identities.js';
+import { API_KEY_TYPE, ApiIdentities, rotationStatus } from './api-identities.js';
 import { ApiJwtCache } from './api-jwt.js';
 import { type MintJob, mintX509 } from './mint.js';
 import { ReloadRunner } from './reload-runner.js';
@@ -583,12 +583,7 @@ export class Agent {
       spiffeId: w.cfg.spiffeId.toString(),
       outputDir: w.cfg.outputDir,
       entryId: w.entryId,
-      serial: w.svid?.leaf.serialHex,
-      expiresAt: w.svid?.expiresAt.toISOString(),
-      nextRotation: w.svid ? new Date(w.renewAt).toISOString() : undefined,
-      lastError: w.lastError,
-      rotations: w.rotations,
-      failures: w.failures,
+      ...rotationStatus(w),
     }));
   }
 

@@ -39,6 +39,24 @@ export interface RotationStatus {
   readonly failures: number;
 }
 
+/** The rotation status of an identity held with its renewal time and counters. */
+export function rotationStatus(h: {
+  readonly svid?: X509Svid | undefined;
+  readonly renewAt: number;
+  readonly lastError?: string | undefined;
+  readonly rotations: number;
+  readonly failures: number;
+}): RotationStatus {
+  return {
+    serial: h.svid?.leaf.serialHex,
+    expiresAt: h.svid?.expiresAt.toISOString(),
+    nextRotation: h.svid ? new Date(h.renewAt).toISOString() : undefined,
+    lastError: h.lastError,
+    rotations: h.rotations,
+    failures: h.failures,
+  };
+}
+
 /** What `svidkit-agent status` shows for one Workload API entry. */
 export interface ApiEntryStatus extends RotationStatus {
   readonly entryId: string;
@@ -204,12 +222,7 @@ export class ApiIdentities {
         entryId: h.entry.id,
         spiffeId: h.entry.spiffeId.toString(),
         selectors: h.entry.selectors,
-        serial: h.svid?.leaf.serialHex,
-        expiresAt: h.svid?.expiresAt.toISOString(),
-        nextRotation: h.svid ? new Date(h.renewAt).toISOString() : undefined,
-        lastError: h.lastError,
-        rotations: h.rotations,
-        failures: h.failures,
+        ...rotationStatus(h),
       }));
   }
 

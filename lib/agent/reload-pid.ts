@@ -19,6 +19,7 @@ import { constants as osc } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { errnoCode, ReloadError } from './reload-error.js';
 import { pidfdOpen, pidfdSendSignal } from './reload-pidfd.js';
+import { parseStat } from './caller/proc.js';
 
 /** Largest pid file read; a pid is a few digits. */
 export const MAX_PID_FILE = 64;
@@ -50,7 +51,7 @@ export interface PidObservation {
   readonly file: string;
   readonly pid: number;
   /** Field 22 of /proc/<pid>/stat: clock ticks after boot at which the process started. */
-  readonly startTime: string;
+  readonly startTime: number;
 }
 
 /** The outcome of one signal: a line for the log and what to remember. */
@@ -205,22 +206,7 @@ interface ProcessFacts {
   readonly ruid: number;
   readonly euid: number;
   readonly state: string;
-  readonly startTime: string;
-}
-
-/** Reads the start time and state from /proc/<pid>/stat; the name in parentheses may hold anything. */
-function parseStat(text: string): { state: string; startTime: string } | undefined {
-  const close = text.lastIndexOf(')');
-  if (close < 0) return undefined;
-  const fields = text
-    .slice(close + 1)
-    .trim()
-    .split(' ');
-  // fields[0] is field 3 (state), so field 22 (starttime) is fields[19].
-  const state = fields[0];
-  const startTime = fields[19];
-  if (!state || !startTime || !/^\d+$/.test(startTime)) return undefined;
-  return { state, startTime };
+  readonly startTime: number;
 }
 
 async function processFacts(pid: number): Promise<ProcessFacts> {
@@ -240,7 +226,7 @@ async function processFacts(pid: number): Promise<ProcessFacts> {
   return { tgid: Number(tgid), ruid: Number(uids[1]), euid: Number(uids[2]), state: s.state, startTime: s.startTime };
 }
 
-async function startTimeNow(pid: number): Promise<string | undefined> {
+async function startTimeNow(pid: number): Promise<number | undefined> {
   try {
     return parseStat(await readProc(`/proc/${pid}/stat`))?.startTime;
   } catch {

@@ -21,6 +21,7 @@ import { idFromLeaf } from '../x509svid/index.js';
 import { isAgentId, MAX_AUDIENCE_BYTES, MAX_AUDIENCE_LENGTH, MAX_AUDIENCES } from '../ca-api/index.js';
 import type { CaContext } from './context.js';
 import { bundleMessage, entryMessage, unixSeconds } from './messages.js';
+import { KeyedSlots } from '../internal/slots.js';
 
 /**
  * Most WatchBundle streams one agent may hold open. An agent needs one; a few more cover a reconnect
@@ -28,30 +29,6 @@ import { bundleMessage, entryMessage, unixSeconds } from './messages.js';
  * any number of streams, each with its listener and its share of every bundle push.
  */
 export const MAX_WATCH_STREAMS_PER_AGENT = 4;
-
-/** Counts open streams per agent; take() gives a release function, or undefined when all are in use. */
-class StreamSlots {
-  readonly #max: number;
-  readonly #open = new Map<string, number>();
-
-  constructor(max: number) {
-    this.#max = max;
-  }
-
-  take(agent: string): (() => void) | undefined {
-    const n = this.#open.get(agent) ?? 0;
-    if (n >= this.#max) return undefined;
-    this.#open.set(agent, n + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.#open.get(agent) ?? 1) - 1;
-      if (left > 0) this.#open.set(agent, left);
-      else this.#open.delete(agent);
-    };
-  }
-}
 
 /** A gRPC status error with a message that is safe to send. */
 export class StatusError extends Error {
@@ -240,7 +217,7 @@ async function attest(
 /** The Node service handlers. */
 export function nodeHandlers(ctx: CaContext): NodeHandlers {
   const cfg = ctx.config;
-  const watchSlots = new StreamSlots(MAX_WATCH_STREAMS_PER_AGENT);
+  const watchSlots = new KeyedSlots<string>(MAX_WATCH_STREAMS_PER_AGENT);
   const unary =
     <Req, Res>(method: string, fn: (call: ServerUnaryCall<Req, Res>) => Promise<Res>) =>
     (call: ServerUnaryCall<Req, Res>, callback: (err: { code: status; details: string } | null, res?: Res) => void) => {

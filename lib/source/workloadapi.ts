@@ -253,14 +253,7 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     try {
       ctx = parseX509SvidResponse(msg, now(this.#s.clock));
     } catch (err) {
-      this.#report(
-        err instanceof SvidkitError
-          ? err
-          : new SvidkitError(
-              'ERR_WORKLOADAPI_BAD_RESPONSE',
-              'workloadapi: the endpoint sent a message that cannot be read',
-            ),
-      );
+      this.#report(badResponse(err, 'a message that cannot be read'));
       return;
     }
     const picked = this.#pick(ctx);
@@ -301,14 +294,7 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     try {
       bundles = parseJwtBundlesResponse(msg);
     } catch (err) {
-      this.#report(
-        err instanceof SvidkitError
-          ? err
-          : new SvidkitError(
-              'ERR_WORKLOADAPI_BAD_RESPONSE',
-              'workloadapi: the endpoint sent JWT bundles that cannot be read',
-            ),
-      );
+      this.#report(badResponse(err, 'JWT bundles that cannot be read'));
       return;
     }
     this.#jwtReady?.();
@@ -474,4 +460,11 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     this.#listeners.clear();
     this.#client.close();
   }
+}
+
+/** A refusal of what the endpoint sent: the parser's own error, or ERR_WORKLOADAPI_BAD_RESPONSE saying what. */
+function badResponse(err: unknown, what: string): SvidkitError {
+  return err instanceof SvidkitError
+    ? err
+    : new SvidkitError('ERR_WORKLOADAPI_BAD_RESPONSE', `workloadapi: the endpoint sent ${what}`);
 }

@@ -8,6 +8,7 @@
 import type { Server as NetServer } from 'node:net';
 import type * as GrpcJs from '@grpc/grpc-js';
 import { isSvidkitError } from '../../errors/index.js';
+import { KeyedSlots } from '../../internal/slots.js';
 import type { Logger } from '../../observe/index.js';
 import type { X509Svid } from '../../x509svid/index.js';
 import {
@@ -62,13 +63,14 @@ export class WorkloadApiServer {
   readonly #server: GrpcJs.Server;
   readonly #attestor: CallerAttestor;
   readonly #table: ConnectionTable<PeerCredentials>;
-  readonly #streamsByUid = new Map<number, number>();
+  readonly #streams: KeyedSlots<number>;
   readonly #stops = new Set<() => void>();
   #net: NetServer | undefined;
 
   private constructor(o: WorkloadApiServerOptions, grpc: typeof GrpcJs, service: GrpcJs.ServiceDefinition) {
     this.#o = o;
     this.#grpc = grpc;
+    this.#streams = new KeyedSlots(o.config.maxStreamsPerCaller);
     this.#attestor =
       o.attestor ?? new CallerAttestor({ discoverPath: o.config.discoverPath, maxBinarySize: o.config.maxBinaryBytes });
     this.#server = new grpc.Server({
@@ -172,8 +174,7 @@ export class WorkloadApiServer {
     return Buffer.concat((b?.x509.authorities() ?? []).map((c) => c.der));
   }
 
-  #x509Response(svids: readonly ApiSvid[]): object {
-    const bundle = this.#bundleDer();
+  #x509Response(svids: readonly ApiSvid[], bundle: Buffer): object {
     return {
       svids: svids.map(({ svid }) => ({
         spiffeId: svid.id.toString(),
@@ -189,22 +190,11 @@ export class WorkloadApiServer {
 
   /** Counts a stream against its caller's uid; throws RESOURCE_EXHAUSTED over the bound. */
   #openStream(uid: number): () => void {
-    const n = this.#streamsByUid.get(uid) ?? 0;
-    if (n >= this.#o.config.maxStreamsPerCaller) {
-      throw new CallRefused(
-        this.#status('RESOURCE_EXHAUSTED'),
-        `at most ${this.#o.config.maxStreamsPerCaller} open streams per caller`,
-      );
+    const release = this.#streams.take(uid);
+    if (!release) {
+      throw new CallRefused(this.#status('RESOURCE_EXHAUSTED'), `at most ${this.#streams.max} open streams per caller`);
     }
-    this.#streamsByUid.set(uid, n + 1);
-    let closed = false;
-    return () => {
-      if (closed) return;
-      closed = true;
-      const left = (this.#streamsByUid.get(uid) ?? 1) - 1;
-      if (left > 0) this.#streamsByUid.set(uid, left);
-      else this.#streamsByUid.delete(uid);
-    };
+    return release;
   }
 
   /**
@@ -291,7 +281,8 @@ export class WorkloadApiServer {
         void this.#stream(call, async (c) => {
           const svids = await this.#svidsOf(c);
           if (svids.length === 0) return undefined;
-          return { message: this.#x509Response(svids), key: x509Key(svids, this.#bundleDer()) };
+          const bundle = this.#bundleDer();
+          return { message: this.#x509Response(svids, bundle), key: x509Key(svids, bundle) };
         }),
       FetchX509Bundles: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
         void this.#stream(call, async (c) => {
