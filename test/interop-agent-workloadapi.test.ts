@@ -4,22 +4,14 @@
  */
 import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { Metadata } from '@grpc/grpc-js';
-import { parseAgentConfig } from '../lib/agent/config.js';
-import { runAgent, type RunningAgent } from '../lib/agent/daemon.js';
-import { parseCaConfig } from '../lib/ca/config.js';
-import { run as runCa, type RunningCa } from '../lib/ca/daemon.js';
-import { createLogger } from '../lib/observe/index.js';
 import { WorkloadApiSource } from '../lib/source/index.js';
 import { loadWorkloadApi } from '../lib/workloadapi/index.js';
-import { runCli } from './helpers/cli.js';
 import { peer, requirePeers } from './helpers/peers.js';
+import { startWorkloadMesh, type WorkloadMesh } from './helpers/workload-mesh.js';
 
-const quiet = (name: string) => createLogger({ name, destination: new PassThrough().resume() });
 const goSpiffe = peer('go-spiffe');
 
 /** Runs a client program; resolves with its exit status and the JSON object of its first line. */
@@ -43,58 +35,19 @@ function runClient(
 
 describe('svidkit-agent serves the SPIFFE Workload API to real clients', function () {
   this.timeout(120_000);
+  let mesh: WorkloadMesh;
   let dir: string;
-  let ca: RunningCa;
-  let agent: RunningAgent | undefined;
   let socket: string;
   const uid = process.getuid?.() ?? 0;
   const workloadId = `spiffe://example.org/api/uid-${uid}`;
 
   before(async function () {
-    dir = mkdtempSync(join(tmpdir(), 'svidkit-wlapi-'));
-    chmodSync(dir, 0o755); // other uids must reach the socket (access is decided by attestation)
-    ca = await runCa(
-      parseCaConfig(
-        { trust_domain: 'example.org', data_dir: join(dir, 'ca'), listen: { port: 0 }, observability: { port: 0 } },
-        dir,
-      ),
-      { logger: quiet('svidkit-ca') },
-    );
-    const admin = (...args: string[]) => runCli([...args, '--socket', ca.adminSocket]);
-    const token = JSON.parse((await admin('token', 'create', '--json')).out) as { token: string; agent_id: string };
-    assert.equal((await admin('bundle', 'export', '--format', 'pem', '--out', join(dir, 'bundle.pem'))).code, 0);
-    socket = join(dir, 'public', 'api.sock');
-    agent = await runAgent(
-      parseAgentConfig(
-        {
-          trust_domain: 'example.org',
-          data_dir: join(dir, 'agent'),
-          ca: { address: `127.0.0.1:${ca.nodePort}`, bundle_file: join(dir, 'bundle.pem') },
-          attestation: { join_token: token.token },
-          observability: { port: 0 },
-          backoff: { min: '100ms', max: '1s' },
-          workload_api: { socket_path: socket },
-        },
-        dir,
-      ),
-      { logger: quiet('svidkit-agent') },
-    );
-    const created = await admin(
-      'entry',
-      'create',
-      '--spiffe-id',
-      workloadId,
-      '--parent-id',
-      token.agent_id,
-      '--selector',
-      `unix:uid:${uid}`,
-    );
-    assert.equal(created.code, 0, created.err);
+    mesh = await startWorkloadMesh();
+    ({ dir, socket } = mesh);
+    await mesh.createEntry(workloadId, [`unix:uid:${uid}`]);
   });
   after(async () => {
-    await agent?.close();
-    await ca?.close(1000);
-    rmSync(dir, { recursive: true, force: true });
+    await mesh?.close();
   });
 
   it('WorkloadApiSource gets the caller’s SVID, attested by its uid', async () => {
