@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLocalMesh } from '../lib/mesh/index.js';
+import { WorkloadApiClient } from '../lib/source/index.js';
 
 const ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'local-mesh.js');
 
@@ -44,6 +45,19 @@ describe('the local mesh of npm start (real CA and agent processes, real service
       assert.equal(statSync(mesh.adminSocket).mode & 0o777, 0o600);
       assert.equal(statSync(join(dir, 'mesh', 'join-token')).mode & 0o777, 0o600);
       assert.equal(statSync(join(dir, 'workloads', 'web', 'svid_key.pem')).mode & 0o777, 0o600);
+      // orders reads the Workload API: no files of its own, and this process is served both entries of its uid.
+      assert.equal(existsSync(join(dir, 'workloads', 'orders')), false);
+      assert.equal(mesh.workloadApiSocket, join(dir, 'agent', 'public', 'api.sock'));
+      const client = await WorkloadApiClient.connect({ address: `unix://${mesh.workloadApiSocket}` });
+      try {
+        const ctx = await client.fetchX509Context();
+        assert.deepEqual(ctx.svids.map((s) => s.svid.id.toString()).sort(), [
+          'spiffe://example.org/demo/cli',
+          'spiffe://example.org/demo/orders',
+        ]);
+      } finally {
+        client.close();
+      }
       // Both services pick up a rotated SVID (30 s SVIDs are renewed at about half their life).
       await Promise.race([until('two rotations', () => mesh.stats.rotations >= 2, 60_000), mesh.failed]);
       const callsAtRotation = mesh.stats.calls;
@@ -59,8 +73,11 @@ describe('the local mesh of npm start (real CA and agent processes, real service
       /\[agent\] attested as spiffe:\/\/example\.org\/svidkit\/agent\/join_token\//,
       /\[web → orders\] gRPC GetOrder \S+ OK .* orders saw caller spiffe:\/\/example\.org\/demo\/web/,
       /\[orders → web\] HTTPS GET \/stock 200 .* web saw caller spiffe:\/\/example\.org\/demo\/orders/,
-      /\[web\] picked up a rotated SVID without a restart/,
-      /\[orders\] picked up a rotated SVID without a restart/,
+      /\[web\] picked up a rotated SVID from files without a restart/,
+      /\[orders\] picked up a rotated SVID from the Workload API without a restart/,
+      /\[agent\] minted spiffe:\/\/example\.org\/demo\/orders for the Workload API, in memory only/,
+      /\[agent\] SPIFFE_ENDPOINT_SOCKET=unix:\/\/\/\S+\/agent\/public\/api\.sock$/m,
+      /\[mesh\] registered spiffe:\/\/example\.org\/demo\/cli under the agent \(entry \S+, Workload API, selector unix:uid:\d+,/,
       /\[mesh\] stopped \(\d+ calls, 0 failed, \d+ rotations picked up\)/,
     ]) {
       assert.match(text, expected);

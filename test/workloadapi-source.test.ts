@@ -29,7 +29,7 @@ import { createMtlsHttpsServer, peerSpiffeId } from '../lib/tls/index.js';
 import { loadWorkloadApi, MAX_MESSAGE_BYTES, WORKLOAD_API_HEADER } from '../lib/workloadapi/index.js';
 import type { X509Svid } from '../lib/x509svid/index.js';
 import { tempDir } from './helpers/agent-fs.js';
-import { checkError, rejectsCode } from './helpers/assert.js';
+import { assertCode, checkError, rejectsCode } from './helpers/assert.js';
 import { TestCa } from './helpers/ca.js';
 
 const run = promisify(execFile);
@@ -569,6 +569,60 @@ describe('WorkloadApiSource over a real Unix socket', function () {
     assert.ok(unary.length >= 6 && unary.every((c) => c.header === 'true'));
     await source.close();
     await rejectsCode(source.fetchJwtSvid({ audience: 'svc-a' }), 'ERR_WORKLOADAPI_CLOSED', PREFIX);
+  });
+
+  it('keeps a JWT-SVID per jwtAudiences entry for getJwtSvid, renewed at half-life and dropped on denial', async () => {
+    const ep = await endpoint(x509Message(ca, [{ svid: ca.svid('/web', validity()) }]));
+    const asked = new Events<{ audience: string[]; spiffeId: string; token: string }>();
+    let lifetimeSeconds = 3600;
+    ep.jwtSvid = async (audience, spiffeId) => {
+      const token = await mintJwtSvid({
+        id: SpiffeId.parse(spiffeId),
+        audience,
+        key: jwtKey.privateKey,
+        kid: 'k1',
+        ttlSeconds: lifetimeSeconds,
+      });
+      asked.push({ audience, spiffeId, token });
+      return { svids: [{ spiffeId, svid: token, hint: '' }] };
+    };
+    await assert.rejects(WorkloadApiSource.open({ address: ep.address, jwtAudiences: [''] }), TypeError);
+    const { source, updates } = await open(ep, { jwtAudiences: ['svc-a', 'svc-b', 'svc-a'] });
+    // open() waited for both tokens, each asked for the served SVID's own SPIFFE ID.
+    assert.deepEqual(asked.seen.map((a) => [a.audience, a.spiffeId]).sort(), [
+      [['svc-a'], ID],
+      [['svc-b'], ID],
+    ]);
+    const first = source.getJwtSvid('svc-a');
+    assert.equal(first, asked.seen.find((a) => a.audience[0] === 'svc-a')!.token);
+    assertCode(() => source.getJwtSvid('svc-c'), 'ERR_SOURCE_NO_SVID', { message: /not one of/ });
+
+    // A token renews at half its lifetime: one of two seconds renews after one second.
+    lifetimeSeconds = 2;
+    const other = ca.svid('/db', validity());
+    const renewedForDb = asked.next((a) => a.spiffeId === 'spiffe://example.org/db' && a.audience[0] === 'svc-a');
+    // A new identity gets its own tokens at once.
+    ep.send('FetchX509SVID', x509Message(ca, [{ svid: other }]));
+    const db = await renewedForDb;
+    await updates.next(() => source.getJwtSvid('svc-a') === db.token);
+    const renewed = await asked.next((a) => a.audience[0] === 'svc-a');
+    assert.notEqual(renewed.token, db.token);
+    await updates.next(() => source.getJwtSvid('svc-a') === renewed.token);
+
+    // PERMISSION_DENIED: no token is served any more.
+    ep.fail('FetchX509SVID', { code: grpc.status.PERMISSION_DENIED, details: 'no identity' });
+    await updates.next(() => source.status().denied);
+    assertCode(() => source.getJwtSvid('svc-a'), 'ERR_SOURCE_NO_SVID', { message: /no current JWT-SVID/ });
+  });
+
+  it('open() with jwtAudiences fails in time when the endpoint gives no JWT-SVID', async () => {
+    const ep = await endpoint(x509Message(ca, [{ svid: ca.svid('/web', validity()) }]));
+    ep.jwtSvid = undefined; // PERMISSION_DENIED for every FetchJWTSVID
+    await rejectsCode(
+      WorkloadApiSource.open({ address: ep.address, backoff: () => 50, timeoutMs: 500, jwtAudiences: ['svc-a'] }),
+      'ERR_WORKLOADAPI_TIMEOUT',
+      { ...PREFIX, message: /jwtAudiences.*PERMISSION_DENIED|jwtAudiences.*no identity/ },
+    );
   });
 
   it('WorkloadApiClient answers one-shot questions, and fails at once with the typed error', async () => {

@@ -416,7 +416,18 @@ export class Agent {
         entryId: e.id,
         spiffeId: e.spiffeId,
         keyType: API_KEY_TYPE,
-        done: (svid) => this.#api.adopt(e.id, svid, this.#renewAt(svid.leaf)),
+        done: (svid) => {
+          this.#api.adopt(e.id, svid, this.#renewAt(svid.leaf));
+          this.#log.info(
+            {
+              entry_id: e.id,
+              spiffe_id: e.spiffeId.toString(),
+              serial: svid.leaf.serialHex,
+              expires_at: svid.expiresAt.toISOString(),
+            },
+            'Workload API SVID minted',
+          );
+        },
         failed: (reason) => {
           this.#api.failed(e.id, reason, this.#now() + this.#s.backoffMinMs * (1 + this.#rand()));
           this.#log.warn({ entry_id: e.id, spiffe_id: e.spiffeId.toString(), reason }, 'Workload API SVID not minted');

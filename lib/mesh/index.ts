@@ -1,17 +1,19 @@
 /**
  * The local mesh behind `npm start`: the whole system on one machine on embedded defaults. It starts
  * the real svidkit-ca (SQLite datastore and a self-signed root under <dir>/ca), creates a join token
- * and two registration entries through the admin socket, starts the real svidkit-agent attested with
- * that token, and runs two demo services (lib/mesh/services.ts) that call each other over SPIFFE mTLS
- * with JWT-SVID audience checks while the agent rotates their short-lived SVIDs. Everything it does is
- * told through `say` in readable lines.
+ * and three registration entries through the admin socket, starts the real svidkit-agent attested
+ * with that token and serving the SPIFFE Workload API, and runs two demo services (lib/mesh/services.ts)
+ * that call each other over SPIFFE mTLS with JWT-SVID audience checks while the agent rotates their
+ * short-lived SVIDs: "web" reads the agent's files, "orders" asks the Workload API (its entry selects
+ * the uid running the mesh, as does `demo/cli`'s, which is there for `svidkit api fetch x509`).
+ * Everything it does is told through `say` in readable lines.
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminClient } from '../ca-api/admin-client.js';
 import { SpiffeBundle } from '../bundle/index.js';
-import { FileSource } from '../source/index.js';
+import { FileSource, WorkloadApiSource } from '../source/index.js';
 import { SpiffeId, TrustDomain } from '../spiffeid/index.js';
 import { clock, narrate, short } from './narrate.js';
 import { Daemon, ready, waitFor } from './processes.js';
@@ -45,6 +47,8 @@ export interface LocalMesh {
   readonly stats: Readonly<MeshStats>;
   /** The CA's admin socket (for `svidkit ... --socket`). */
   readonly adminSocket: string;
+  /** The agent's Workload API socket (absolute), for SPIFFE_ENDPOINT_SOCKET=unix://<path>. */
+  readonly workloadApiSocket: string;
   /** Rejects when a daemon stops by itself; never resolves otherwise. */
   readonly failed: Promise<never>;
   /** Stops the services, then the agent, then the CA. */
@@ -70,10 +74,14 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
   const cmdDir = options.cmdDir ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cmd');
   const webId = SpiffeId.fromPath(td, '/demo/web').toString();
   const ordersId = SpiffeId.fromPath(td, '/demo/orders').toString();
+  const cliId = SpiffeId.fromPath(td, '/demo/cli').toString();
+  // Workload API entries select the kernel's view of the caller: here, the uid running the mesh.
+  const uidSelector = `unix:uid:${process.getuid?.() ?? 0}`;
   const caDir = join(dir, 'ca');
   const agentDir = join(dir, 'agent');
   const outDir = join(dir, 'workloads');
   const meshDir = join(dir, 'mesh');
+  const apiSocket = join(agentDir, 'public', 'api.sock');
 
   // The CA's data persists between runs (its root and entries); the agent and workload files are the
   // demo's own and start fresh, so the agent attests with this run's token.
@@ -110,7 +118,7 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
   };
 
   let admin: AdminClient | undefined;
-  let sources: FileSource[] = [];
+  const sources: (FileSource | WorkloadApiSource)[] = [];
   let services: DemoServices | undefined;
   try {
     // 1. The CA.
@@ -138,8 +146,8 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
       );
     }
 
-    // 2. A join token and the two entries, through the admin socket, as an operator would.
-    for (const id of [webId, ordersId]) {
+    // 2. A join token and the three entries, through the admin socket, as an operator would.
+    for (const id of [webId, ordersId, cliId]) {
       for (const old of await admin.listEntries({ spiffeId: id })) await admin.deleteEntry(old.id);
     }
     const token = await admin.createJoinToken(600);
@@ -148,14 +156,22 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
     const bundleFile = join(meshDir, 'bootstrap-bundle.pem');
     await writeFile(bundleFile, bundle.x509.toPem(), { mode: 0o644 });
     say('mesh', `created a join token for agent ${token.agentId} (in ${tokenFile}, mode 0600)`);
-    for (const id of [webId, ordersId]) {
+    // demo/cli and demo/orders select the same uid, so this process is served both; the orders
+    // service picks its own by SPIFFE ID, and `svidkit api fetch x509` beside the mesh lists both.
+    for (const [id, selectors] of [
+      [webId, []],
+      [cliId, [uidSelector]],
+      [ordersId, [uidSelector]],
+    ] as const) {
       const e = await admin.createEntry({
         spiffeId: id,
         parentId: token.agentId,
         x509SvidTtlSeconds: ttl,
         jwtSvidTtlSeconds: ttl,
+        selectors: [...selectors],
       });
-      say('mesh', `registered ${id} under the agent (entry ${e.id}, SVIDs live ${ttl}s)`);
+      const how = selectors.length === 0 ? 'files' : `Workload API, selector ${selectors.join(' ')}`;
+      say('mesh', `registered ${id} under the agent (entry ${e.id}, ${how}, SVIDs live ${ttl}s)`);
     }
 
     // 3. The agent.
@@ -168,35 +184,41 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
       observability: { address: '127.0.0.1', port: 0 },
       backoff: { min: '500ms', max: '5s' },
       entry_sync_interval: '2s',
-      workloads: [
-        { spiffe_id: webId, output_dir: join(outDir, 'web'), jwt_audiences: [ordersId] },
-        { spiffe_id: ordersId, output_dir: join(outDir, 'orders'), jwt_audiences: [webId] },
-      ],
+      workloads: [{ spiffe_id: webId, output_dir: join(outDir, 'web'), jwt_audiences: [ordersId] }],
+      workload_api: { socket_path: apiSocket },
     });
     say('mesh', 'starting svidkit-agent (join token attestation)');
     const agent = start('agent', 'svidkit-agent.js', agentConfig);
     const agentStarted = await agent.record('svidkit-agent started', STARTUP_TIMEOUT_MS, progress('the agent'));
     const agentObsPort = Number(agentStarted['observability_port']);
-    // Ready means every workload has its files.
+    // Ready means every file workload has its files.
     await waitFor('the agent', () => ready(`http://127.0.0.1:${agentObsPort}/readyz`), {
       timeoutMs: STARTUP_TIMEOUT_MS,
-      tick: progress('the agent to deliver both workloads'),
+      tick: progress('the agent to deliver the web workload'),
       abort: () => (agent.exitCode === undefined ? undefined : 'svidkit-agent exited'),
     });
+    say('agent', `serving the SPIFFE Workload API; try in another terminal:`);
+    say('agent', `SPIFFE_ENDPOINT_SOCKET=unix://${apiSocket}`);
 
-    // 4. The demo services, reading the agent's files.
+    // 4. The demo services: web reads the agent's files, orders asks the Workload API.
     const webSource = await FileSource.open(join(outDir, 'web'));
-    const ordersSource = await FileSource.open(join(outDir, 'orders'));
-    sources = [webSource, ordersSource];
+    sources.push(webSource);
+    const ordersSource = await WorkloadApiSource.open({
+      address: `unix://${apiSocket}`,
+      pick: { spiffeId: ordersId },
+      jwtAudiences: [webId],
+      timeoutMs: STARTUP_TIMEOUT_MS,
+    });
+    sources.push(ordersSource);
     const stats: MeshStats = { calls: 0, failures: 0, rotations: 0 };
-    for (const [name, src] of [
-      ['web', webSource],
-      ['orders', ordersSource],
+    for (const [name, src, via] of [
+      ['web', webSource, 'files'],
+      ['orders', ordersSource, 'the Workload API'],
     ] as const) {
       let serial = src.getX509Svid().leaf.serialHex;
       say(
         name,
-        `serving as ${src.getX509Svid().id.toString()} (cert ${short(serial)}, expires ${clock(src.getX509Svid().expiresAt.toISOString())})`,
+        `serving as ${src.getX509Svid().id.toString()} from ${via} (cert ${short(serial)}, expires ${clock(src.getX509Svid().expiresAt.toISOString())})`,
       );
       src.onUpdate(() => {
         const svid = src.getX509Svid();
@@ -205,7 +227,7 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
         stats.rotations++;
         say(
           name,
-          `picked up a rotated SVID without a restart: cert ${short(serial)}, expires ${clock(svid.expiresAt.toISOString())}`,
+          `picked up a rotated SVID from ${via} without a restart: cert ${short(serial)}, expires ${clock(svid.expiresAt.toISOString())}`,
         );
       });
     }
@@ -232,6 +254,7 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
     return {
       stats,
       adminSocket,
+      workloadApiSocket: apiSocket,
       failed,
       async stop() {
         if (stopping) return;

@@ -38,6 +38,8 @@ export function narrate(line: LogLine): string | undefined {
   switch (msg) {
     case 'workload files written':
       return `delivered ${str(r['workload'])} files, version ${str(r['version'])} (serial ${short(r['serial'])}, expires ${clock(r['expires_at'])})`;
+    case 'Workload API SVID minted':
+      return `minted ${str(r['spiffe_id'])} for the Workload API, in memory only (serial ${short(r['serial'])}, expires ${clock(r['expires_at'])})`;
     case 'agent attested':
       return `attested as ${str(r['agent'])}`;
     case 'trust bundle updated':

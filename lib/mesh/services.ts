@@ -1,8 +1,9 @@
 /**
  * The mesh's two demo workloads, written as a service author would with the library: "web" serves
  * HTTPS and "orders" serves gRPC; each calls the other over SPIFFE mTLS with a JWT-SVID for the other's
- * audience, each authorizes exactly the other's SPIFFE ID, and both read their files from the agent's
- * output directories through FileSource, so rotations apply without a restart.
+ * audience, and each authorizes exactly the other's SPIFFE ID. Either may read its identity from the
+ * agent's files (FileSource) or from the agent's Workload API (WorkloadApiSource): the code is the same,
+ * and rotations apply without a restart.
  */
 import { once } from 'node:events';
 import * as https from 'node:https';
@@ -29,8 +30,11 @@ import {
   requireJwtSvidForService,
 } from '../grpc/index.js';
 import { getJwtSvidOf, jwtHeaderFromSource, JwtValidator, requireJwtSvid } from '../jwtauth/index.js';
-import type { FileSource } from '../source/index.js';
+import type { JwtSource, JwtSvidSource, X509Source } from '../source/index.js';
 import { createMtlsHttpsServer, mtlsHttpsAgent, peerSpiffeId } from '../tls/index.js';
+
+/** What a demo service reads its identity from: a FileSource or a WorkloadApiSource with jwtAudiences. */
+export type DemoSource = X509Source & JwtSource & JwtSvidSource;
 
 /** What one demo call reports. */
 export interface CallReport {
@@ -79,8 +83,8 @@ export class DemoServices {
   readonly #ordersClient: OrdersClient;
   readonly #httpsAgent: https.Agent;
   readonly #webPort: number;
-  readonly #webSource: FileSource;
-  readonly #ordersSource: FileSource;
+  readonly #webSource: DemoSource;
+  readonly #ordersSource: DemoSource;
   readonly #webId: string;
   #sequence = 0;
 
@@ -91,8 +95,8 @@ export class DemoServices {
     ordersClient: OrdersClient;
     httpsAgent: https.Agent;
     webPort: number;
-    webSource: FileSource;
-    ordersSource: FileSource;
+    webSource: DemoSource;
+    ordersSource: DemoSource;
     webId: string;
   }) {
     this.#web = init.web;
@@ -108,8 +112,8 @@ export class DemoServices {
 
   /** Starts both services on loopback ports with the given sources and SPIFFE IDs. */
   static async start(opts: {
-    webSource: FileSource;
-    ordersSource: FileSource;
+    webSource: DemoSource;
+    ordersSource: DemoSource;
     webId: string;
     ordersId: string;
   }): Promise<DemoServices> {

@@ -20,8 +20,9 @@ import { SpiffeId, type TrustDomain } from '../spiffeid/index.js';
 import { MAX_HINT_BYTES } from '../workloadapi/limits.js';
 import type { X509Svid } from '../x509svid/index.js';
 import { now, safeCause } from './file-check.js';
-import type { JwtSource, Unsubscribe, X509Source } from './types.js';
+import type { JwtSource, JwtSvidSource, Unsubscribe, X509Source } from './types.js';
 import { checkTimeout, WorkloadApiClient } from './workloadapi-client.js';
+import { checkJwtAudiences, JwtSvidKeeper } from './workloadapi-jwt.js';
 import {
   joinBundles,
   jwtBundlesFingerprint,
@@ -63,6 +64,11 @@ export interface WorkloadApiSourceOptions {
   timeoutMs?: number;
   /** Also follow FetchJWTBundles, for JWT-SVID validation; default true. */
   jwtBundles?: boolean;
+  /**
+   * Audiences to keep a JWT-SVID fresh for (one token each, of the served SVID's SPIFFE ID), so that
+   * getJwtSvid(audience) answers synchronously like a FileSource's; open() then also waits for them.
+   */
+  jwtAudiences?: readonly string[];
   /** Called with every problem after open(): a refused message, a dropped stream, a denial. Never holds a key or token. */
   onError?: (err: SvidkitError) => void;
 }
@@ -97,6 +103,7 @@ interface Settings {
   backoff: (attempt: number) => number;
   timeoutMs: number;
   jwtBundles: boolean;
+  jwtAudiences: string[];
   onError: ((err: SvidkitError) => void) | undefined;
 }
 
@@ -127,6 +134,7 @@ function checkOptions(opts: WorkloadApiSourceOptions): Settings {
     backoff: opts.backoff ?? defaultBackoff,
     timeoutMs: checkTimeout(opts.timeoutMs, DEFAULT_WORKLOADAPI_TIMEOUT_MS),
     jwtBundles: opts.jwtBundles ?? true,
+    jwtAudiences: checkJwtAudiences(opts.jwtAudiences),
     onError: opts.onError,
   };
 }
@@ -139,12 +147,13 @@ function sourceError(code: ErrorCode, message: string): SvidkitError {
  * An X.509 and JWT bundle source over the SPIFFE Workload API. open() waits for the first usable
  * X.509-SVID and fails closed; afterwards the source follows the endpoint's streams until close().
  */
-export class WorkloadApiSource implements X509Source, JwtSource {
+export class WorkloadApiSource implements X509Source, JwtSource, JwtSvidSource {
   readonly #s: Settings;
   readonly #grpc: typeof GrpcJs;
   readonly #client: WorkloadApiClient;
   readonly #listeners = new Set<() => void>();
   readonly #watchers: StreamWatcher<unknown>[] = [];
+  readonly #tokens: JwtSvidKeeper;
   #x509: X509Context | undefined;
   #picked: ServedX509Svid | undefined;
   #jwt: Map<string, JwtBundle> = new Map();
@@ -163,6 +172,20 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     this.#grpc = grpc;
     this.#client = client;
     this.#bundles = joinBundles(new Map(), new Map());
+    this.#tokens = new JwtSvidKeeper(settings.jwtAudiences, {
+      fetch: async (audience) => {
+        const id = this.#picked?.svid.id.toString();
+        if (id === undefined) throw sourceError('ERR_SOURCE_NO_SVID', 'no X.509-SVID to fetch a JWT-SVID for');
+        const [first] = await this.#client.fetchJwtSvids({ audience, spiffeId: id });
+        return first!.svid;
+      },
+      clock: settings.clock,
+      backoff: settings.backoff,
+      changed: () => {
+        if (this.#ready === undefined) this.#notify();
+      },
+      failed: (err) => this.#report(err),
+    });
   }
 
   /**
@@ -193,6 +216,12 @@ export class WorkloadApiSource implements X509Source, JwtSource {
           this.#jwtReady = resolve;
         })
       : Promise.resolve();
+    let tokensTimedOut: (err: SvidkitError) => void = () => undefined;
+    const tokens = new Promise<void>((resolve, reject) => {
+      tokensTimedOut = reject;
+      void this.#tokens.ready().then(resolve);
+    });
+    tokens.catch(() => undefined); // awaited below unless the X.509-SVID failed first
     const timer = setTimeout(() => {
       const last = this.#lastError;
       const why = last ? `; last problem: ${last.message}` : '';
@@ -204,6 +233,13 @@ export class WorkloadApiSource implements X509Source, JwtSource {
         ),
       );
       this.#jwtReady?.();
+      tokensTimedOut(
+        new SvidkitError(
+          'ERR_WORKLOADAPI_TIMEOUT',
+          `workloadapi: no JWT-SVID for every one of jwtAudiences from ${this.#client.target} within ${this.#s.timeoutMs} ms${why}`,
+          last ? { cause: safeCause(last) } : undefined,
+        ),
+      );
     }, this.#s.timeoutMs);
     this.#watch<X509SVIDResponse__Output>(
       'FetchX509SVID',
@@ -227,6 +263,7 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     try {
       await ready;
       await jwtReady;
+      await tokens;
     } catch (err) {
       await this.close();
       throw err;
@@ -258,6 +295,7 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     }
     const picked = this.#pick(ctx);
     const changed = this.#x509?.fingerprint !== ctx.fingerprint || this.#denied;
+    const identityChanged = picked !== undefined && !(this.#picked?.svid.id.equals(picked.svid.id) ?? false);
     this.#x509 = ctx;
     this.#picked = picked;
     this.#denied = false;
@@ -275,6 +313,8 @@ export class WorkloadApiSource implements X509Source, JwtSource {
       this.#ready?.resolve();
     }
     if (changed) this.#rebuildBundles();
+    // Tokens are of the served identity: a new one (or the first) needs its own tokens at once.
+    if (identityChanged) this.#tokens.restart();
   }
 
   #onX509Failure(err: SvidkitError, final: boolean): void {
@@ -284,6 +324,7 @@ export class WorkloadApiSource implements X509Source, JwtSource {
       this.#denied = true;
       this.#picked = undefined;
       this.#x509 = this.#x509 && { ...this.#x509, svids: [], fingerprint: '' };
+      this.#tokens.drop();
       if (had) this.#notify();
     }
     if (final) this.#ready?.reject(err);
@@ -375,6 +416,20 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     return svid;
   }
 
+  /**
+   * The kept JWT-SVID for `audience` (one of `jwtAudiences`); ERR_SOURCE_NO_SVID when it is not kept,
+   * not fetched yet, denied or expired at clock(). Never log it.
+   */
+  getJwtSvid(audience: string): string {
+    const quoted = JSON.stringify(String(audience).slice(0, 64));
+    if (!this.#tokens.keeps(audience)) {
+      throw sourceError('ERR_SOURCE_NO_SVID', `audience ${quoted} is not one of the source's jwtAudiences`);
+    }
+    const token = this.#tokens.token(audience);
+    if (token === undefined) throw sourceError('ERR_SOURCE_NO_SVID', `no current JWT-SVID for audience ${quoted}`);
+    return token;
+  }
+
   /** Every X.509-SVID the endpoint serves this process, the default first, with its hint. */
   getX509Svids(): readonly ServedX509Svid[] {
     return this.#x509?.svids ?? [];
@@ -457,6 +512,7 @@ export class WorkloadApiSource implements X509Source, JwtSource {
     if (this.#closed) return;
     this.#closed = true;
     for (const w of this.#watchers) w.stop();
+    this.#tokens.stop();
     this.#listeners.clear();
     this.#client.close();
   }
