@@ -1,13 +1,14 @@
 /**
- * The node agent: proves the node's identity to the CA, keeps every configured workload's SVID, key,
- * bundles and JWT-SVIDs fresh on disk, and fires reload actions. One loop decides what is due; CA
- * failures back off with jitter while the files already on disk stay in place.
+ * The node agent: proves the node's identity to the CA, follows the bundle and the node's registration
+ * entries, and keeps two kinds of identities fresh: the file workloads of its configuration (files and
+ * reload actions, lib/agent/file-workloads.ts) and the Workload API's, in memory
+ * (lib/agent/api-identities.ts). One loop decides what is due and mints both in the same CSR batches;
+ * CA failures back off with jitter while the files already on disk stay in place.
  */
-import { readFile, realpath } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { status as grpcStatus } from '@grpc/grpc-js';
-import { BundleSet, parseBundleDocument, SpiffeBundle } from '../bundle/index.js';
+import { parseBundleDocument, SpiffeBundle } from '../bundle/index.js';
 import { isSvidkitError } from '../errors/index.js';
-import { parseInsecure } from '../jwtsvid/index.js';
 import { generateKeyPair } from '../keys/index.js';
 import type { Logger } from '../observe/index.js';
 import { SpiffeId } from '../spiffeid/index.js';
@@ -15,45 +16,23 @@ import { Certificate, CertificateCache } from '../x509/certificate.js';
 import { buildCsr } from '../x509/csr.js';
 import { X509Svid } from '../x509svid/index.js';
 import { type AuthorizedEntry, CaCallError, CaClient, readAuthorizedEntries } from './ca-client.js';
-import { API_KEY_TYPE, ApiIdentities, rotationStatus } from './api-identities.js';
+import { API_KEY_TYPE, ApiIdentities } from './api-identities.js';
 import { ApiJwtCache } from './api-jwt.js';
-import { type MintJob, mintX509 } from './mint.js';
-import { ReloadRunner } from './reload-runner.js';
-import { Backoff, renewalTime, tokenRenewalTime, type TokenRenewalPolicy } from './schedule.js';
+import { FileWorkloads } from './file-workloads.js';
+import { mintX509 } from './mint.js';
+import { Backoff, renewalTime, type TokenRenewalPolicy } from './schedule.js';
 import { AgentState } from './state.js';
-import { checkNoOverlap, checkPrivateDir, resolveOutputDir } from './trust.js';
-import { type WriterFs, writeWorkloadFiles } from './writer.js';
+import { checkPrivateDir } from './trust.js';
 import {
   type AgentEvents,
   type AgentOptions,
   type AgentSettings,
   type AgentWorkloadApi,
   MIN_FORCED_SYNC_MS,
-  type WorkloadSettings,
   type WorkloadStatus,
 } from './agent-types.js';
 import { caServerId } from '../ca-api/index.js';
 import type { Bundle__Output } from '../ca-api/index.js';
-
-interface Workload {
-  readonly cfg: WorkloadSettings;
-  /** The output directory's real path, checked at start (lib/agent/trust.ts); the writer opens it without following links. */
-  dir: string;
-  entryId?: string;
-  svid?: X509Svid;
-  jwt: Map<string, { token: string; renewAt: number; expiresAt: number }>;
-  renewAt: number;
-  version: number;
-  rotations: number;
-  failures: number;
-  lastError?: string;
-  /** Set when the bundle changed and the files must be rewritten even without a new SVID. */
-  dirty: boolean;
-  /** When a failed write of files already issued is tried again (no new SVID is needed for that). */
-  writeRetryAt?: number;
-  /** Runs the reload action off the loop; unset when none is configured. */
-  readonly reload: ReloadRunner | undefined;
-}
 
 export type {
   AgentEvents,
@@ -73,10 +52,9 @@ export class Agent {
   readonly #clock: () => Date;
   readonly #rand: () => number;
   readonly #events: AgentEvents;
-  readonly #writerFs: WriterFs | undefined;
   readonly #state: AgentState;
   readonly #client: CaClient;
-  readonly #workloads: Workload[];
+  readonly #files: FileWorkloads;
   readonly #backoff: Backoff;
   readonly #watchBackoff: Backoff;
   readonly #intermediates = new CertificateCache();
@@ -108,21 +86,20 @@ export class Agent {
     this.#clock = o.clock ?? (() => new Date());
     this.#rand = o.rand ?? Math.random;
     this.#events = o.events ?? {};
-    this.#writerFs = o.writerFs;
     this.#state = new AgentState(s.dataDir);
     this.#backoff = new Backoff(this.#rand, s.backoffMinMs, s.backoffMaxMs);
     this.#watchBackoff = new Backoff(this.#rand, s.backoffMinMs, s.backoffMaxMs);
-    this.#workloads = s.workloads.map((cfg) => ({
-      cfg,
-      dir: cfg.outputDir,
-      jwt: new Map(),
-      renewAt: 0,
-      version: 0,
-      rotations: 0,
-      failures: 0,
-      dirty: false,
-      reload: cfg.reload ? this.#reloadRunner(cfg) : undefined,
-    }));
+    this.#files = new FileWorkloads(s.workloads, {
+      log: o.logger,
+      events: this.#events,
+      writerFs: o.writerFs,
+      clock: this.#clock,
+      rand: this.#rand,
+      backoffMinMs: s.backoffMinMs,
+      renewAt: (cert) => this.#renewAt(cert),
+      tokenPolicy: this.#tokenPolicy(),
+      describe,
+    });
     this.#client = new CaClient({
       address: s.caAddress,
       caId: caServerId(s.trustDomain),
@@ -151,11 +128,7 @@ export class Agent {
     await this.#state.init();
     await checkPrivateDir(this.#s.dataDir);
     // Every output directory is checked, and pinned to its real path, before anything is written.
-    for (const w of this.#workloads) w.dir = await resolveOutputDir(w.cfg.outputDir, w.cfg);
-    checkNoOverlap([
-      { label: 'data_dir', dir: await realpath(this.#s.dataDir) },
-      ...this.#workloads.map((w, i) => ({ label: `workloads[${i}].output_dir`, dir: w.dir })),
-    ]);
+    await this.#files.resolveDirs(this.#s.dataDir);
     const set = parseBundleDocument(this.#s.bootstrapBundle, this.#s.trustDomain);
     this.#bootstrapRoots = set.getX509BundleForTrustDomain(this.#s.trustDomain)?.toPem();
     this.#bundle = await this.#state.loadBundle(this.#s.trustDomain);
@@ -242,17 +215,12 @@ export class Agent {
 
   #nextWakeup(): number {
     const now = this.#now();
-    let next = Math.min(
+    const next = Math.min(
       this.#identityRenewAt,
       this.#lastEntrySync + (this.#s.entrySyncMs ?? 30_000),
       this.#api.nextRenewal(),
+      this.#files.nextDue(),
     );
-    for (const w of this.#workloads) {
-      if (w.entryId === undefined) continue;
-      next = Math.min(next, w.renewAt);
-      if (w.dirty && w.writeRetryAt !== undefined) next = Math.min(next, w.writeRetryAt);
-      for (const j of w.jwt.values()) next = Math.min(next, j.renewAt);
-    }
     return Math.min(Math.max(next - now, 0), 60_000);
   }
 
@@ -349,12 +317,12 @@ export class Agent {
       return;
     this.#bundle = bundle;
     this.#log.info({ sequence: bundle.sequence }, 'trust bundle updated');
-    for (const w of this.#workloads) if (w.svid) w.dirty = true;
+    this.#files.markAllDirty();
     this.#api.notify();
     this.#loop = this.#loop
       .then(async () => {
         await this.#state.saveBundle(bundle);
-        await this.#writeDirty();
+        await this.#files.writeDirty(() => this.#bundle);
       })
       .catch((err: unknown) => this.#log.error({ err }, 'rewriting bundles failed'));
   }
@@ -374,42 +342,13 @@ export class Agent {
     this.#refusedLogged = refusedNow;
     this.#entries = entries;
     this.#syncApiEntries(entries);
-    // File workloads take entries without selectors only: selectors name the callers that may have
-    // an entry's identity, and a file in a directory would hand it to anyone who can read it.
-    const byId = new Map(entries.filter((e) => e.selectors.length === 0).map((e) => [e.spiffeId, e]));
-    for (const w of this.#workloads) {
-      const entry = byId.get(w.cfg.spiffeId.toString());
-      if (!entry) {
-        if (w.entryId !== undefined || w.lastError === undefined) {
-          this.#log.warn(
-            { workload: w.cfg.spiffeId.toString() },
-            'no registration entry parented by this agent for the workload',
-          );
-        }
-        w.entryId = undefined;
-        w.lastError = 'no registration entry';
-        continue;
-      }
-      if (w.entryId !== entry.id) w.renewAt = 0; // a new entry: issue now
-      w.entryId = entry.id;
-    }
+    this.#files.adoptEntries(entries);
     this.#lastEntrySync = this.#now();
   }
 
   async #rotateDue(): Promise<void> {
     const now = this.#now();
-    const due = this.#workloads.filter((w) => w.entryId !== undefined && (!w.svid || now >= w.renewAt));
-    const jobs: MintJob[] = due.map((w) => ({
-      entryId: w.entryId!,
-      spiffeId: w.cfg.spiffeId,
-      keyType: w.cfg.keyType,
-      done: (svid) => {
-        w.svid = svid;
-        w.renewAt = this.#renewAt(svid.leaf);
-        w.dirty = true;
-      },
-      failed: (reason) => this.#fail(w, reason),
-    }));
+    const jobs = this.#files.mintJobs(now);
     // Workload API entries ride in the same batches; their SVIDs stay in memory.
     for (const e of this.#api.due(now)) {
       jobs.push({
@@ -435,99 +374,8 @@ export class Agent {
       });
     }
     await mintX509(this.#client, jobs, this.#intermediates, describe);
-    for (const w of this.#workloads) {
-      if (w.entryId === undefined || !w.svid) continue;
-      for (const aud of w.cfg.jwtAudiences) {
-        const cur = w.jwt.get(aud);
-        if (cur && now < cur.renewAt) continue;
-        const res = await this.#client.newJwt(w.entryId, [aud]);
-        const parsed = parseInsecure(res.token); // our own token from the CA: only its times are read
-        const renewAt = tokenRenewalTime(parsed.issuedAt, parsed.expiry, this.#now(), this.#tokenPolicy());
-        w.jwt.set(aud, { token: res.token, renewAt, expiresAt: parsed.expiry.getTime() });
-        w.dirty = true;
-      }
-    }
-    await this.#writeDirty();
-  }
-
-  async #writeDirty(): Promise<void> {
-    let bundleOf: SpiffeBundle | undefined;
-    let bundles: BundleSet | undefined;
-    for (const w of this.#workloads) {
-      if (!w.dirty || !w.svid) continue;
-      // The bundle is read per workload and the flag cleared before the write: a bundle that arrives
-      // while this loop runs marks every workload again, and the next pass writes it to all of them.
-      if (!this.#bundle) return;
-      if (bundleOf !== this.#bundle) {
-        bundleOf = this.#bundle;
-        bundles = new BundleSet([bundleOf]);
-      }
-      w.dirty = false;
-      try {
-        await writeWorkloadFiles(
-          {
-            svid: w.svid,
-            bundles: bundles!,
-            jwtTokens: new Map([...w.jwt].map(([aud, j]) => [aud, j.token])),
-            version: w.version + 1,
-          },
-          {
-            dir: w.dir,
-            names: w.cfg.fileNames,
-            certMode: w.cfg.certMode,
-            keyMode: w.cfg.keyMode,
-            uid: w.cfg.uid,
-            gid: w.cfg.gid,
-            clock: this.#clock,
-          },
-          this.#writerFs,
-        );
-      } catch (err) {
-        // The SVID is still good: only the write is tried again, not the issuance.
-        w.dirty = true;
-        w.writeRetryAt = this.#now() + this.#s.backoffMinMs * (1 + this.#rand());
-        this.#recordFailure(w, describe(err));
-        continue;
-      }
-      w.version++;
-      w.rotations++;
-      w.writeRetryAt = undefined;
-      w.lastError = undefined;
-      this.#events.rotated?.(w.cfg.spiffeId.toString());
-      this.#log.info(
-        {
-          workload: w.cfg.spiffeId.toString(),
-          serial: w.svid.leaf.serialHex,
-          expires_at: w.svid.expiresAt.toISOString(),
-          version: w.version,
-        },
-        'workload files written',
-      );
-      // Not awaited: a slow or hanging reload must not hold the loop that rotates every other workload.
-      w.reload?.request();
-    }
-  }
-
-  #reloadRunner(cfg: WorkloadSettings): ReloadRunner {
-    const workload = cfg.spiffeId.toString();
-    return new ReloadRunner(cfg.reload!, cfg.uid, (ok: boolean, detail: unknown) => {
-      this.#events.reloaded?.(workload, ok);
-      if (ok) this.#log.info({ workload, action: detail }, 'reload action fired');
-      else this.#log.warn({ workload, reason: describe(detail) }, 'reload action failed');
-    });
-  }
-
-  #fail(w: Workload, reason: string): void {
-    // Retry this workload after a short, jittered pause; its files on disk stay as they are.
-    w.renewAt = this.#now() + this.#s.backoffMinMs * (1 + this.#rand());
-    this.#recordFailure(w, reason);
-  }
-
-  #recordFailure(w: Workload, reason: string): void {
-    w.failures++;
-    w.lastError = reason;
-    this.#events.failed?.(w.cfg.spiffeId.toString(), reason);
-    this.#log.warn({ workload: w.cfg.spiffeId.toString(), reason }, 'workload rotation failed');
+    await this.#files.renewTokens((entryId, audience) => this.#client.newJwt(entryId, audience), now);
+    await this.#files.writeDirty(() => this.#bundle);
   }
 
   #syncApiEntries(entries: readonly AuthorizedEntry[]): void {
@@ -574,8 +422,7 @@ export class Agent {
 
   /** True when every configured workload has a valid SVID written to disk. */
   ready(): boolean {
-    const now = this.#now();
-    return this.#workloads.every((w) => w.svid !== undefined && w.version > 0 && w.svid.expiresAt.getTime() > now);
+    return this.#files.ready(this.#now());
   }
 
   /** The entries of this agent from the last sync with the CA, selectors included (empty before the first). */
@@ -590,22 +437,12 @@ export class Agent {
 
   /** Per-workload status. */
   status(): WorkloadStatus[] {
-    return this.#workloads.map((w) => ({
-      spiffeId: w.cfg.spiffeId.toString(),
-      outputDir: w.cfg.outputDir,
-      entryId: w.entryId,
-      ...rotationStatus(w),
-    }));
+    return this.#files.status();
   }
 
   /** Expiry of each workload's SVID in seconds from now (for metrics). */
   secondsToExpiry(): Map<string, number> {
-    const now = this.#now();
-    return new Map(
-      this.#workloads
-        .filter((w) => w.svid)
-        .map((w) => [w.cfg.spiffeId.toString(), (w.svid!.expiresAt.getTime() - now) / 1000]),
-    );
+    return this.#files.secondsToExpiry(this.#now());
   }
 
   /** Stops the loop and the bundle stream; files on disk stay. */
@@ -617,7 +454,7 @@ export class Agent {
     clearTimeout(this.#watchTimer);
     this.#cancelWatch?.();
     await this.#loop;
-    await Promise.all(this.#workloads.map((w) => w.reload?.close()));
+    await this.#files.close();
     this.#client.close();
   }
 }
