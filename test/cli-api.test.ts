@@ -486,6 +486,57 @@ describe('svidkit api: the CLI as a Workload API client of a real svidkit-agent'
       }
     });
   });
+
+  // Last, so that no other test sees the second identity.
+  describe('a process with two identities', () => {
+    const otherId = `spiffe://example.org/cli/other-${uid}`;
+    let entry: string | undefined;
+    let order: string[] = [];
+    before(async () => {
+      entry = await mesh.createEntry(otherId, [`unix:uid:${uid}`]);
+      // The agent learns of the entry at its next sync; wait for the state with exactly both identities.
+      const want = [otherId, workloadId].sort().join(' ');
+      for (;;) {
+        const r = await api('fetch', 'x509', '--json');
+        assert.equal(r.code, 0, r.err);
+        order = (JSON.parse(r.out) as { svids: { spiffe_id: string }[] }).svids.map((s) => s.spiffe_id);
+        if ([...order].sort().join(' ') === want) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    });
+    after(async () => {
+      if (entry !== undefined) assert.equal((await mesh.admin('entry', 'delete', entry)).code, 0);
+    });
+
+    it('fetch x509 lists both; --write writes the default (the first) only', async () => {
+      const r = await api('fetch', 'x509');
+      assert.equal(r.code, 0, r.err);
+      for (const id of order) assert.match(r.out, new RegExp(`^${id} `, 'm'));
+      const dir = join(mesh.dir, 'write-two', 'svid');
+      const w = await api('fetch', 'x509', '--write', dir, '--json');
+      assert.equal(w.code, 0, w.err);
+      const got = JSON.parse(w.out) as { svids: { spiffe_id: string }[]; written: { spiffe_id: string } };
+      assert.equal(got.written.spiffe_id, got.svids[0]!.spiffe_id);
+      const svid = X509Svid.parse(readFileSync(join(dir, 'svid.pem')), readFileSync(join(dir, 'svid_key.pem')));
+      assert.equal(svid.id.toString(), got.svids[0]!.spiffe_id);
+    });
+
+    it('fetch jwt prints one token per identity, the default first; --spiffe-id picks one', async () => {
+      const r = await api('fetch', 'jwt', '--audience', 'db');
+      assert.equal(r.code, 0, r.err);
+      const tokens = r.out.trimEnd().split('\n');
+      assert.deepEqual(
+        tokens.map((t) => parseInsecure(t).id.toString()),
+        order,
+        'in the order of the X.509-SVIDs, whose first is the default',
+      );
+      const one = await api('fetch', 'jwt', '--audience', 'db', '--spiffe-id', otherId);
+      assert.equal(one.code, 0, one.err);
+      const lines = one.out.trimEnd().split('\n');
+      assert.equal(lines.length, 1);
+      assert.equal(parseInsecure(lines[0]!).id.toString(), otherId);
+    });
+  });
 });
 
 describe('svidkit api: a caller the agent has no entry for', function () {
