@@ -2,7 +2,8 @@
  * `svidkit api ...` against a real CA and a real svidkit-agent serving the Workload API: every command
  * in-process (its output collected), `api watch` as a real process stopped by a real signal, the
  * --write directory checked with the library's own FileSource, and the refusals an operator meets
- * (no identity, a bad address, nothing at the socket).
+ * (no identity, a bad address, nothing at the socket). Then the same commands against a SPIRE agent,
+ * the reference endpoint (skipped where SPIRE is not built, required in CI).
  */
 import { strict as assert } from 'node:assert';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -23,6 +24,8 @@ import { parseInsecure } from '../lib/jwtsvid/index.js';
 import { FileSource } from '../lib/source/index.js';
 import { parseChainPem, X509Svid } from '../lib/x509svid/index.js';
 import { type CliResult, runCli } from './helpers/cli.js';
+import { peer, requirePeers } from './helpers/peers.js';
+import { type RunningSpire, startSpire } from './helpers/spire.js';
 import { startWorkloadMesh, type WorkloadMesh } from './helpers/workload-mesh.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit.js');
@@ -55,6 +58,14 @@ async function withEndpointEnv(value: string | undefined, args: string[]): Promi
     if (before === undefined) delete process.env['SPIFFE_ENDPOINT_SOCKET'];
     else process.env['SPIFFE_ENDPOINT_SOCKET'] = before;
   }
+}
+
+/** `svidkit api validate jwt` of the token given on standard input. */
+function validateStdin(endpoint: string, audience: string, token: string, ...extra: string[]): Promise<CliResult> {
+  return runCli(
+    ['api', 'validate', 'jwt', '--audience', audience, '--token', '-', ...extra, '--socket', endpoint],
+    token,
+  );
 }
 
 /** A `svidkit api watch` process: its stdout lines as they come, and its exit. */
@@ -349,21 +360,7 @@ describe('svidkit api: the CLI as a Workload API client of a real svidkit-agent'
       const claims = JSON.parse(r.out.slice(r.out.indexOf('{'))) as { sub: string; aud: string | string[] };
       assert.equal(claims.sub, workloadId);
       assert.deepEqual([claims.aud].flat(), ['spiffe://example.org/db']);
-      const viaStdin = await runCli(
-        [
-          'api',
-          'validate',
-          'jwt',
-          '--audience',
-          'spiffe://example.org/db',
-          '--token',
-          '-',
-          '--json',
-          '--socket',
-          mesh.endpoint,
-        ],
-        fetched.out,
-      );
+      const viaStdin = await validateStdin(mesh.endpoint, 'spiffe://example.org/db', fetched.out, '--json');
       assert.equal(viaStdin.code, 0, viaStdin.err);
       const got = JSON.parse(viaStdin.out) as { spiffe_id: string; claims: { sub: string } };
       assert.equal(got.spiffe_id, workloadId);
@@ -373,30 +370,14 @@ describe('svidkit api: the CLI as a Workload API client of a real svidkit-agent'
     it('a token for another audience is refused (exit 1) and the token is not echoed', async () => {
       const fetched = await api('fetch', 'jwt', '--audience', 'spiffe://example.org/db');
       assert.equal(fetched.code, 0, fetched.err);
-      const r = await runCli(
-        [
-          'api',
-          'validate',
-          'jwt',
-          '--audience',
-          'spiffe://example.org/other',
-          '--token',
-          '-',
-          '--socket',
-          mesh.endpoint,
-        ],
-        fetched.out,
-      );
+      const r = await validateStdin(mesh.endpoint, 'spiffe://example.org/other', fetched.out);
       assert.equal(r.code, 1, r.err);
       assert.match(r.err, /^error ERR_WORKLOADAPI_INVALID_ARGUMENT: /);
       assert.ok(!r.err.includes(fetched.out.trim()), 'the token is not in the message');
     });
 
     it('an empty token is a usage error (exit 2), asked of no endpoint', async () => {
-      const empty = await runCli(
-        ['api', 'validate', 'jwt', '--audience', 'db', '--token', '-', '--socket', mesh.endpoint],
-        '\n',
-      );
+      const empty = await validateStdin(mesh.endpoint, 'db', '\n');
       assertOneLineError(empty, 2, 'ERR_USAGE', /holds no token/);
     });
   });
@@ -595,5 +576,60 @@ describe('svidkit api: a caller the agent has no entry for', function () {
     } finally {
       await w.kill();
     }
+  });
+});
+
+describe('svidkit api against a SPIRE agent, the reference Workload API endpoint', function () {
+  this.timeout(180_000);
+  const spire = peer('spire');
+  let deployment: RunningSpire | undefined;
+  let workloadId: string;
+  const api = (...args: string[]) => runCli(['api', ...args, '--socket', deployment!.endpoint]);
+
+  before(async function () {
+    requirePeers(this, 'spire');
+    const bins = spire.found ? spire.extra : {};
+    deployment = await startSpire({ server: bins['server']!, agent: bins['agent']! });
+    workloadId = `spiffe://${deployment.trustDomain}/cli/uid-${uid}`;
+    await deployment.createEntry({ spiffeId: workloadId, selectors: [`unix:uid:${uid}`], hint: 'internal' });
+    await deployment.waitForX509Svid(workloadId);
+  });
+  after(async () => {
+    await deployment?.close();
+  });
+
+  it('fetch x509 shows the SVID with its hint; --write writes it', async () => {
+    const r = await api('fetch', 'x509');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, new RegExp(`^${workloadId} +internal +[0-9a-fA-F]+ +\\S+Z$`, 'm'));
+    const dir = join(deployment!.dir, 'cli-svid');
+    const w = await api('fetch', 'x509', '--write', dir);
+    assert.equal(w.code, 0, w.err);
+    const svid = X509Svid.parse(readFileSync(join(dir, 'svid.pem')), readFileSync(join(dir, 'svid_key.pem')));
+    assert.equal(svid.id.toString(), workloadId);
+  });
+
+  it('fetch jwt, then validate jwt through SPIRE’s ValidateJWTSVID; another audience is refused', async () => {
+    const fetched = await api('fetch', 'jwt', '--audience', 'spiffe://example.org/db');
+    assert.equal(fetched.code, 0, fetched.err);
+    assert.equal(parseInsecure(fetched.out.trim()).id.toString(), workloadId);
+    const r = await validateStdin(deployment!.endpoint, 'spiffe://example.org/db', fetched.out, '--json');
+    assert.equal(r.code, 0, r.err);
+    const got = JSON.parse(r.out) as { spiffe_id: string; claims: { sub: string } };
+    assert.equal(got.spiffe_id, workloadId);
+    assert.equal(got.claims.sub, workloadId);
+    const other = await validateStdin(deployment!.endpoint, 'spiffe://example.org/other', fetched.out);
+    assertOneLineError(other, 1, 'ERR_WORKLOADAPI_INVALID_ARGUMENT');
+    assert.ok(!other.err.includes(fetched.out.trim()), 'the token is not in the message');
+  });
+
+  it('fetch bundles lists the trust domain with its roots and JWT keys', async () => {
+    const r = await api('fetch', 'bundles', '--json');
+    assert.equal(r.code, 0, r.err);
+    const got = JSON.parse(r.out) as {
+      bundles: { trust_domain: string; x509_authorities: unknown[]; jwt_authorities: unknown[] }[];
+    };
+    const own = got.bundles.find((b) => b.trust_domain === deployment!.trustDomain);
+    assert.ok(own && own.x509_authorities.length >= 1 && own.jwt_authorities.length >= 1, r.out);
   });
 });
