@@ -10,9 +10,9 @@ import { SpiffeBundle } from '../bundle/index.js';
 import { AdminClient, type AdminCaKey } from '../ca-api/admin-client.js';
 import { canonicalSelectors } from '../ca-api/selectors.js';
 import { isSvidkitError, SvidkitError } from '../errors/index.js';
-import { SpiffeId, TrustDomain } from '../spiffeid/index.js';
+import { TrustDomain } from '../spiffeid/index.js';
 import type { CliIo } from './io.js';
-import { parseWholeNumber } from './options.js';
+import { parseWholeNumber, repeatable, spiffeIdArg } from './options.js';
 import { isoSeconds, table } from './table.js';
 
 /** Environment variable naming the admin socket when --socket is not given. */
@@ -40,20 +40,6 @@ function timeoutOption(): Option {
 /** A positive whole number from the command line, or ERR_USAGE naming the option. */
 function positiveInt(value: string, what: string, max = 2 ** 31 - 1): number {
   return parseWholeNumber(value, what, 1, max);
-}
-
-/** A SPIFFE ID from the command line, or ERR_USAGE with the parser's reason. */
-function spiffeIdArg(value: string, what: string): string {
-  try {
-    return SpiffeId.parse(value).toString();
-  } catch (err) {
-    throw new SvidkitError('ERR_USAGE', `cli: ${what} "${value}" is not a SPIFFE ID: ${(err as Error).message}`);
-  }
-}
-
-/** Collects a repeatable option's values in order (argv is already in memory; the CA bounds the count). */
-function repeatable(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
 }
 
 /** The --selector values checked as the CA will check them, or ERR_USAGE with the parser's reason. */

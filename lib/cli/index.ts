@@ -1,11 +1,12 @@
 /**
  * The `svidkit` command line. Each command prints its result on stdout and exits 0, or prints one line
- * `error <CODE>: <message>` on stderr and exits 1; usage mistakes exit 2, an unreachable CA 3. Never a
- * stack trace.
+ * `error <CODE>: <message>` on stderr and exits 1; usage mistakes exit 2, an unreachable CA or Workload
+ * API endpoint 3. Never a stack trace.
  */
 import { Command, CommanderError } from 'commander';
 import { isSvidkitError } from '../errors/index.js';
 import { registerAdminCommands } from './admin.js';
+import { registerApiCommands } from './api.js';
 import { registerDoctorCommands } from './doctor.js';
 import { registerIdCommands } from './id.js';
 import type { CliIo } from './io.js';
@@ -15,8 +16,15 @@ import { registerUpstreamCommands } from './upstream.js';
 
 export type { CliIo } from './io.js';
 
-/** Exit codes scripts can rely on: 3 means the CA could not be reached (worth retrying). */
+/** Exit codes scripts can rely on: 3 means the CA or the Workload API endpoint could not be reached (worth retrying). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, unreachable: 3 } as const;
+
+/** Codes that mean nothing answered in time: the CA's admin socket, or a Workload API endpoint. */
+const UNREACHABLE: ReadonlySet<string> = new Set([
+  'ERR_ADMIN_UNREACHABLE',
+  'ERR_WORKLOADAPI_UNAVAILABLE',
+  'ERR_WORKLOADAPI_TIMEOUT',
+]);
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function run(argv: readonly string[], io: CliIo): Promise<number> {
@@ -31,6 +39,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
   registerUpstreamCommands(program, io);
   registerDoctorCommands(program, io);
   registerAdminCommands(program, io);
+  registerApiCommands(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return EXIT.ok;
@@ -44,7 +53,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     if (isSvidkitError(err)) {
       io.stderr(`error ${err.code}: ${err.message}\n`);
       if (err.code === 'ERR_USAGE') return EXIT.usage;
-      return err.code === 'ERR_ADMIN_UNREACHABLE' ? EXIT.unreachable : EXIT.failure;
+      return UNREACHABLE.has(err.code) ? EXIT.unreachable : EXIT.failure;
     }
     // Anything else is a bug; still one line, and the class name helps a report.
     io.stderr(`error ERR_INTERNAL: ${(err as Error)?.name ?? 'Error'}: ${(err as Error)?.message ?? String(err)}\n`);

@@ -1,6 +1,7 @@
 /** Options shared by several commands. */
 import { Option } from 'commander';
 import { SvidkitError } from '../errors/index.js';
+import { SpiffeId } from '../spiffeid/index.js';
 
 /** Parses an RFC 3339 time given on the command line. */
 export function parseTimeOption(value: string): Date {
@@ -21,4 +22,18 @@ export function parseWholeNumber(value: string, option: string, min: number, max
     throw new SvidkitError('ERR_USAGE', `cli: ${option} must be a whole number between ${min} and ${max}`);
   }
   return Number(value);
+}
+
+/** A SPIFFE ID from the command line, or ERR_USAGE with the parser's reason. */
+export function spiffeIdArg(value: string, what: string): string {
+  try {
+    return SpiffeId.parse(value).toString();
+  } catch (err) {
+    throw new SvidkitError('ERR_USAGE', `cli: ${what} "${value}" is not a SPIFFE ID: ${(err as Error).message}`);
+  }
+}
+
+/** Collects a repeatable option's values in order (argv is already in memory; the receiver bounds the count). */
+export function repeatable(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
