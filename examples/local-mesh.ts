@@ -46,7 +46,10 @@ async function main(): Promise<void> {
   const interval = seconds(values['interval'], 'interval', 5);
   const duration = values['duration'] === undefined ? undefined : seconds(values['duration'], 'duration', 0);
 
-  say('mesh', 'svidkit local mesh: a CA, an agent and two services (web over HTTPS, orders over gRPC)');
+  say(
+    'mesh',
+    'svidkit local mesh: a CA, an agent and two services (web over HTTPS from files, orders over gRPC from the Workload API)',
+  );
   const mesh = await startLocalMesh({
     dir: values['dir'] ?? 'data',
     say,
@@ -56,6 +59,7 @@ async function main(): Promise<void> {
   const socket = relative(process.cwd(), mesh.adminSocket);
   const flag = socket === join('data', 'ca', 'admin.sock') ? '' : ` --socket ${socket}`;
   say('mesh', `try in another terminal: node dist/cmd/svidkit.js entry list${flag}`);
+  say('mesh', 'and, with SPIFFE_ENDPOINT_SOCKET exported: node dist/cmd/svidkit.js api fetch x509 (or api watch)');
 
   let stopping: Promise<void> | undefined;
   const stop = (why: string, code: number) => {

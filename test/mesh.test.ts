@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startLocalMesh } from '../lib/mesh/index.js';
-import { WorkloadApiClient } from '../lib/source/index.js';
+import { runCli } from './helpers/cli.js';
 
 const ENTRY = join(dirname(fileURLToPath(import.meta.url)), '..', 'examples', 'local-mesh.js');
 
@@ -48,16 +48,13 @@ describe('the local mesh of npm start (real CA and agent processes, real service
       // orders reads the Workload API: no files of its own, and this process is served both entries of its uid.
       assert.equal(existsSync(join(dir, 'workloads', 'orders')), false);
       assert.equal(mesh.workloadApiSocket, join(dir, 'agent', 'public', 'api.sock'));
-      const client = await WorkloadApiClient.connect({ address: `unix://${mesh.workloadApiSocket}` });
-      try {
-        const ctx = await client.fetchX509Context();
-        assert.deepEqual(ctx.svids.map((s) => s.svid.id.toString()).sort(), [
-          'spiffe://example.org/demo/cli',
-          'spiffe://example.org/demo/orders',
-        ]);
-      } finally {
-        client.close();
-      }
+      // What a person beside the mesh sees with `svidkit api fetch x509`: both identities of this uid.
+      const fetched = await runCli(['api', 'fetch', 'x509', '--json', '--socket', `unix://${mesh.workloadApiSocket}`]);
+      assert.equal(fetched.code, 0, fetched.err);
+      assert.deepEqual(
+        (JSON.parse(fetched.out) as { svids: { spiffe_id: string }[] }).svids.map((s) => s.spiffe_id).sort(),
+        ['spiffe://example.org/demo/cli', 'spiffe://example.org/demo/orders'],
+      );
       // Both services pick up a rotated SVID (30 s SVIDs are renewed at about half their life).
       await Promise.race([until('two rotations', () => mesh.stats.rotations >= 2, 60_000), mesh.failed]);
       const callsAtRotation = mesh.stats.calls;

@@ -197,7 +197,8 @@ export async function startLocalMesh(options: MeshOptions): Promise<LocalMesh> {
       tick: progress('the agent to deliver the web workload'),
       abort: () => (agent.exitCode === undefined ? undefined : 'svidkit-agent exited'),
     });
-    say('agent', `serving the SPIFFE Workload API; try in another terminal:`);
+    // The line a person copies into another terminal, alone, so that it can be pasted as it is.
+    say('agent', 'serving the SPIFFE Workload API; to ask it as yourself, export this in another terminal:');
     say('agent', `SPIFFE_ENDPOINT_SOCKET=unix://${apiSocket}`);
 
     // 4. The demo services: web reads the agent's files, orders asks the Workload API.
