@@ -72,6 +72,30 @@ function readLine(socket: tls.TLSSocket): Promise<string> {
   });
 }
 
+/**
+ * Resolves once the agent holds an SVID for `spiffeId`, asking it for its entries now. A caller that
+ * already matches an entry does not make the agent look for new ones, so a second entry for the same
+ * caller is waited for here, on the agent's own change notifications.
+ */
+function agentServes(mesh: WorkloadMesh, spiffeId: string, limitMs = 60_000): Promise<void> {
+  const ids = mesh.agent.agent.workloadApi.identities;
+  const held = () => ids.status().some((s) => s.spiffeId === spiffeId && s.serial !== undefined);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(`the agent did not mint ${spiffeId}`)), limitMs);
+    const stop = ids.subscribe(() => {
+      if (held()) finish();
+    });
+    function finish(err?: Error): void {
+      clearTimeout(timer);
+      stop();
+      if (err) reject(err);
+      else resolve();
+    }
+    if (held()) finish();
+    else void mesh.agent.agent.requestEntrySync();
+  });
+}
+
 describe('svidkit-agent serves the SPIFFE Workload API to real clients', function () {
   this.timeout(120_000);
   let mesh: WorkloadMesh;
@@ -208,6 +232,7 @@ describe('svidkit-agent serves the SPIFFE Workload API to real clients', functio
 
       before(async () => {
         await mesh.createEntry(goId, goSelectors);
+        await agentServes(mesh, goId);
         note(`go-spiffe runs as ${goUid === undefined ? `uid ${uid} too` : `uid ${goUid}`} with ${goId}`);
         source = await WorkloadApiSource.open({ address: endpoint(), pick: { spiffeId: workloadId } });
       });
