@@ -145,14 +145,28 @@ func (c *command) clientOptions() []workloadapi.ClientOption {
 	return []workloadapi.ClientOption{workloadapi.WithAddr(c.socket)}
 }
 
-// client connects to the Workload API or fails; the caller closes it.
-func (c *command) client(ctx context.Context) *workloadapi.Client {
+// connect gives the deadline and a Workload API client, or fails; done closes both.
+func (c *command) connect() (ctx context.Context, client *workloadapi.Client, done func()) {
+	ctx, cancel := c.context()
 	client, err := workloadapi.New(ctx, c.clientOptions()...)
 	check("workload API client", err)
-	return client
+	return ctx, client, func() {
+		client.Close()
+		cancel()
+	}
 }
 
-// x509Source opens an X509Source that serves the SVID of own, or the default SVID when own is zero.
+// openSource gives the deadline and an X509Source that serves the SVID of own (the default SVID when
+// own is zero), or fails; done closes both.
+func (c *command) openSource(own spiffeid.ID) (ctx context.Context, source *workloadapi.X509Source, done func()) {
+	ctx, cancel := c.context()
+	source = c.x509Source(ctx, own)
+	return ctx, source, func() {
+		source.Close()
+		cancel()
+	}
+}
+
 func (c *command) x509Source(ctx context.Context, own spiffeid.ID) *workloadapi.X509Source {
 	opts := []workloadapi.X509SourceOption{workloadapi.WithClientOptions(c.clientOptions()...)}
 	if !own.IsZero() {
@@ -263,10 +277,8 @@ func verified(s *x509svid.SVID, bundles x509bundle.Source) error {
 func x509Cmd(args []string) {
 	c := newCommand("x509")
 	c.parse(args)
-	ctx, cancel := c.context()
-	defer cancel()
-	client := c.client(ctx)
-	defer client.Close()
+	ctx, client, done := c.connect()
+	defer done()
 
 	def, err := client.FetchX509SVID(ctx)
 	check("FetchX509SVID", err)
@@ -303,10 +315,8 @@ func trustDomains(set *x509bundle.Set) []string {
 func bundlesCmd(args []string) {
 	c := newCommand("bundles")
 	c.parse(args)
-	ctx, cancel := c.context()
-	defer cancel()
-	client := c.client(ctx)
-	defer client.Close()
+	ctx, client, done := c.connect()
+	defer done()
 
 	x, err := client.FetchX509Bundles(ctx)
 	check("FetchX509Bundles", err)
@@ -341,10 +351,8 @@ func jwtCmd(args []string) {
 		}
 		params.Subject = sub
 	}
-	ctx, cancel := c.context()
-	defer cancel()
-	client := c.client(ctx)
-	defer client.Close()
+	ctx, client, done := c.connect()
+	defer done()
 
 	svid, err := client.FetchJWTSVID(ctx, params)
 	check("FetchJWTSVID", err)
@@ -381,10 +389,8 @@ func validateCmd(args []string) {
 		check("read token", err)
 		token = strings.TrimSpace(string(b))
 	}
-	ctx, cancel := c.context()
-	defer cancel()
-	client := c.client(ctx)
-	defer client.Close()
+	ctx, client, done := c.connect()
+	defer done()
 
 	svid, err := client.ValidateJWTSVID(ctx, token, audience)
 	check("ValidateJWTSVID", err)
@@ -433,10 +439,8 @@ func watchCmd(args []string) {
 	if updates < 1 || updates > maxUpdates {
 		usage(fmt.Sprintf("-updates must be between 1 and %d", maxUpdates))
 	}
-	ctx, cancel := c.context()
-	defer cancel()
-	client := c.client(ctx)
-	defer client.Close()
+	ctx, client, done := c.connect()
+	defer done()
 
 	watchCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -462,10 +466,8 @@ func serveCmd(args []string) {
 	if requests < 1 || requests > maxUpdates {
 		usage(fmt.Sprintf("-requests must be between 1 and %d", maxUpdates))
 	}
-	ctx, cancel := c.context()
-	defer cancel()
-	source := c.x509Source(ctx, ownID)
-	defer source.Close()
+	ctx, source, done := c.openSource(ownID)
+	defer done()
 
 	own, err := source.GetX509SVID()
 	check("own SVID", err)
@@ -529,10 +531,8 @@ func dialCmd(args []string) {
 	if strings.ContainsAny(message, "\r\n") || len(message) > maxLine/2 {
 		usage("-message must be one short line")
 	}
-	ctx, cancel := c.context()
-	defer cancel()
-	source := c.x509Source(ctx, ownID)
-	defer source.Close()
+	ctx, source, done := c.openSource(ownID)
+	defer done()
 
 	conn, err := spiffetls.DialWithMode(ctx, "tcp", addr, spiffetls.MTLSClientWithSource(tlsconfig.AuthorizeID(allowed), source))
 	check("dial", err)
