@@ -6,114 +6,13 @@
  * spiffetls mTLS between two workloads that each authorize the other's SPIFFE ID.
  */
 import { strict as assert } from 'node:assert';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { LiveClient, runClient } from './helpers/peer-process.js';
 import { goOfflineEnv, note, peer, requirePeers, which } from './helpers/peers.js';
 import { type RunningSpire, startSpire } from './helpers/spire.js';
 import { until } from './interop/mesh.js';
-
-/** One JSON object per line, as both client programs print them. */
-type Line = Record<string, unknown>;
-
-// Bounds on a client's run: its own -timeout is shorter, this only catches a hang.
-const CLIENT_LIMIT_MS = 90_000;
-const MAX_OUTPUT = 4 * 1024 * 1024;
-
-/** Runs a client to its end; resolves with its exit status and the JSON lines it printed. */
-function runClient(
-  cmd: string,
-  args: readonly string[],
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<{ status: number; lines: Line[]; output: string }> {
-  return new Promise((resolve) => {
-    execFile(cmd, args, { env, timeout: CLIENT_LIMIT_MS, maxBuffer: MAX_OUTPUT }, (err, stdout, stderr) => {
-      const status = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      const lines: Line[] = [];
-      for (const l of String(stdout).split('\n')) {
-        if (l.trim() === '') continue;
-        try {
-          lines.push(JSON.parse(l) as Line);
-        } catch {
-          lines.push({ unparsed: l });
-        }
-      }
-      resolve({ status, lines, output: `${String(stdout)}${String(stderr)}` });
-    });
-  });
-}
-
-/** A long-running client (go-spiffe's serve): its lines as they come, and a way to wait for one. */
-class LiveClient {
-  readonly lines: Line[] = [];
-  private readonly waiters = new Set<() => void>();
-  private stderr = '';
-  private exit: number | null | undefined;
-  private readonly child: ChildProcess;
-
-  constructor(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv) {
-    this.child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    createInterface({ input: this.child.stdout! }).on('line', (l) => {
-      try {
-        this.lines.push(JSON.parse(l) as Line);
-      } catch {
-        this.lines.push({ unparsed: l });
-      }
-      this.wake();
-    });
-    this.child.stderr!.on('data', (d: Buffer) => {
-      if (this.stderr.length < MAX_OUTPUT) this.stderr += d.toString();
-    });
-    this.child.once('exit', (code) => {
-      this.exit = code;
-      this.wake();
-    });
-  }
-
-  private wake(): void {
-    for (const w of [...this.waiters]) w();
-  }
-
-  /** Resolves with the first line `match` accepts; rejects if the process exits first. */
-  waitFor(what: string, match: (l: Line) => boolean, limitMs = CLIENT_LIMIT_MS): Promise<Line> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => finish(new Error(`timed out waiting for ${what}: ${this.describe()}`)), limitMs);
-      const finish = (err?: Error, line?: Line) => {
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        if (err) reject(err);
-        else resolve(line!);
-      };
-      const check = () => {
-        const hit = this.lines.find(match);
-        if (hit) finish(undefined, hit);
-        else if (this.exit !== undefined) finish(new Error(`exited (${this.exit}) before ${what}: ${this.describe()}`));
-      };
-      this.waiters.add(check);
-      check();
-    });
-  }
-
-  /** Resolves with the exit code once the process has ended by itself. */
-  exited(): Promise<number | null> {
-    return new Promise((resolve) => {
-      if (this.exit !== undefined) resolve(this.exit);
-      else this.child.once('exit', (code) => resolve(code));
-    });
-  }
-
-  describe(): string {
-    return `${JSON.stringify(this.lines)}\n${this.stderr}`;
-  }
-
-  async stop(): Promise<void> {
-    if (this.exit !== undefined || this.child.exitCode !== null) return;
-    const gone = this.exited();
-    this.child.kill('SIGTERM');
-    await gone;
-  }
-}
 
 const spire = peer('spire');
 const goSpiffe = peer('go-spiffe');
@@ -421,8 +320,13 @@ describe(`the SPIFFE Workload API of ${spire.label}, read by SPIFFE clients writ
 /** Builds with the module cache only (build-peers.sh filled it); nothing is fetched here. */
 function runGo(go: string, args: readonly string[], cwd: string): Promise<{ status: number; output: string }> {
   return new Promise((resolve) => {
-    execFile(go, args, { cwd, env: goOfflineEnv(), timeout: 600_000, maxBuffer: MAX_OUTPUT }, (err, stdout, stderr) => {
-      resolve({ status: err ? 1 : 0, output: `${String(stdout)}${String(stderr)}` });
-    });
+    execFile(
+      go,
+      args,
+      { cwd, env: goOfflineEnv(), timeout: 600_000, maxBuffer: 4 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ status: err ? 1 : 0, output: `${String(stdout)}${String(stderr)}` });
+      },
+    );
   });
 }

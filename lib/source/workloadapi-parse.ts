@@ -27,7 +27,12 @@ import { type JwtSvid, MAX_TOKEN_BYTES, parseInsecure } from '../jwtsvid/index.j
 import { SpiffeId, TrustDomain } from '../spiffeid/index.js';
 import { Certificate, MAX_CHAIN_LENGTH } from '../x509/certificate.js';
 import { verify, X509Svid } from '../x509svid/index.js';
-import { MAX_CRLS_PER_RESPONSE, MAX_HINT_BYTES, MAX_SVIDS_PER_RESPONSE } from '../workloadapi/limits.js';
+import {
+  MAX_CLAIMS_DEPTH,
+  MAX_CRLS_PER_RESPONSE,
+  MAX_HINT_BYTES,
+  MAX_SVIDS_PER_RESPONSE,
+} from '../workloadapi/limits.js';
 
 /** One served X.509-SVID and the hint the operator gave it ('' when none). */
 export interface ServedX509Svid {
@@ -43,9 +48,6 @@ export interface X509Context {
   /** Equal for equal content: lets the source skip telling listeners about a resent state. */
   readonly fingerprint: string;
 }
-
-/** Deepest nesting of claims converted from a google.protobuf.Struct. */
-const MAX_CLAIMS_DEPTH = 32;
 
 function bad(what: string, cause?: unknown, index?: number): never {
   const why = cause instanceof SvidkitError ? `: ${cause.plainMessage}` : '';

@@ -28,5 +28,8 @@ export const MAX_AUDIENCE_BYTES = 1024;
 /** Longest hint, in bytes. */
 export const MAX_HINT_BYTES = 256;
 
+/** Deepest nesting of the claims in a ValidateJWTSVID answer, below the claims object itself. */
+export const MAX_CLAIMS_DEPTH = 32;
+
 /** Most CRLs in one response. */
 export const MAX_CRLS_PER_RESPONSE = 64;

@@ -9,6 +9,7 @@ import type { Server as NetServer } from 'node:net';
 import type * as GrpcJs from '@grpc/grpc-js';
 import { isSvidkitError } from '../../errors/index.js';
 import { KeyedSlots } from '../../internal/slots.js';
+import type { ValidateJWTSVIDRequest__Output } from '../../generated/workload/ValidateJWTSVIDRequest.js';
 import type { Logger } from '../../observe/index.js';
 import type { X509Svid } from '../../x509svid/index.js';
 import {
@@ -26,6 +27,7 @@ import { type AttestedCaller, CallerAttestor, peerCredentials, type PeerCredenti
 import type { WorkloadApiConfig } from '../config-workload-api.js';
 import { type Connection, ConnectionTable } from './connections.js';
 import { listenWorkloadApi } from './listen.js';
+import { validateJwtSvid } from './validate.js';
 
 /** How long a caller that matches entries not minted yet waits for them before the answer. */
 const FIRST_SVID_WAIT_MS = 30_000;
@@ -306,9 +308,19 @@ export class WorkloadApiServer {
           (res) => cb(null, res),
           (err: unknown) => cb(this.#refusal(err)),
         ),
-      // Not served yet: a client validates JWT-SVIDs itself with the bundles from FetchJWTBundles.
-      ValidateJWTSVID: (_call: unknown, cb: GrpcJs.sendUnaryData<unknown>) =>
-        cb({ code: this.#status('UNIMPLEMENTED'), details: 'ValidateJWTSVID is not served by this agent yet' }),
+      ValidateJWTSVID: (
+        call: GrpcJs.ServerUnaryCall<ValidateJWTSVIDRequest__Output, unknown>,
+        cb: GrpcJs.sendUnaryData<unknown>,
+      ) =>
+        void validateJwtSvid(call.request, {
+          attest: () => this.#caller(call),
+          recheck: (c) => this.#recheck(c),
+          bundle: () => this.#o.agent.bundle(),
+          refuse: (code, message) => new CallRefused(this.#status(code), message),
+        }).then(
+          (res) => cb(null, res),
+          (err: unknown) => cb(this.#refusal(err)),
+        ),
       FetchWITSVID: unimplemented,
       FetchWITBundles: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
         call.emit('error', { code: this.#status('UNIMPLEMENTED'), details: 'WIT-SVIDs are not supported' }),

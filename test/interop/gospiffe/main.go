@@ -9,8 +9,8 @@
 //	gospiffe jwt      -audience A [-audience B ...] [-spiffe-id ID] [-socket ...]
 //	gospiffe validate -audience A -token T [-socket ...]
 //	gospiffe watch    -updates N [-socket ...]
-//	gospiffe serve    -addr 127.0.0.1:0 -authorize ID [-requests N] [-socket ...]
-//	gospiffe dial     -addr HOST:PORT -authorize ID [-message M] [-socket ...]
+//	gospiffe serve    -addr 127.0.0.1:0 -authorize ID [-spiffe-id OWN] [-requests N] [-socket ...]
+//	gospiffe dial     -addr HOST:PORT -authorize ID [-spiffe-id OWN] [-message M] [-socket ...]
 //
 // Without -socket the address comes from SPIFFE_ENDPOINT_SOCKET, as go-spiffe reads it.
 //
@@ -104,29 +104,117 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
-// common holds the flags every subcommand takes.
-type common struct {
+// command is one subcommand's flag set with the flags every subcommand takes, and the steps every
+// subcommand starts with: parsing, the deadline, the Workload API client or X.509 source.
+type command struct {
+	*flag.FlagSet
 	socket  string
 	timeout time.Duration
 }
 
-func (c *common) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.socket, "socket", "", "Workload API address (default: SPIFFE_ENDPOINT_SOCKET)")
-	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up after this long")
+func newCommand(name string) *command {
+	c := &command{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError)}
+	c.SetOutput(os.Stderr)
+	c.StringVar(&c.socket, "socket", "", "Workload API address (default: SPIFFE_ENDPOINT_SOCKET)")
+	c.DurationVar(&c.timeout, "timeout", 30*time.Second, "give up after this long")
+	return c
 }
 
-func (c *common) clientOptions() []workloadapi.ClientOption {
+// parse reads the arguments; a usage error exits 2.
+func (c *command) parse(args []string) {
+	if err := c.Parse(args); err != nil {
+		os.Exit(2)
+	}
+	if c.NArg() != 0 {
+		usage("unexpected arguments: " + strings.Join(c.Args(), " "))
+	}
+	if c.timeout <= 0 || c.timeout > 10*time.Minute {
+		usage("-timeout must be between 0 and 10m")
+	}
+}
+
+// context is bounded by -timeout, so that no subcommand can run forever.
+func (c *command) context() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), c.timeout)
+}
+
+func (c *command) clientOptions() []workloadapi.ClientOption {
 	if c.socket == "" {
 		return nil
 	}
 	return []workloadapi.ClientOption{workloadapi.WithAddr(c.socket)}
 }
 
-func (c *common) context() (context.Context, context.CancelFunc) {
-	if c.timeout <= 0 || c.timeout > 10*time.Minute {
-		usage("-timeout must be between 0 and 10m")
+// connect gives the deadline and a Workload API client, or fails; done closes both.
+func (c *command) connect() (ctx context.Context, client *workloadapi.Client, done func()) {
+	ctx, cancel := c.context()
+	client, err := workloadapi.New(ctx, c.clientOptions()...)
+	check("workload API client", err)
+	return ctx, client, func() {
+		client.Close()
+		cancel()
 	}
-	return context.WithTimeout(context.Background(), c.timeout)
+}
+
+// openSource gives the deadline and an X509Source that serves the SVID of own (the default SVID when
+// own is zero), or fails; done closes both.
+func (c *command) openSource(own spiffeid.ID) (ctx context.Context, source *workloadapi.X509Source, done func()) {
+	ctx, cancel := c.context()
+	source = c.x509Source(ctx, own)
+	return ctx, source, func() {
+		source.Close()
+		cancel()
+	}
+}
+
+func (c *command) x509Source(ctx context.Context, own spiffeid.ID) *workloadapi.X509Source {
+	opts := []workloadapi.X509SourceOption{workloadapi.WithClientOptions(c.clientOptions()...)}
+	if !own.IsZero() {
+		opts = append(opts, workloadapi.WithDefaultX509SVIDPicker(func(svids []*x509svid.SVID) *x509svid.SVID {
+			for _, s := range svids {
+				if s.ID == own {
+					return s
+				}
+			}
+			return nil
+		}))
+	}
+	source, err := workloadapi.NewX509Source(ctx, opts...)
+	check("X509Source", err)
+	return source
+}
+
+// check ends the subcommand with fail when err is set.
+func check(what string, err error) {
+	if err != nil {
+		fail(what, err)
+	}
+}
+
+// mtlsFlags are the flags of the two spiffetls subcommands: the peer to authorize, and which of this
+// process's SVIDs to present when the server serves several.
+type mtlsFlags struct {
+	authorize string
+	own       string
+}
+
+func (m *mtlsFlags) register(c *command, peer string) {
+	c.StringVar(&m.authorize, "authorize", "", "the SPIFFE ID the "+peer+" must have")
+	c.StringVar(&m.own, "spiffe-id", "", "present the SVID of this SPIFFE ID (default: the default SVID)")
+}
+
+// ids checks both flags once parsed; either being malformed is a usage error.
+func (m *mtlsFlags) ids() (allowed, own spiffeid.ID) {
+	allowed, err := spiffeid.FromString(m.authorize)
+	if err != nil {
+		usage("-authorize: " + err.Error())
+	}
+	if m.own != "" {
+		if own, err = spiffeid.FromString(m.own); err != nil {
+			usage("-spiffe-id: " + err.Error())
+		}
+	}
+	return allowed, own
 }
 
 func main() {
@@ -168,16 +256,6 @@ func goSpiffeVersion() string {
 	return "unknown"
 }
 
-func parse(fs *flag.FlagSet, args []string) {
-	fs.SetOutput(os.Stderr)
-	if err := fs.Parse(args); err != nil {
-		os.Exit(2)
-	}
-	if fs.NArg() != 0 {
-		usage("unexpected arguments: " + strings.Join(fs.Args(), " "))
-	}
-}
-
 func svidFacts(s *x509svid.SVID) map[string]any {
 	leaf := s.Certificates[0]
 	return map[string]any{
@@ -197,34 +275,19 @@ func verified(s *x509svid.SVID, bundles x509bundle.Source) error {
 }
 
 func x509Cmd(args []string) {
-	var c common
-	fs := flag.NewFlagSet("x509", flag.ContinueOnError)
-	c.register(fs)
-	parse(fs, args)
-	ctx, cancel := c.context()
-	defer cancel()
+	c := newCommand("x509")
+	c.parse(args)
+	ctx, client, done := c.connect()
+	defer done()
 
-	client, err := workloadapi.New(ctx, c.clientOptions()...)
-	if err != nil {
-		fail("workload API client", err)
-	}
-	defer client.Close()
 	def, err := client.FetchX509SVID(ctx)
-	if err != nil {
-		fail("FetchX509SVID", err)
-	}
+	check("FetchX509SVID", err)
 	all, err := client.FetchX509SVIDs(ctx)
-	if err != nil {
-		fail("FetchX509SVIDs", err)
-	}
+	check("FetchX509SVIDs", err)
 	bundles, err := client.FetchX509Bundles(ctx)
-	if err != nil {
-		fail("FetchX509Bundles", err)
-	}
+	check("FetchX509Bundles", err)
 	own, err := bundles.GetX509BundleForTrustDomain(def.ID.TrustDomain())
-	if err != nil {
-		fail("own trust domain bundle", err)
-	}
+	check("own trust domain bundle", err)
 	v := svidFacts(def)
 	ids := make([]string, 0, len(all))
 	for _, s := range all {
@@ -250,26 +313,15 @@ func trustDomains(set *x509bundle.Set) []string {
 }
 
 func bundlesCmd(args []string) {
-	var c common
-	fs := flag.NewFlagSet("bundles", flag.ContinueOnError)
-	c.register(fs)
-	parse(fs, args)
-	ctx, cancel := c.context()
-	defer cancel()
+	c := newCommand("bundles")
+	c.parse(args)
+	ctx, client, done := c.connect()
+	defer done()
 
-	client, err := workloadapi.New(ctx, c.clientOptions()...)
-	if err != nil {
-		fail("workload API client", err)
-	}
-	defer client.Close()
 	x, err := client.FetchX509Bundles(ctx)
-	if err != nil {
-		fail("FetchX509Bundles", err)
-	}
+	check("FetchX509Bundles", err)
 	j, err := client.FetchJWTBundles(ctx)
-	if err != nil {
-		fail("FetchJWTBundles", err)
-	}
+	check("FetchJWTBundles", err)
 	xOut := map[string]int{}
 	for _, b := range x.Bundles() {
 		xOut[b.TrustDomain().IDString()] = len(b.X509Authorities())
@@ -282,14 +334,12 @@ func bundlesCmd(args []string) {
 }
 
 func jwtCmd(args []string) {
-	var c common
+	c := newCommand("jwt")
 	var audiences stringList
 	var id string
-	fs := flag.NewFlagSet("jwt", flag.ContinueOnError)
-	c.register(fs)
-	fs.Var(&audiences, "audience", "audience (repeatable; at least one)")
-	fs.StringVar(&id, "spiffe-id", "", "ask for the JWT-SVID of this SPIFFE ID")
-	parse(fs, args)
+	c.Var(&audiences, "audience", "audience (repeatable; at least one)")
+	c.StringVar(&id, "spiffe-id", "", "ask for the JWT-SVID of this SPIFFE ID")
+	c.parse(args)
 	if len(audiences) == 0 {
 		usage("jwt needs -audience")
 	}
@@ -301,23 +351,14 @@ func jwtCmd(args []string) {
 		}
 		params.Subject = sub
 	}
-	ctx, cancel := c.context()
-	defer cancel()
+	ctx, client, done := c.connect()
+	defer done()
 
-	client, err := workloadapi.New(ctx, c.clientOptions()...)
-	if err != nil {
-		fail("workload API client", err)
-	}
-	defer client.Close()
 	svid, err := client.FetchJWTSVID(ctx, params)
-	if err != nil {
-		fail("FetchJWTSVID", err)
-	}
+	check("FetchJWTSVID", err)
 	// Check the token offline too, with the JWT bundles from the same server.
 	bundles, err := client.FetchJWTBundles(ctx)
-	if err != nil {
-		fail("FetchJWTBundles", err)
-	}
+	check("FetchJWTBundles", err)
 	v := map[string]any{
 		"spiffe_id": svid.ID.String(),
 		"hint":      svid.Hint,
@@ -335,44 +376,32 @@ func jwtCmd(args []string) {
 }
 
 func validateCmd(args []string) {
-	var c common
+	c := newCommand("validate")
 	var audience, token string
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	c.register(fs)
-	fs.StringVar(&audience, "audience", "", "the audience the token must carry")
-	fs.StringVar(&token, "token", "", "the compact JWT-SVID, or - to read it from stdin")
-	parse(fs, args)
+	c.StringVar(&audience, "audience", "", "the audience the token must carry")
+	c.StringVar(&token, "token", "", "the compact JWT-SVID, or - to read it from stdin")
+	c.parse(args)
 	if audience == "" || token == "" {
 		usage("validate needs -audience and -token")
 	}
 	if token == "-" {
 		b, err := io.ReadAll(io.LimitReader(os.Stdin, 64*1024))
-		if err != nil {
-			fail("read token", err)
-		}
+		check("read token", err)
 		token = strings.TrimSpace(string(b))
 	}
-	ctx, cancel := c.context()
-	defer cancel()
+	ctx, client, done := c.connect()
+	defer done()
 
-	client, err := workloadapi.New(ctx, c.clientOptions()...)
-	if err != nil {
-		fail("workload API client", err)
-	}
-	defer client.Close()
 	svid, err := client.ValidateJWTSVID(ctx, token, audience)
-	if err != nil {
-		fail("ValidateJWTSVID", err)
-	}
+	check("ValidateJWTSVID", err)
 	emit(map[string]any{"spiffe_id": svid.ID.String(), "audience": svid.Audience, "claims": svid.Claims})
 }
 
 // printer is the X509ContextWatcher of `watch`: one line per update on the one stream it holds.
 type printer struct {
-	left   int
-	done   context.CancelFunc
-	seen   int
-	failed error
+	left int
+	done context.CancelFunc
+	seen int
 }
 
 func (p *printer) OnX509ContextUpdate(x *workloadapi.X509Context) {
@@ -389,7 +418,12 @@ func (p *printer) OnX509ContextUpdate(x *workloadapi.X509Context) {
 }
 
 func (p *printer) OnX509ContextWatchError(err error) {
-	// go-spiffe retries UNAVAILABLE itself; report each error so a test can see it, keep watching.
+	if p.seen >= p.left {
+		// The watch was ended here, after the last update: the error is that cancellation.
+		return
+	}
+	// go-spiffe retries UNAVAILABLE itself, on a new stream; report each error so a test can see
+	// that the updates came on one stream, and keep watching.
 	v := map[string]any{"event": "watch_error", "error": err.Error()}
 	if code := grpcCode(err); code != "" {
 		v["code"] = code
@@ -398,27 +432,20 @@ func (p *printer) OnX509ContextWatchError(err error) {
 }
 
 func watchCmd(args []string) {
-	var c common
+	c := newCommand("watch")
 	var updates int
-	fs := flag.NewFlagSet("watch", flag.ContinueOnError)
-	c.register(fs)
-	fs.IntVar(&updates, "updates", 2, "exit after this many updates")
-	parse(fs, args)
+	c.IntVar(&updates, "updates", 2, "exit after this many updates")
+	c.parse(args)
 	if updates < 1 || updates > maxUpdates {
 		usage(fmt.Sprintf("-updates must be between 1 and %d", maxUpdates))
 	}
-	ctx, cancel := c.context()
-	defer cancel()
+	ctx, client, done := c.connect()
+	defer done()
 
-	client, err := workloadapi.New(ctx, c.clientOptions()...)
-	if err != nil {
-		fail("workload API client", err)
-	}
-	defer client.Close()
 	watchCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	p := &printer{left: updates, done: stop}
-	err = client.WatchX509Context(watchCtx, p)
+	err := client.WatchX509Context(watchCtx, p)
 	if p.seen >= updates {
 		emit(map[string]any{"event": "done", "updates": p.seen})
 		return
@@ -427,38 +454,25 @@ func watchCmd(args []string) {
 }
 
 func serveCmd(args []string) {
-	var c common
-	var addr, authorize string
+	c := newCommand("serve")
+	var m mtlsFlags
+	var addr string
 	var requests int
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	c.register(fs)
-	fs.StringVar(&addr, "addr", "127.0.0.1:0", "address to listen on")
-	fs.StringVar(&authorize, "authorize", "", "the one SPIFFE ID allowed to connect")
-	fs.IntVar(&requests, "requests", 1, "exit after answering this many requests")
-	parse(fs, args)
-	allowed, err := spiffeid.FromString(authorize)
-	if err != nil {
-		usage("-authorize: " + err.Error())
-	}
+	m.register(c, "client")
+	c.StringVar(&addr, "addr", "127.0.0.1:0", "address to listen on")
+	c.IntVar(&requests, "requests", 1, "exit after answering this many requests")
+	c.parse(args)
+	allowed, ownID := m.ids()
 	if requests < 1 || requests > maxUpdates {
 		usage(fmt.Sprintf("-requests must be between 1 and %d", maxUpdates))
 	}
-	ctx, cancel := c.context()
-	defer cancel()
+	ctx, source, done := c.openSource(ownID)
+	defer done()
 
-	source, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(c.clientOptions()...))
-	if err != nil {
-		fail("X509Source", err)
-	}
-	defer source.Close()
 	own, err := source.GetX509SVID()
-	if err != nil {
-		fail("own SVID", err)
-	}
+	check("own SVID", err)
 	ln, err := spiffetls.ListenWithMode(ctx, "tcp", addr, spiffetls.MTLSServerWithSource(tlsconfig.AuthorizeID(allowed), source))
-	if err != nil {
-		fail("listen", err)
-	}
+	check("listen", err)
 	defer ln.Close()
 	go func() {
 		<-ctx.Done()
@@ -469,9 +483,7 @@ func serveCmd(args []string) {
 	answered := 0
 	for answered < requests {
 		conn, err := ln.Accept()
-		if err != nil {
-			fail(fmt.Sprintf("accept after %d of %d requests", answered, requests), err)
-		}
+		check(fmt.Sprintf("accept after %d of %d requests", answered, requests), err)
 		if handle(conn, own.ID) {
 			answered++
 		}
@@ -505,52 +517,34 @@ func handle(conn net.Conn, own spiffeid.ID) bool {
 }
 
 func dialCmd(args []string) {
-	var c common
-	var addr, authorize, message string
-	fs := flag.NewFlagSet("dial", flag.ContinueOnError)
-	c.register(fs)
-	fs.StringVar(&addr, "addr", "", "HOST:PORT of the server")
-	fs.StringVar(&authorize, "authorize", "", "the SPIFFE ID the server must have")
-	fs.StringVar(&message, "message", "hello", "the one line to send")
-	parse(fs, args)
+	c := newCommand("dial")
+	var m mtlsFlags
+	var addr, message string
+	m.register(c, "server")
+	c.StringVar(&addr, "addr", "", "HOST:PORT of the server")
+	c.StringVar(&message, "message", "hello", "the one line to send")
+	c.parse(args)
 	if addr == "" {
 		usage("dial needs -addr")
 	}
-	allowed, err := spiffeid.FromString(authorize)
-	if err != nil {
-		usage("-authorize: " + err.Error())
-	}
+	allowed, ownID := m.ids()
 	if strings.ContainsAny(message, "\r\n") || len(message) > maxLine/2 {
 		usage("-message must be one short line")
 	}
-	ctx, cancel := c.context()
-	defer cancel()
+	ctx, source, done := c.openSource(ownID)
+	defer done()
 
-	source, err := workloadapi.NewX509Source(ctx, workloadapi.WithClientOptions(c.clientOptions()...))
-	if err != nil {
-		fail("X509Source", err)
-	}
-	defer source.Close()
 	conn, err := spiffetls.DialWithMode(ctx, "tcp", addr, spiffetls.MTLSClientWithSource(tlsconfig.AuthorizeID(allowed), source))
-	if err != nil {
-		fail("dial", err)
-	}
+	check("dial", err)
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(ioTimeout))
-	if _, err := conn.Write([]byte(message + "\n")); err != nil {
-		fail("write", err)
-	}
+	_, err = conn.Write([]byte(message + "\n"))
+	check("write", err)
 	line, err := bufio.NewReaderSize(io.LimitReader(conn, maxLine), maxLine).ReadString('\n')
-	if err != nil {
-		fail("read reply", err)
-	}
+	check("read reply", err)
 	peer, err := spiffetls.PeerIDFromConn(conn)
-	if err != nil {
-		fail("server ID", err)
-	}
+	check("server ID", err)
 	var reply map[string]any
-	if err := json.Unmarshal([]byte(line), &reply); err != nil {
-		fail("reply is not JSON", err)
-	}
+	check("reply is not JSON", json.Unmarshal([]byte(line), &reply))
 	emit(map[string]any{"event": "response", "server": peer.String(), "reply": reply})
 }
