@@ -172,7 +172,8 @@ interface BundleUpdate {
 
 /** The agent process and the bundle updates it logged. */
 interface AgentProc extends Proc {
-  readonly bundleUpdates: BundleUpdate[];
+  /** When the agent logged the first bundle update past `sequence`; waits for the line if need be. */
+  bundleUpdatedAfter(sequence: number): Promise<number>;
 }
 
 /** Starts svidkit-agent on `configFile`; resolves once it logs that the Workload API is serving. */
@@ -182,6 +183,15 @@ function startAgentProcess(configFile: string): Promise<AgentProc> {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const bundleUpdates: BundleUpdate[] = [];
+  const wake = new Set<() => void>();
+  const bundleUpdatedAfter = async (sequence: number): Promise<number> => {
+    for (;;) {
+      const u = bundleUpdates.find((x) => x.sequence > sequence);
+      if (u) return u.t;
+      // Log lines reach this process later than the streams' messages may: the logger writes asynchronously.
+      await new Promise<void>((resolve) => wake.add(resolve));
+    }
+  };
   return bounded(
     'starting svidkit-agent',
     new Promise<AgentProc>((resolve, reject) => {
@@ -194,9 +204,11 @@ function startAgentProcess(configFile: string): Promise<AgentProc> {
             // The agent's own timestamp (ISO, ms) on the same wall clock, moved onto performance.now().
             const { time, sequence } = JSON.parse(line) as { time: string; sequence?: number };
             bundleUpdates.push({ sequence: sequence ?? 0, t: Date.parse(time) - performance.timeOrigin });
+            for (const w of [...wake]) w();
+            wake.clear();
           } else if (line.includes('"Workload API serving"')) {
             child.off('exit', onExit);
-            resolve({ child, stop: stopper(child), bundleUpdates });
+            resolve({ child, stop: stopper(child), bundleUpdatedAfter });
           }
         }
       });
@@ -317,8 +329,7 @@ async function rotationRound(admin: AdminClient, agent: AgentProc, watchers: rea
   );
   // The rotation publishes twice (the key prepared, then activated); the first publication adds the new
   // authority, and is the first update with a sequence past the bundle read before RotateCa.
-  const seen = agent.bundleUpdates.find((u) => u.sequence > before.sequence)?.t;
-  if (seen === undefined) throw new Error('workloadapi bench: the agent logged no bundle update for the rotation');
+  const seen = await bounded('the agent logging the bundle update', agent.bundleUpdatedAfter(before.sequence));
   const first = Math.min(...times);
   const last = Math.max(...times);
   return { rotateMs, first: first - t0, last: last - t0, agentFirst: first - seen, agentLast: last - seen };
