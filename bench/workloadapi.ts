@@ -58,7 +58,7 @@ const CONNECTS = Number(process.env.BENCH_WL_CONNECTS ?? 300);
  * Forced CA rotations with all streams open, and as many with one; the median of each is kept. Each
  * adds a key to the bundle and the CA holds at most 16 per kind, hence the cap.
  */
-const ROTATIONS = Math.min(7, Number(process.env.BENCH_WL_ROTATIONS ?? 3));
+const ROTATIONS = Math.min(7, Number(process.env.BENCH_WL_ROTATIONS ?? 5));
 /** Streams opened at once: the agent's listen backlog is 511, and a refused connect backs off for a second. */
 const OPEN_BATCH = 100;
 /** Whatever step this bench waits for gives up after this long instead of hanging `npm run bench`. */
@@ -179,7 +179,10 @@ interface AgentProc extends Proc {
 /** Starts svidkit-agent on `configFile`; resolves once it logs that the Workload API is serving. */
 function startAgentProcess(configFile: string): Promise<AgentProc> {
   // Logs go to stdout and are read line by line; stderr is the bench's, so that a refusal to start is seen.
-  const child = spawn(process.execPath, [AGENT_BIN, 'run', '--config', configFile], {
+  // BENCH_WL_AGENT_PROFILE=<dir>: the agent's whole run is profiled (read it with bench/cpuprofile.ts).
+  const dir = process.env.BENCH_WL_AGENT_PROFILE;
+  const profile = dir ? ['--cpu-prof', '--cpu-prof-dir', dir] : [];
+  const child = spawn(process.execPath, [...profile, AGENT_BIN, 'run', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const bundleUpdates: BundleUpdate[] = [];
