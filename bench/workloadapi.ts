@@ -22,7 +22,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  type CallOptions,
   type ChannelOptions,
   Client,
   type ClientReadableStream,
@@ -124,8 +123,8 @@ function unaryBytes(client: Client, path: string, req: Buffer, md: Metadata = ne
   );
 }
 
-function openX509(client: Client, options: CallOptions = {}): ClientReadableStream<Buffer> {
-  return client.makeServerStreamRequest(X509_PATH, bytes, bytes, EMPTY, workloadMetadata(), options);
+function openX509(client: Client): ClientReadableStream<Buffer> {
+  return client.makeServerStreamRequest(X509_PATH, bytes, bytes, EMPTY, workloadMetadata());
 }
 
 /** The first message of a FetchX509SVID stream on `client`; the stream is cancelled after it. */
