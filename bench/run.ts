@@ -23,6 +23,7 @@ import { callerBench } from './caller.js';
 import { type BenchResult, compare } from './support.js';
 import { jwtAuthBench } from './jwtauth.js';
 import { libraryBench } from './library.js';
+import { workloadApiBench } from './workloadapi.js';
 
 export type { BenchResult } from './support.js';
 
@@ -100,7 +101,17 @@ function fmt(n: number): string {
 /** Runs every benchmark, prints a table and writes bench/results.json. */
 export async function main(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
-  for (const b of [x509Verify, jwtValidate, jwtAuthBench, libraryBench, caIssuance, caGrpc, agentBench, callerBench]) {
+  for (const b of [
+    x509Verify,
+    jwtValidate,
+    jwtAuthBench,
+    libraryBench,
+    caIssuance,
+    caGrpc,
+    agentBench,
+    callerBench,
+    workloadApiBench,
+  ]) {
     const rows = await b();
     for (const r of Array.isArray(rows) ? rows : [rows]) {
       results.push(r);

@@ -50,6 +50,11 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** The nearest-rank percentile `p` (0 to 100) of an ascending list. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
 /** Measures `subject` against `base` in alternating rounds of the same run and returns one result row. */
 export async function compare(
   name: string,
