@@ -11,12 +11,12 @@ import { chmodSync, copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LiveClient, runClient } from './helpers/peer-process.js';
 import { goOfflineEnv, note, peer, requirePeers, which } from './helpers/peers.js';
+import { describePySpiffe } from './helpers/pyspiffe-suite.js';
 import { type RunningSpire, startSpire } from './helpers/spire.js';
 import { until } from './interop/mesh.js';
 
 const spire = peer('spire');
 const goSpiffe = peer('go-spiffe');
-const pySpiffe = peer('py-spiffe');
 
 // SVIDs this short rotate within the test (SPIRE's agent renews at half-life, checking every ~5 s).
 const ROTATING_TTL_SECONDS = 20;
@@ -255,65 +255,11 @@ describe(`the SPIFFE Workload API of ${spire.label}, read by SPIFFE clients writ
     });
   });
 
-  describe(`${pySpiffe.label} (WorkloadApiClient)`, () => {
-    let python: string;
-    let client: string;
-
-    before(function () {
-      requirePeers(this, 'py-spiffe');
-      python = pySpiffe.found ? pySpiffe.path : 'python3';
-      client = pySpiffe.found ? pySpiffe.extra['client']! : '';
-    });
-
-    it('fetches the X.509-SVID and its bundle; the chain verifies', async () => {
-      const r = await runClient(python, [client, 'x509', '--socket', endpoint()]);
-      assert.equal(r.status, 0, r.output);
-      const x = r.lines[0]!;
-      assert.equal(x['spiffe_id'], workloadId);
-      assert.deepEqual(x['svids'], [workloadId]);
-      assert.equal(x['chain_length'], 1);
-      assert.ok((x['bundle_size'] as number) >= 1, r.output);
-      assert.equal(x['verified'], true, r.output);
-    });
-
-    it('fetches a JWT-SVID (signature checked with the JWT bundle) and validates it through the agent', async () => {
-      // This one finds the agent through SPIFFE_ENDPOINT_SOCKET, as a Python service usually does.
-      const fetched = await runClient(python, [client, 'jwt', '--audience', AUDIENCE], {
-        ...process.env,
-        SPIFFE_ENDPOINT_SOCKET: endpoint(),
-      });
-      assert.equal(fetched.status, 0, fetched.output);
-      const jwt = fetched.lines[0]!;
-      assert.equal(jwt['spiffe_id'], workloadId);
-      assert.deepEqual(jwt['audience'], [AUDIENCE]);
-      assert.equal(jwt['verified'], true, fetched.output);
-
-      const valid = await runClient(python, [
-        client,
-        'validate',
-        '--socket',
-        endpoint(),
-        '--audience',
-        AUDIENCE,
-        '--token',
-        jwt['token'] as string,
-      ]);
-      assert.equal(valid.status, 0, valid.output);
-      assert.equal(valid.lines[0]!['spiffe_id'], workloadId);
-
-      const other = await runClient(python, [
-        client,
-        'validate',
-        '--socket',
-        endpoint(),
-        '--audience',
-        'spiffe://example.org/someone-else',
-        '--token',
-        jwt['token'] as string,
-      ]);
-      assert.equal(other.status, 1, other.output);
-      assert.equal(other.lines[0]!['code'], 'INVALID_ARGUMENT', other.output);
-    });
+  describePySpiffe(' (WorkloadApiClient)', {
+    endpoint: () => endpoint(),
+    workloadId: () => workloadId,
+    audience: AUDIENCE,
+    oneSvid: true,
   });
 });
 
