@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { loadAgentConfig } from '../lib/agent/config.js';
 import { readStatus, runAgent } from '../lib/agent/daemon.js';
+import { formatAgentStatus } from '../lib/agent/status-text.js';
 import { isSvidkitError } from '../lib/errors/index.js';
 import { createLogger } from '../lib/observe/index.js';
 
@@ -44,7 +45,7 @@ program
 
 program
   .command('status')
-  .description('list each workload with its SPIFFE ID, expiry and next rotation')
+  .description('list each workload and Workload API entry with its SPIFFE ID, expiry and next rotation')
   .option('-c, --config <file>', 'YAML configuration file (to find the data dir)')
   .option('--json', 'print JSON')
   .action(async (opts: { config?: string; json?: boolean }) => {
@@ -55,23 +56,7 @@ program
         process.stdout.write(JSON.stringify(status, null, 2) + '\n');
         return;
       }
-      process.stdout.write(`agent: ${status.agent ?? '(not attested)'}   (as of ${status.written_at})\n`);
-      const rows = status.workloads.map((w) => [
-        w.spiffeId,
-        w.expiresAt ?? '-',
-        w.nextRotation ?? '-',
-        String(w.rotations),
-        w.lastError ?? '',
-      ]);
-      const head = ['SPIFFE ID', 'EXPIRES', 'NEXT ROTATION', 'ROTATIONS', 'LAST ERROR'];
-      const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      for (const r of [head, ...rows])
-        process.stdout.write(
-          r
-            .map((c, i) => c.padEnd(widths[i]!))
-            .join('  ')
-            .trimEnd() + '\n',
-        );
+      process.stdout.write(formatAgentStatus(status));
     } catch (err) {
       fail(err);
     }

@@ -50,6 +50,42 @@ export interface AgentEvents {
   reloaded?(spiffeId: string, ok: boolean): void;
 }
 
+/** The Workload API's server streams, as the open-streams metric labels them. */
+export const WORKLOAD_API_STREAM_RPCS = ['FetchX509SVID', 'FetchX509Bundles', 'FetchJWTBundles'] as const;
+
+/** One of WORKLOAD_API_STREAM_RPCS. */
+export type WorkloadApiStreamRpc = (typeof WORKLOAD_API_STREAM_RPCS)[number];
+
+/**
+ * Why the Workload API refused a connection or a call: a closed set, so that a metric label never
+ * carries what a caller controls (its SPIFFE ID, uid, pid or path).
+ */
+export const WORKLOAD_API_REFUSALS = [
+  'too_many_connections',
+  'no_credentials',
+  'no_header',
+  'unknown_connection',
+  'attest_failed',
+  'caller_changed',
+  'no_identity',
+  'resource_exhausted',
+] as const;
+
+/** One of WORKLOAD_API_REFUSALS. */
+export type WorkloadApiRefusal = (typeof WORKLOAD_API_REFUSALS)[number];
+
+/** Hooks for the Workload API server's metrics; the daemon wires them to Prometheus. */
+export interface WorkloadApiEvents {
+  /** A server stream sent its first message and now follows changes. */
+  streamOpened?(rpc: WorkloadApiStreamRpc): void;
+  /** A stream that streamOpened announced ended, whatever the reason. */
+  streamClosed?(rpc: WorkloadApiStreamRpc): void;
+  /** A connection or a call was refused. */
+  refused?(reason: WorkloadApiRefusal): void;
+  /** `count` SVIDs were sent to a caller (each X.509 message counts every SVID in it). */
+  served?(kind: 'x509' | 'jwt', count: number): void;
+}
+
 /** Shortest time between two entry syncs that Workload API callers ask for. */
 export const MIN_FORCED_SYNC_MS = 1000;
 

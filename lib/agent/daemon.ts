@@ -7,9 +7,11 @@ import { join } from 'node:path';
 import { SvidkitError } from '../errors/index.js';
 import { Counter, Gauge, type Logger, Registry, startObservabilityServer } from '../observe/index.js';
 import { WorkloadApiServer } from './workloadapi/server.js';
-import { Agent, type AgentSettings, type WorkloadStatus } from './agent.js';
+import { Agent, type AgentSettings } from './agent.js';
+import { WORKLOAD_API_REFUSALS, WORKLOAD_API_STREAM_RPCS, type WorkloadApiEvents } from './agent-types.js';
 import type { AgentConfig } from './config.js';
 import { writeFileAtomic } from './state.js';
+import type { AgentStatusDocument } from './status-text.js';
 import type { WriterFs } from './writer.js';
 
 /** File in the data dir that holds the last status. */
@@ -113,9 +115,16 @@ export async function runAgent(
     },
   });
   // The Workload API needs no SVID yet to listen: callers get UNAVAILABLE-free waits or PERMISSION_DENIED.
-  const workloadApi = config.workloadApi
-    ? await WorkloadApiServer.start({ agent: running.workloadApi, config: config.workloadApi, logger: options.logger })
-    : undefined;
+  let workloadApi: WorkloadApiServer | undefined;
+  if (config.workloadApi) {
+    const metrics = workloadApiMetrics(registry, () => workloadApi?.connections ?? 0);
+    workloadApi = await WorkloadApiServer.start({
+      agent: running.workloadApi,
+      config: config.workloadApi,
+      logger: options.logger,
+      events: metrics,
+    });
+  }
   const refreshExpiry = () => {
     for (const [id, s] of running.secondsToExpiry()) expiry.set(s, { workload: id });
   };
@@ -163,13 +172,55 @@ export async function runAgent(
   };
 }
 
+/**
+ * The Workload API's metrics, registered only when it is served. Every label value comes from a closed
+ * set: /metrics is readable by whoever reaches the port, so no SPIFFE ID, uid, pid or path goes in.
+ */
+function workloadApiMetrics(registry: Registry, connections: () => number): WorkloadApiEvents {
+  const streams = registry.register(
+    new Gauge({
+      name: 'svidkit_agent_workload_api_streams',
+      help: 'open Workload API streams, by RPC',
+      labelNames: ['rpc'],
+    }),
+  );
+  for (const rpc of WORKLOAD_API_STREAM_RPCS) streams.set(0, { rpc });
+  registry.register(
+    new Gauge({
+      name: 'svidkit_agent_workload_api_connections',
+      help: 'open Workload API connections',
+      collect: connections,
+    }),
+  );
+  const refused = registry.register(
+    new Counter({
+      name: 'svidkit_agent_workload_api_attestation_failures_total',
+      help: 'Workload API connections and calls refused, by reason',
+      labelNames: ['reason'],
+    }),
+  );
+  for (const reason of WORKLOAD_API_REFUSALS) refused.inc({ reason }, 0);
+  const served = registry.register(
+    new Counter({
+      name: 'svidkit_agent_workload_api_svids_served_total',
+      help: 'SVIDs sent to Workload API callers, by kind',
+      labelNames: ['kind'],
+    }),
+  );
+  for (const kind of ['x509', 'jwt']) served.inc({ kind }, 0);
+  return {
+    streamOpened: (rpc) => streams.inc({ rpc }),
+    streamClosed: (rpc) => streams.dec({ rpc }),
+    refused: (reason) => refused.inc({ reason }),
+    served: (kind, count) => served.inc({ kind }, count),
+  };
+}
+
 /** Reads the status file of a data dir, for `svidkit-agent status`. */
-export async function readStatus(
-  dataDir: string,
-): Promise<{ agent: string | null; written_at: string; workloads: WorkloadStatus[] }> {
+export async function readStatus(dataDir: string): Promise<AgentStatusDocument> {
   const text = await readSmall(join(dataDir, STATUS_FILE), 'status');
   try {
-    return JSON.parse(text) as { agent: string | null; written_at: string; workloads: WorkloadStatus[] };
+    return JSON.parse(text) as AgentStatusDocument;
   } catch (cause) {
     throw new SvidkitError('ERR_AGENT_STATE', `agent: ${join(dataDir, STATUS_FILE)} is not valid JSON`, { cause });
   }

@@ -21,7 +21,7 @@ import {
   WORKLOAD_API_HEADER,
   WORKLOAD_API_HEADER_VALUE,
 } from '../../workloadapi/index.js';
-import type { AgentWorkloadApi } from '../agent-types.js';
+import type { AgentWorkloadApi, WorkloadApiEvents, WorkloadApiRefusal, WorkloadApiStreamRpc } from '../agent-types.js';
 import type { ApiSvid } from '../api-identities.js';
 import { type AttestedCaller, CallerAttestor, peerCredentials, type PeerCredentials } from '../caller/index.js';
 import type { WorkloadApiConfig } from '../config-workload-api.js';
@@ -32,11 +32,15 @@ import { validateJwtSvid } from './validate.js';
 /** How long a caller that matches entries not minted yet waits for them before the answer. */
 const FIRST_SVID_WAIT_MS = 30_000;
 
-/** A gRPC status to answer with. */
+/** How long the connection of a caller that changed may stay open for its answer to be read. */
+const DROP_GRACE_MS = 2000;
+
+/** A gRPC status to answer with, and the metric reason of the refusal (none for a malformed request). */
 class CallRefused extends Error {
   constructor(
     readonly code: GrpcJs.status,
     message: string,
+    readonly reason?: WorkloadApiRefusal,
   ) {
     super(message);
   }
@@ -49,6 +53,16 @@ export interface WorkloadApiServerOptions {
   readonly logger: Logger;
   /** Defaults to one built from the configuration (path discovery, binary size cap). */
   readonly attestor?: CallerAttestor;
+  /** Metric hooks (the daemon's Prometheus metrics). */
+  readonly events?: WorkloadApiEvents;
+}
+
+/** One full-state message of a stream; `key` tells whether it differs from the last one sent. */
+interface StreamState {
+  readonly message: object;
+  readonly key: string;
+  /** How many X.509-SVIDs the message carries (FetchX509SVID only), for the served metric. */
+  readonly x509Svids?: number;
 }
 
 /** An attested caller of one RPC. */
@@ -67,6 +81,8 @@ export class WorkloadApiServer {
   readonly #table: ConnectionTable<PeerCredentials>;
   readonly #streams: KeyedSlots<number>;
   readonly #stops = new Set<() => void>();
+  /** Connections whose caller changed: no call on them is served again while they are being closed. */
+  readonly #untrusted = new WeakSet<Connection<PeerCredentials>>();
   #net: NetServer | undefined;
 
   private constructor(o: WorkloadApiServerOptions, grpc: typeof GrpcJs, service: GrpcJs.ServiceDefinition) {
@@ -86,9 +102,22 @@ export class WorkloadApiServer {
       credentialsOf: (socket) => peerCredentials(socket),
       release: (c) => c.close(),
       inject: (socket) => injector.injectConnection(socket),
-      onRefused: (reason, err) =>
-        this.#o.logger.warn({ reason, err: describe(err) }, 'Workload API connection refused'),
+      onRefused: (reason, err) => {
+        this.#emit((e) => e.refused?.(reason === 'too-many' ? 'too_many_connections' : 'no_credentials'));
+        this.#o.logger.warn({ reason, err: describe(err) }, 'Workload API connection refused');
+      },
     });
+  }
+
+  /** Calls a metric hook; a hook that throws must not change what a caller is answered. */
+  #emit(call: (events: WorkloadApiEvents) => void): void {
+    const events = this.#o.events;
+    if (!events) return;
+    try {
+      call(events);
+    } catch (err) {
+      this.#o.logger.warn({ err: describe(err) }, 'Workload API metric hook failed');
+    }
   }
 
   /** Loads the Workload API, binds the socket and starts serving. */
@@ -122,18 +151,42 @@ export class WorkloadApiServer {
   async #caller(call: { metadata: GrpcJs.Metadata; getPeer(): string }): Promise<Caller> {
     const header = call.metadata.get(WORKLOAD_API_HEADER);
     if (header.length !== 1 || header[0] !== WORKLOAD_API_HEADER_VALUE) {
-      throw new CallRefused(this.#status('INVALID_ARGUMENT'), `security header missing from request`);
+      throw new CallRefused(this.#status('INVALID_ARGUMENT'), `security header missing from request`, 'no_header');
     }
     const conn = this.#table.forCall(call);
-    if (!conn) throw new CallRefused(this.#status('UNAUTHENTICATED'), 'the connection is not known to the agent');
+    if (!conn || this.#untrusted.has(conn)) {
+      throw new CallRefused(
+        this.#status('UNAUTHENTICATED'),
+        'the connection is not known to the agent',
+        'unknown_connection',
+      );
+    }
     let attested: AttestedCaller;
     try {
       attested = await this.#attestor.attest(conn.credentials);
     } catch (err) {
-      this.#table.drop(conn);
-      throw new CallRefused(this.#status('UNAUTHENTICATED'), `the caller could not be attested: ${describe(err)}`);
+      this.#dropAfterReply(conn);
+      throw new CallRefused(
+        this.#status('UNAUTHENTICATED'),
+        `the caller could not be attested: ${describe(err)}`,
+        'attest_failed',
+      );
     }
     return { conn, attested, selectors: new Set(attested.selectors) };
+  }
+
+  /**
+   * Closes the connection of a caller that changed, after its UNAUTHENTICATED answer: destroying the
+   * socket at once would cut that answer off, and the client would see a bare disconnect. The answer is
+   * handed to the HTTP/2 session in the ticks after the refusal; the shutdown is queued behind it, and
+   * the socket is destroyed after DROP_GRACE_MS whatever the peer does. Meanwhile every call on the
+   * connection is refused (#untrusted), so nothing depends on that timing but the answer's delivery.
+   */
+  #dropAfterReply(conn: Connection<PeerCredentials>): void {
+    if (this.#untrusted.has(conn)) return;
+    this.#untrusted.add(conn);
+    setImmediate(() => setImmediate(() => conn.socket.end()));
+    setTimeout(() => this.#table.drop(conn), DROP_GRACE_MS).unref();
   }
 
   /** SPIRE's re-check after matching: the process that asked must still be the one that connected. */
@@ -141,8 +194,8 @@ export class WorkloadApiServer {
     try {
       await this.#attestor.recheck(c.attested);
     } catch (err) {
-      this.#table.drop(c.conn);
-      throw new CallRefused(this.#status('UNAUTHENTICATED'), `the caller changed: ${describe(err)}`);
+      this.#dropAfterReply(c.conn);
+      throw new CallRefused(this.#status('UNAUTHENTICATED'), `the caller changed: ${describe(err)}`, 'caller_changed');
     }
   }
 
@@ -194,7 +247,11 @@ export class WorkloadApiServer {
   #openStream(uid: number): () => void {
     const release = this.#streams.take(uid);
     if (!release) {
-      throw new CallRefused(this.#status('RESOURCE_EXHAUSTED'), `at most ${this.#streams.max} open streams per caller`);
+      throw new CallRefused(
+        this.#status('RESOURCE_EXHAUSTED'),
+        `at most ${this.#streams.max} open streams per caller`,
+        'resource_exhausted',
+      );
     }
     return release;
   }
@@ -203,18 +260,19 @@ export class WorkloadApiServer {
    * Runs a server stream: `state` gives the full message for the caller now, or undefined when the caller
    * has no identity any more (the stream then ends with PERMISSION_DENIED). A message is sent first and
    * again on every change that alters it; a caller that does not read gets only the latest state when it
-   * does (nothing piles up).
+   * does (nothing piles up). `rpc` names the stream in the metrics.
    */
   async #stream(
+    rpc: WorkloadApiStreamRpc,
     call: GrpcJs.ServerWritableStream<unknown, unknown>,
-    state: (c: Caller) => Promise<{ message: object; key: string } | undefined>,
+    state: (c: Caller) => Promise<StreamState | undefined>,
   ): Promise<void> {
     let release: (() => void) | undefined;
     try {
       const c = await this.#caller(call);
       release = this.#openStream(c.attested.uid);
       const first = await state(c);
-      if (!first) throw new CallRefused(this.#status('PERMISSION_DENIED'), 'no identity issued');
+      if (!first) throw new CallRefused(this.#status('PERMISSION_DENIED'), 'no identity issued', 'no_identity');
       await this.#recheck(c);
       let lastKey = first.key;
       let waitingDrain = false;
@@ -226,6 +284,11 @@ export class WorkloadApiServer {
         stopListening();
         this.#stops.delete(stopAll);
         release?.();
+        this.#emit((e) => e.streamClosed?.(rpc));
+      };
+      const send = (s: StreamState): boolean => {
+        if (s.x509Svids) this.#emit((e) => e.served?.('x509', s.x509Svids!));
+        return call.write(s.message);
       };
       const push = async () => {
         if (ended) return;
@@ -237,12 +300,13 @@ export class WorkloadApiServer {
         if (ended) return;
         if (!next) {
           end();
+          this.#emit((e) => e.refused?.('no_identity'));
           call.emit('error', { code: this.#status('PERMISSION_DENIED'), details: 'no identity issued' });
           return;
         }
         if (next.key === lastKey) return;
         lastKey = next.key;
-        if (!call.write(next.message)) {
+        if (!send(next)) {
           waitingDrain = true;
           call.once('drain', () => {
             waitingDrain = false;
@@ -261,7 +325,14 @@ export class WorkloadApiServer {
       this.#stops.add(stopAll);
       call.on('cancelled', end);
       call.on('close', end);
-      call.write(first.message);
+      this.#emit((e) => e.streamOpened?.(rpc));
+      // A caller that went away while it was attested or waited for its SVIDs fired 'cancelled' before the
+      // listener above existed: without this its slot and its subscription would stay taken for good.
+      if (call.cancelled) {
+        end();
+        return;
+      }
+      send(first);
     } catch (err) {
       release?.();
       const { code, details } = this.#refusal(err);
@@ -270,7 +341,11 @@ export class WorkloadApiServer {
   }
 
   #refusal(err: unknown): { code: GrpcJs.status; details: string } {
-    if (err instanceof CallRefused) return { code: err.code, details: err.message.toWellFormed() };
+    if (err instanceof CallRefused) {
+      const { reason } = err;
+      if (reason) this.#emit((e) => e.refused?.(reason));
+      return { code: err.code, details: err.message.toWellFormed() };
+    }
     this.#o.logger.error({ err: describe(err) }, 'Workload API call failed');
     return { code: this.#status('UNAVAILABLE'), details: 'the agent cannot answer now' };
   }
@@ -280,21 +355,25 @@ export class WorkloadApiServer {
       cb({ code: this.#status('UNIMPLEMENTED'), details: 'WIT-SVIDs are not supported' });
     return {
       FetchX509SVID: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
-        void this.#stream(call, async (c) => {
+        void this.#stream('FetchX509SVID', call, async (c) => {
           const svids = await this.#svidsOf(c);
           if (svids.length === 0) return undefined;
           const bundle = this.#bundleDer();
-          return { message: this.#x509Response(svids, bundle), key: x509Key(svids, bundle) };
+          return {
+            message: this.#x509Response(svids, bundle),
+            key: x509Key(svids, bundle),
+            x509Svids: svids.length,
+          };
         }),
       FetchX509Bundles: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
-        void this.#stream(call, async (c) => {
+        void this.#stream('FetchX509Bundles', call, async (c) => {
           if ((await this.#svidsOf(c)).length === 0) return undefined;
           const td = this.#o.agent.trustDomain.idString();
           const der = this.#bundleDer();
           return { message: { crl: [], bundles: { [td]: der } }, key: der.toString('base64') };
         }),
       FetchJWTBundles: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
-        void this.#stream(call, async (c) => {
+        void this.#stream('FetchJWTBundles', call, async (c) => {
           if ((await this.#svidsOf(c)).length === 0) return undefined;
           const td = this.#o.agent.trustDomain.idString();
           const jwks = JSON.stringify(this.#o.agent.bundle()?.jwt.toJwks() ?? { keys: [] });
@@ -338,12 +417,15 @@ export class WorkloadApiServer {
     const c = await this.#caller(call);
     let svids = await this.#svidsOf(c);
     if (spiffeId !== '') svids = svids.filter((s) => s.svid.id.toString() === spiffeId);
-    if (svids.length === 0) throw new CallRefused(this.#status('PERMISSION_DENIED'), 'no identity issued');
+    if (svids.length === 0) {
+      throw new CallRefused(this.#status('PERMISSION_DENIED'), 'no identity issued', 'no_identity');
+    }
     await this.#recheck(c);
     const out = [];
     for (const s of svids) {
       out.push({ spiffeId: s.svid.id.toString(), svid: await this.#o.agent.jwtSvid(s.entry.id, audience), hint: '' });
     }
+    this.#emit((e) => e.served?.('jwt', out.length));
     return { svids: out };
   }
 }
