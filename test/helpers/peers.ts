@@ -6,6 +6,7 @@
  * every one.
  */
 import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { accessSync, constants, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
@@ -265,10 +266,24 @@ function findGoSpiffe(): PeerLookup {
     return missing('go-spiffe', `github.com/spiffe/go-spiffe/v2 is not in Go's module cache (${BUILD_HINT})`);
   }
   const goVersion = /go version go(\S+)/.exec(run(go, ['version'], { env: goOfflineEnv() }).out)?.[1] ?? '?';
-  return found('go-spiffe', go, `${version} (Go ${goVersion})`, {
-    source: dir,
-    binary: join(peerCache(), 'gospiffe', 'gospiffe'),
-  });
+  // The client is built into the cache from this checkout's sources; one built from other sources
+  // (an older checkout, another branch) would answer another set of flags.
+  const built = join(peerCache(), 'gospiffe');
+  const source = createHash('sha256');
+  for (const f of ['main.go', 'go.mod', 'go.sum']) source.update(readFileSync(join(dir, f)));
+  let recorded = '';
+  try {
+    recorded = readFileSync(join(built, 'source.sha256'), 'utf8').trim();
+  } catch {
+    // left empty: reported below
+  }
+  if (recorded !== source.digest('hex')) {
+    return missing(
+      'go-spiffe',
+      `the client in ${built} was not built from test/interop/gospiffe as it is (${BUILD_HINT})`,
+    );
+  }
+  return found('go-spiffe', go, `${version} (Go ${goVersion})`, { source: dir, binary: join(built, 'gospiffe') });
 }
 
 function findPySpiffe(): PeerLookup {

@@ -15,7 +15,8 @@ bash "$here/build-spire.sh"
 start=$(date +%s)
 (cd "$here/gospiffe" && GOTOOLCHAIN=local GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" go mod download &&
   GOTOOLCHAIN=local GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0 \
-    go build -trimpath -o "$cache_root/gospiffe/gospiffe" .)
+    go build -trimpath -o "$cache_root/gospiffe/gospiffe" . &&
+  cat main.go go.mod go.sum | sha256sum | cut -d' ' -f1 >"$cache_root/gospiffe/source.sha256")
 echo "go-spiffe client: built into $cache_root/gospiffe in $(($(date +%s) - start)) s"
 
 # py-spiffe: a venv per pinned version; rebuilt only when it cannot import the package.

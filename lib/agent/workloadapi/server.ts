@@ -7,6 +7,7 @@
  */
 import type { Server as NetServer } from 'node:net';
 import type * as GrpcJs from '@grpc/grpc-js';
+import type { SpiffeBundle } from '../../bundle/index.js';
 import { isSvidkitError } from '../../errors/index.js';
 import { KeyedSlots } from '../../internal/slots.js';
 import type { ValidateJWTSVIDRequest__Output } from '../../generated/workload/ValidateJWTSVIDRequest.js';
@@ -44,6 +45,21 @@ class CallRefused extends Error {
   ) {
     super(message);
   }
+}
+
+/** The bundle's encodings sent on the streams, with the bundle they were made from. */
+interface BundleWire {
+  readonly of: SpiffeBundle | undefined;
+  readonly der: Buffer;
+  /** What tells two bundle states apart on a stream (base64 of `der`). */
+  readonly derKey: string;
+  readonly jwks: string;
+}
+
+/** An SVID's encodings sent on the X.509 stream. */
+interface SvidWire {
+  readonly chain: Buffer;
+  readonly key: Buffer;
 }
 
 /** Options of WorkloadApiServer.start. */
@@ -84,6 +100,8 @@ export class WorkloadApiServer {
   /** Connections whose caller changed: no call on them is served again while they are being closed. */
   readonly #untrusted = new WeakSet<Connection<PeerCredentials>>();
   #net: NetServer | undefined;
+  #bundleMemo: BundleWire | undefined;
+  readonly #svidMemo = new WeakMap<X509Svid, SvidWire>();
 
   private constructor(o: WorkloadApiServerOptions, grpc: typeof GrpcJs, service: GrpcJs.ServiceDefinition) {
     this.#o = o;
@@ -224,20 +242,40 @@ export class WorkloadApiServer {
     return ids.svidsFor(c.selectors).slice(0, MAX_SVIDS_PER_RESPONSE);
   }
 
-  #bundleDer(): Buffer {
+  /**
+   * The current bundle as the streams send it, encoded once per bundle: one change fans out to every
+   * open stream, and each of them would otherwise encode the same bytes again.
+   */
+  #bundleWire(): BundleWire {
     const b = this.#o.agent.bundle();
-    return Buffer.concat((b?.x509.authorities() ?? []).map((c) => c.der));
+    let memo = this.#bundleMemo;
+    if (memo === undefined || memo.of !== b) {
+      const der = Buffer.concat((b?.x509.authorities() ?? []).map((c) => c.der));
+      memo = { of: b, der, derKey: der.toString('base64'), jwks: JSON.stringify(b?.jwt.toJwks() ?? { keys: [] }) };
+      this.#bundleMemo = memo;
+    }
+    return memo;
+  }
+
+  /** An SVID's chain and PKCS#8 key as sent, encoded once per SVID (held only as long as the SVID is). */
+  #svidWire(svid: X509Svid): SvidWire {
+    let wire = this.#svidMemo.get(svid);
+    if (!wire) {
+      wire = {
+        chain: Buffer.concat(svid.certificates.map((c) => c.der)),
+        key: svid.privateKey.export({ type: 'pkcs8', format: 'der' }),
+      };
+      this.#svidMemo.set(svid, wire);
+    }
+    return wire;
   }
 
   #x509Response(svids: readonly ApiSvid[], bundle: Buffer): object {
     return {
-      svids: svids.map(({ svid }) => ({
-        spiffeId: svid.id.toString(),
-        x509Svid: Buffer.concat(svid.certificates.map((c) => c.der)),
-        x509SvidKey: pkcs8(svid),
-        bundle,
-        hint: '',
-      })),
+      svids: svids.map(({ svid }) => {
+        const wire = this.#svidWire(svid);
+        return { spiffeId: svid.id.toString(), x509Svid: wire.chain, x509SvidKey: wire.key, bundle, hint: '' };
+      }),
       crl: [],
       federatedBundles: {},
     };
@@ -358,10 +396,10 @@ export class WorkloadApiServer {
         void this.#stream('FetchX509SVID', call, async (c) => {
           const svids = await this.#svidsOf(c);
           if (svids.length === 0) return undefined;
-          const bundle = this.#bundleDer();
+          const bundle = this.#bundleWire();
           return {
-            message: this.#x509Response(svids, bundle),
-            key: x509Key(svids, bundle),
+            message: this.#x509Response(svids, bundle.der),
+            key: x509Key(svids, bundle.derKey),
             x509Svids: svids.length,
           };
         }),
@@ -369,14 +407,14 @@ export class WorkloadApiServer {
         void this.#stream('FetchX509Bundles', call, async (c) => {
           if ((await this.#svidsOf(c)).length === 0) return undefined;
           const td = this.#o.agent.trustDomain.idString();
-          const der = this.#bundleDer();
-          return { message: { crl: [], bundles: { [td]: der } }, key: der.toString('base64') };
+          const { der, derKey } = this.#bundleWire();
+          return { message: { crl: [], bundles: { [td]: der } }, key: derKey };
         }),
       FetchJWTBundles: (call: GrpcJs.ServerWritableStream<unknown, unknown>) =>
         void this.#stream('FetchJWTBundles', call, async (c) => {
           if ((await this.#svidsOf(c)).length === 0) return undefined;
           const td = this.#o.agent.trustDomain.idString();
-          const jwks = JSON.stringify(this.#o.agent.bundle()?.jwt.toJwks() ?? { keys: [] });
+          const { jwks } = this.#bundleWire();
           return { message: { bundles: { [td]: Buffer.from(jwks) } }, key: jwks };
         }),
       FetchJWTSVID: (
@@ -431,12 +469,8 @@ export class WorkloadApiServer {
 }
 
 /** The identity of an X509SVIDResponse's content: serials and the bundle. */
-function x509Key(svids: readonly ApiSvid[], bundle: Buffer): string {
-  return `${svids.map((s) => `${s.entry.id}:${s.svid.leaf.serialHex}`).join(',')}|${bundle.toString('base64')}`;
-}
-
-function pkcs8(svid: X509Svid): Buffer {
-  return svid.privateKey.export({ type: 'pkcs8', format: 'der' });
+function x509Key(svids: readonly ApiSvid[], bundleKey: string): string {
+  return `${svids.map((s) => `${s.entry.id}:${s.svid.leaf.serialHex}`).join(',')}|${bundleKey}`;
 }
 
 function describe(err: unknown): string {
