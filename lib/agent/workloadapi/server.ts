@@ -12,6 +12,7 @@ import { isSvidkitError } from '../../errors/index.js';
 import { KeyedSlots } from '../../internal/slots.js';
 import type { ValidateJWTSVIDRequest__Output } from '../../generated/workload/ValidateJWTSVIDRequest.js';
 import type { Logger } from '../../observe/index.js';
+import { SpiffeId } from '../../spiffeid/index.js';
 import type { X509Svid } from '../../x509svid/index.js';
 import {
   loadWorkloadApi,
@@ -452,9 +453,17 @@ export class WorkloadApiServer {
     if (audience.some((a) => a.length === 0 || Buffer.byteLength(a) > MAX_AUDIENCE_BYTES)) {
       throw bad(`each audience must be 1 to ${MAX_AUDIENCE_BYTES} bytes`);
     }
+    let asked: SpiffeId | undefined;
+    if (spiffeId !== '') {
+      try {
+        asked = SpiffeId.parse(spiffeId);
+      } catch (err) {
+        throw bad(`spiffe_id is not a SPIFFE ID (${isSvidkitError(err) ? err.code : 'invalid'})`);
+      }
+    }
     const c = await this.#caller(call);
     let svids = await this.#svidsOf(c);
-    if (spiffeId !== '') svids = svids.filter((s) => s.svid.id.toString() === spiffeId);
+    if (asked) svids = svids.filter((s) => s.svid.id.equals(asked));
     if (svids.length === 0) {
       throw new CallRefused(this.#status('PERMISSION_DENIED'), 'no identity issued', 'no_identity');
     }
