@@ -93,6 +93,8 @@ export const MIN_FORCED_SYNC_MS = 1000;
 export interface AgentWorkloadApi {
   readonly identities: ApiIdentitiesView;
   readonly trustDomain: TrustDomain;
+  /** The agent's clock (injected in tests), for validating tokens. */
+  readonly clock: () => Date;
   /** The trust domain's current bundle; undefined before the first attestation. */
   bundle(): SpiffeBundle | undefined;
   /** A JWT-SVID of an entry for the audiences, cached until its renewal time. */

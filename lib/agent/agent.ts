@@ -414,6 +414,7 @@ export class Agent {
     return {
       identities: this.#api,
       trustDomain: this.#s.trustDomain,
+      clock: this.#clock,
       bundle: () => this.#bundle,
       jwtSvid: (entryId, audience) => this.#apiJwt.get(entryId, audience),
       requestEntrySync: () => this.requestEntrySync(),

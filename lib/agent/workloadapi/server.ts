@@ -434,6 +434,7 @@ export class WorkloadApiServer {
           attest: () => this.#caller(call),
           recheck: (c) => this.#recheck(c),
           bundle: () => this.#o.agent.bundle(),
+          clock: this.#o.agent.clock,
           refuse: (code, message) => new CallRefused(this.#status(code), message),
         }).then(
           (res) => cb(null, res),
