@@ -23,6 +23,7 @@ import type { X509BundlesResponse } from '../lib/generated/workload/X509BundlesR
 import { mintJwtSvid } from '../lib/jwtsvid/index.js';
 import { generateKeyPair } from '../lib/keys/index.js';
 import { WorkloadApiClient, WorkloadApiSource } from '../lib/source/index.js';
+import { jwtRenewDelay } from '../lib/source/workloadapi-jwt.js';
 import { backoffDelay, defaultBackoff, MAX_BACKOFF_MS } from '../lib/source/workloadapi-watch.js';
 import { SpiffeId } from '../lib/spiffeid/index.js';
 import { createMtlsHttpsServer, peerSpiffeId } from '../lib/tls/index.js';
@@ -601,13 +602,23 @@ describe('WorkloadApiSource over a real Unix socket', function () {
     lifetimeSeconds = 2;
     const other = ca.svid('/db', validity());
     const renewedForDb = asked.next((a) => a.spiffeId === 'spiffe://example.org/db' && a.audience[0] === 'svc-a');
-    // A new identity gets its own tokens at once.
+    // A new identity gets its own tokens at once, and the old identity's is gone when it is served.
+    const tokenOf = (aud: string) => {
+      try {
+        return source.getJwtSvid(aud);
+      } catch {
+        return undefined;
+      }
+    };
+    const newIdentity = updates.next(() => source.getX509Svid().id.equals(other.id));
     ep.send('FetchX509SVID', x509Message(ca, [{ svid: other }]));
+    await newIdentity;
+    assert.notEqual(tokenOf('svc-a'), first, 'no token of the previous identity beside the new SVID');
     const db = await renewedForDb;
-    await updates.next(() => source.getJwtSvid('svc-a') === db.token);
+    await updates.next(() => tokenOf('svc-a') === db.token);
     const renewed = await asked.next((a) => a.audience[0] === 'svc-a');
     assert.notEqual(renewed.token, db.token);
-    await updates.next(() => source.getJwtSvid('svc-a') === renewed.token);
+    await updates.next(() => tokenOf('svc-a') === renewed.token);
 
     // PERMISSION_DENIED: no token is served any more.
     ep.fail('FetchX509SVID', { code: grpc.status.PERMISSION_DENIED, details: 'no identity' });
@@ -619,7 +630,8 @@ describe('WorkloadApiSource over a real Unix socket', function () {
     const ep = await endpoint(x509Message(ca, [{ svid: ca.svid('/web', validity()) }]));
     ep.jwtSvid = undefined; // PERMISSION_DENIED for every FetchJWTSVID
     await rejectsCode(
-      WorkloadApiSource.open({ address: ep.address, backoff: () => 50, timeoutMs: 500, jwtAudiences: ['svc-a'] }),
+      // Long enough for the X.509-SVID and several refused token fetches on a loaded machine.
+      WorkloadApiSource.open({ address: ep.address, backoff: () => 50, timeoutMs: 5000, jwtAudiences: ['svc-a'] }),
       'ERR_WORKLOADAPI_TIMEOUT',
       { ...PREFIX, message: /jwtAudiences.*PERMISSION_DENIED|jwtAudiences.*no identity/ },
     );
@@ -699,6 +711,19 @@ describe('WorkloadApiSource over a real Unix socket', function () {
       env: { ...process.env, SPIFFE_ENDPOINT_SOCKET: clientEp.address },
     });
     assert.equal(stdout.trim(), CLIENT);
+  });
+});
+
+describe('WorkloadApiSource JWT-SVID renewal time', () => {
+  const at = new Date('2026-01-01T00:00:00Z');
+  const later = (ms: number) => new Date(at.getTime() + ms);
+  it('is half the lifetime from iat (else from now), at least 1 s, and never more than a timer holds', () => {
+    assert.equal(jwtRenewDelay({ issuedAt: at, expiry: later(600_000) }, at), 300_000);
+    assert.equal(jwtRenewDelay({ issuedAt: undefined, expiry: later(600_000) }, later(0)), 300_000);
+    assert.equal(jwtRenewDelay({ issuedAt: at, expiry: later(600_000) }, later(400_000)), 1000);
+    assert.equal(jwtRenewDelay({ issuedAt: at, expiry: later(1000) }, at), 1000);
+    // 100 days: half is past setTimeout's 2^31-1 ms, which would otherwise fire at once, in a loop.
+    assert.equal(jwtRenewDelay({ issuedAt: at, expiry: later(100 * 86_400_000) }, at), 2 ** 31 - 1);
   });
 });
 

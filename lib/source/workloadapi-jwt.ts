@@ -73,6 +73,8 @@ export class JwtSvidKeeper {
       k.attempt = 0;
       void this.#fetch(audience, k);
     }
+    // A token of the previous identity must not be served beside the new identity's X.509-SVID.
+    this.drop();
   }
 
   /** Drops every token (the endpoint no longer has an identity for this process) and fetches again later. */
@@ -123,7 +125,7 @@ export class JwtSvidKeeper {
       const previous = k.svid?.marshal();
       k.svid = svid;
       k.attempt = 0;
-      delay = renewDelay(svid, this.#o.clock());
+      delay = jwtRenewDelay(svid, this.#o.clock());
       if (previous !== svid.marshal()) this.#o.changed();
       if (this.#allHeld()) for (const w of this.#waiters.splice(0)) w();
     } catch (err) {
@@ -140,9 +142,13 @@ export class JwtSvidKeeper {
   }
 }
 
-/** Time until half the token's lifetime (from its iat, else from now), at least one second. */
-function renewDelay(svid: JwtSvid, at: Date): number {
+/** The longest delay setTimeout honours (about 24.8 days). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Time until half the token's lifetime (from its iat, else from now), at least one second, at most what a timer holds. */
+export function jwtRenewDelay(svid: Pick<JwtSvid, 'issuedAt' | 'expiry'>, at: Date): number {
   const issued = svid.issuedAt?.getTime() ?? at.getTime();
   const half = issued + (svid.expiry.getTime() - issued) / 2;
-  return Math.max(1000, half - at.getTime());
+  // setTimeout takes at most 2^31-1 ms and fires at once beyond it; a later wake-up only refetches.
+  return Math.min(MAX_TIMER_MS, Math.max(1000, half - at.getTime()));
 }

@@ -312,9 +312,10 @@ export class WorkloadApiSource implements X509Source, JwtSource, JwtSvidSource {
       this.#lastErrorAt = undefined;
       this.#ready?.resolve();
     }
-    if (changed) this.#rebuildBundles();
-    // Tokens are of the served identity: a new one (or the first) needs its own tokens at once.
+    // Tokens are of the served identity: a new one (or the first) needs its own tokens at once, and
+    // the old ones go before listeners hear of the new identity.
     if (identityChanged) this.#tokens.restart();
+    if (changed) this.#rebuildBundles();
   }
 
   #onX509Failure(err: SvidkitError, final: boolean): void {
