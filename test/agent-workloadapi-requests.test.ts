@@ -4,7 +4,10 @@
  * caller afterwards.
  */
 import { strict as assert } from 'node:assert';
+import * as http2 from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import type * as GrpcJs from '@grpc/grpc-js';
+import { maxCallsPerConnection } from '../lib/agent/workloadapi/server.js';
 import { WorkloadApiClient } from '../lib/source/index.js';
 import { workloadMetadata } from '../lib/source/workloadapi-watch.js';
 import { MAX_AUDIENCE_BYTES, MAX_AUDIENCES_PER_REQUEST, MAX_MESSAGE_BYTES } from '../lib/workloadapi/index.js';
@@ -44,6 +47,20 @@ describe('Workload API requests svidkit-agent refuses, and serves on', function 
       ),
     );
   }
+
+  it('a connection may carry a bounded number of concurrent calls (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)', async () => {
+    const session = http2.connect('http://agent', { createConnection: () => netConnect({ path: mesh.socket }) });
+    try {
+      const settings = await new Promise<http2.Settings>((resolve, reject) => {
+        session.once('remoteSettings', resolve);
+        session.once('error', reject);
+      });
+      assert.equal(settings.maxConcurrentStreams, maxCallsPerConnection({ maxStreamsPerCaller: 64 }));
+      assert.ok(maxCallsPerConnection({ maxStreamsPerCaller: 1016 }) > 1016, 'every allowed stream still fits');
+    } finally {
+      session.destroy();
+    }
+  });
 
   const refused = (a: Answer, code: keyof typeof GrpcJs.status, message: RegExp) => {
     assert.ok('code' in a, `expected ${code}, got an answer`);

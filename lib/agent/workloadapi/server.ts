@@ -113,6 +113,8 @@ export class WorkloadApiServer {
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // HTTP/2 would otherwise let one connection run about 2^31 calls at once, each attested.
+      'grpc.max_concurrent_streams': maxCallsPerConnection(o.config),
     });
     this.#server.addService(service, this.#handlers());
     const injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
@@ -476,6 +478,14 @@ export class WorkloadApiServer {
     this.#emit((e) => e.served?.('jwt', out.length));
     return { svids: out };
   }
+}
+
+/** Fewest concurrent calls a connection may carry: a client puts its streams and unary calls on one. */
+export const MIN_CALLS_PER_CONNECTION = 128;
+
+/** Concurrent calls (HTTP/2 streams) one connection may carry: enough for every stream a caller may open. */
+export function maxCallsPerConnection(config: Pick<WorkloadApiConfig, 'maxStreamsPerCaller'>): number {
+  return Math.max(MIN_CALLS_PER_CONNECTION, config.maxStreamsPerCaller + 64);
 }
 
 /** The identity of an X509SVIDResponse's content: serials and the bundle. */
