@@ -101,8 +101,11 @@ describe('ValidateJWTSVID on a real svidkit-agent', function () {
   const audience = 'spiffe://example.org/db';
   let token: string;
 
+  /** Moves the agent's clock (and only the agent's) ahead, for the expiry case. */
+  let agentAhead = 0;
+
   before(async function () {
-    mesh = await startWorkloadMesh();
+    mesh = await startWorkloadMesh({ agentClock: () => new Date(Date.now() + agentAhead) });
     await mesh.createEntry(workloadId, [`unix:uid:${uid}`]);
     client = await WorkloadApiClient.connect({ address: mesh.endpoint });
     const [served] = await client.fetchJwtSvids({ audience });
@@ -190,6 +193,19 @@ describe('ValidateJWTSVID on a real svidkit-agent', function () {
       await rejectsCode(client.validateJwtSvid(t, aud), 'ERR_WORKLOADAPI_INVALID_ARGUMENT', { message, secret: t });
     });
   }
+
+  it('checks expiry with the agent’s clock: a token valid now is expired for an agent an hour ahead', async () => {
+    agentAhead = 3600_000;
+    try {
+      await rejectsCode(client.validateJwtSvid(token, audience), 'ERR_WORKLOADAPI_INVALID_ARGUMENT', {
+        message: /ERR_JWTSVID_EXPIRED/,
+        secret: token,
+      });
+    } finally {
+      agentAhead = 0;
+    }
+    assert.equal((await client.validateJwtSvid(token, audience)).spiffeId.toString(), workloadId);
+  });
 
   describe('requests the client library would not send', () => {
     type Raw = (

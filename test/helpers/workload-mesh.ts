@@ -23,6 +23,8 @@ export interface WorkloadMeshOptions {
   readonly agent?: Record<string, unknown>;
   /** Extra keys of the agent's `workload_api` section (socket_path is set by the mesh). */
   readonly workloadApi?: Record<string, unknown>;
+  /** The agent's clock; default the real one. */
+  readonly agentClock?: () => Date;
 }
 
 /** A running CA and agent with the Workload API on `socket`. */
@@ -86,7 +88,7 @@ export async function startWorkloadMesh(o: WorkloadMeshOptions = {}): Promise<Wo
         },
         dir,
       ),
-      { logger: quiet('svidkit-agent') },
+      { logger: quiet('svidkit-agent'), ...(o.agentClock ? { clock: o.agentClock } : {}) },
     );
     const running = { ca, agent };
     return {
