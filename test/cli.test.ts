@@ -46,6 +46,18 @@ describe('svidkit CLI', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  describe('reading input files', () => {
+    it('refuses a FIFO at once instead of waiting for a writer, and a directory', async () => {
+      const fifo = join(dir, 'token.fifo');
+      execFileSync('mkfifo', [fifo]);
+      for (const path of [fifo, dir]) {
+        const r = await cli(['jwt', 'verify', '--token', path, '--bundle', files['set.json']!, '--audience', 'api']);
+        assert.equal(r.code, 1, r.err);
+        assert.match(r.err, /ERR_IO: .*is not a regular file/);
+      }
+    });
+  });
+
   describe('id parse', () => {
     it('prints the normalized ID and exits 0', async () => {
       assert.deepEqual(await cli(['id', 'parse', 'spiffe://example.org/ns/a']), {

@@ -1,4 +1,5 @@
 /** Bounded file and stdin reading for the CLI; every failure is a SvidkitError with ERR_IO. */
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { SvidkitError } from '../errors/index.js';
 
@@ -14,11 +15,21 @@ export async function readInput(path: string, max: number, io: CliIo): Promise<B
   if (path === '-') return readStream(io.stdin(), max, 'standard input');
   let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    handle = await open(path, 'r');
+    // O_NONBLOCK: opening a FIFO must not wait for a writer before the regular-file check refuses it.
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const st = await handle.stat();
     if (!st.isFile()) throw new SvidkitError('ERR_IO', `io: ${path} is not a regular file`);
     if (st.size > max) throw new SvidkitError('ERR_IO', `io: ${path} is larger than ${max} bytes`);
-    return await handle.readFile();
+    // At most max + 1 bytes, whatever the file grew to after stat.
+    const buf = Buffer.alloc(max + 1);
+    let got = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, got, buf.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+      if (got > max) throw new SvidkitError('ERR_IO', `io: ${path} is larger than ${max} bytes`);
+    }
+    return buf.subarray(0, got);
   } catch (err) {
     if (err instanceof SvidkitError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
