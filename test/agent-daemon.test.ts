@@ -313,14 +313,20 @@ describe('svidkit-agent against a real CA on loopback', function () {
         return false;
       }
     });
-    const { execFileSync } = await import('node:child_process');
+    // Asynchronously: the agent runs in this process, and a blocked event loop would stall it.
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
     const bin = join(dirname(fileURLToPath(import.meta.url)), '..', 'cmd', 'svidkit-agent.js');
-    const table = execFileSync(process.execPath, [bin, 'status', '--config', cfgFile], { encoding: 'utf8' });
+    const status = async (...extra: string[]) =>
+      (
+        await promisify(execFile)(process.execPath, [bin, 'status', '--config', cfgFile, ...extra], {
+          encoding: 'utf8',
+        })
+      ).stdout;
+    const table = await status();
     assert.match(table, /^agent: spiffe:\/\/example.org\/svidkit\/agent\/join_token\//);
     assert.match(table, /spiffe:\/\/example.org\/ns\/prod\/sa\/web\s+\d{4}-\d{2}-\d{2}T/);
-    const json = JSON.parse(
-      execFileSync(process.execPath, [bin, 'status', '--config', cfgFile, '--json'], { encoding: 'utf8' }),
-    ) as {
+    const json = JSON.parse(await status('--json')) as {
       workloads: { spiffeId: string; nextRotation?: string }[];
     };
     assert.ok(json.workloads.find((w) => w.spiffeId.endsWith('/api'))?.nextRotation);
