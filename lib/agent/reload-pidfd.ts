@@ -4,8 +4,7 @@
  * libc's syscall() is called through koffi. When koffi cannot load, the architecture's numbers are
  * unknown or the kernel answers ENOSYS, callers fall back to plain kill(2) (see reload-pid.ts).
  */
-import { createRequire } from 'node:module';
-import { arch, platform } from 'node:process';
+import { koffiLibc } from './koffi-libc.js';
 
 /** What the pidfd calls answered: an fd, a refusal with its errno, or "not available here". */
 export type PidfdResult = { readonly fd: number } | { readonly errno: number } | { readonly unavailable: string };
@@ -25,14 +24,14 @@ let loaded: Syscalls | string | undefined;
 
 function load(): Syscalls | string {
   if (loaded !== undefined) return loaded;
-  if (platform !== 'linux' || (arch !== 'x64' && arch !== 'arm64')) {
-    loaded = `pidfd syscall numbers unknown on ${platform}/${arch}`;
+  const base = koffiLibc('pidfd syscall numbers');
+  if (typeof base === 'string') {
+    loaded = base;
     return loaded;
   }
   try {
-    // Loaded lazily and through require so an agent on a platform without koffi's binary still starts.
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const syscall = koffi.load('libc.so.6').func('long syscall(long, ...)');
+    const { koffi, lib } = base;
+    const syscall = lib.func('long syscall(long, ...)');
     loaded = {
       open: (pid) => Number(syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0)),
       sendSignal: (fd, signal) =>
@@ -40,7 +39,7 @@ function load(): Syscalls | string {
       errno: () => koffi.errno(),
     };
   } catch (err) {
-    loaded = `koffi did not load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
+    loaded = `libc's syscall did not bind (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
   }
   return loaded;
 }

@@ -5,8 +5,7 @@
  * koffi, as the pidfd calls do (docs/decisions.md): each call costs about a microsecond, far below
  * the RPC it guards, and no compiler is needed at install time.
  */
-import { createRequire } from 'node:module';
-import { arch, platform } from 'node:process';
+import { koffiLibc } from '../koffi-libc.js';
 
 /** SOL_SOCKET and the option names below are the generic ones, shared by x86-64 and arm64. */
 export const SOL_SOCKET = 1;
@@ -39,14 +38,13 @@ let loaded: Libc | string | undefined;
 /** The bound calls, or why they are not available on this host (the reason is kept, not retried). */
 export function libc(): Libc | string {
   if (loaded !== undefined) return loaded;
-  if (platform !== 'linux' || (arch !== 'x64' && arch !== 'arm64')) {
-    loaded = `socket option numbers unknown on ${platform}/${arch}`;
+  const base = koffiLibc('socket option numbers');
+  if (typeof base === 'string') {
+    loaded = base;
     return loaded;
   }
   try {
-    // Loaded lazily and through require, as reload-pidfd.ts does, so the agent starts without koffi.
-    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
-    const lib = koffi.load('libc.so.6');
+    const { koffi, lib } = base;
     const getsockopt = lib.func('int getsockopt(int, int, int, void *, void *)');
     const clockGettime = lib.func('int clock_gettime(int, void *)');
     const sysconf = lib.func('long sysconf(int)');
@@ -65,7 +63,7 @@ export function libc(): Libc | string {
       clockTicks: Number.isSafeInteger(ticks) && ticks > 0 ? ticks : 100,
     };
   } catch (err) {
-    loaded = `koffi did not load (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
+    loaded = `libc's calls did not bind (${err instanceof Error ? err.message.split('\n')[0] : String(err)})`;
   }
   return loaded;
 }
