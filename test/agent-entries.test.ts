@@ -19,6 +19,7 @@ function message(id: string, fields: Partial<EntryMessage> = {}): EntryMessage {
     dnsNames: [],
     createdAt: 1_700_000_000,
     selectors: [],
+    spiffeIdTemplate: '',
     ...fields,
   };
 }

@@ -42,5 +42,12 @@ export {
   type Selector,
   type SelectorRefusal,
 } from './selectors.js';
+export {
+  MAX_TEMPLATE_BYTES,
+  MAX_TEMPLATE_PLACEHOLDERS,
+  SpiffeIdTemplate,
+  TEMPLATE_SELECTOR_KEYS,
+  TRUST_DOMAIN_PLACEHOLDER,
+} from './templates.js';
 export type { ProtoGrpcType as CaProto } from '../generated/ca.js';
 export type * from './types.js';

@@ -96,6 +96,8 @@ export const ERROR_CODES = [
   'ERR_ATTEST_PSAT_NODE_NAME',
   // registration entry selectors (lib/ca-api/selectors)
   'ERR_SELECTOR_INVALID',
+  // SPIFFE ID templates of registration entries (lib/ca-api/templates)
+  'ERR_TEMPLATE_INVALID',
   // store
   'ERR_STORE_CORRUPT',
   'ERR_STORE_LOCKED',

@@ -7,6 +7,10 @@ export interface NewX509SvidParams {
    * DER CSR; only its public key is used, and its signature must verify.
    */
   'csr'?: (Buffer | Uint8Array | string);
+  /**
+   * For an entry with a spiffe_id_template: the filled ID asked for. Must be empty otherwise.
+   */
+  'spiffeId'?: (string);
 }
 
 export interface NewX509SvidParams__Output {
@@ -15,4 +19,8 @@ export interface NewX509SvidParams__Output {
    * DER CSR; only its public key is used, and its signature must verify.
    */
   'csr': (Buffer);
+  /**
+   * For an entry with a spiffe_id_template: the filled ID asked for. Must be empty otherwise.
+   */
+  'spiffeId': (string);
 }

@@ -19,6 +19,12 @@ export interface RegistrationEntry {
    * configured file workloads only. The CA returns them validated, de-duplicated and sorted.
    */
   'selectors'?: (string)[];
+  /**
+   * A SPIFFE ID template (lib/ca-api/templates.ts), set instead of spiffe_id: the agent fills it from
+   * an attested caller's selectors, and the CA signs only IDs the template can name. parent_id may be
+   * an agent or a node alias.
+   */
+  'spiffeIdTemplate'?: (string);
 }
 
 export interface RegistrationEntry__Output {
@@ -38,4 +44,10 @@ export interface RegistrationEntry__Output {
    * configured file workloads only. The CA returns them validated, de-duplicated and sorted.
    */
   'selectors': (string)[];
+  /**
+   * A SPIFFE ID template (lib/ca-api/templates.ts), set instead of spiffe_id: the agent fills it from
+   * an attested caller's selectors, and the CA signs only IDs the template can name. parent_id may be
+   * an agent or a node alias.
+   */
+  'spiffeIdTemplate': (string);
 }
