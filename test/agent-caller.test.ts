@@ -22,7 +22,7 @@ import { createServer, type Server, type Socket, connect as netConnect } from 'n
 import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CallerAttestor, peerCredentials, PeerCredentials } from '../lib/agent/caller/index.js';
-import type { ErrorCode } from '../lib/errors/index.js';
+import { type ErrorCode, SvidkitError } from '../lib/errors/index.js';
 import { checkError, rejectsCode } from './helpers/assert.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -327,6 +327,55 @@ describe('agent caller attestation', function () {
         await attestor.recheck(got);
       } finally {
         creds.close();
+      }
+    });
+
+    it('adds the selectors of a further attestor, which reads the caller through the same descriptor', async () => {
+      const { socket, pid } = await connectClient();
+      const creds = peerCredentials(socket);
+      try {
+        const seen: number[] = [];
+        const attestor = new CallerAttestor({
+          workloadAttestors: [
+            {
+              name: 'k8s',
+              attest: async (proc) => {
+                seen.push(proc.pid);
+                // The caller's own cgroup file, read through the attestation's descriptor.
+                const first = proc.read('cgroup', 65536).split('\n')[0]!;
+                return first === '' ? [] : ['k8s:pod-uid:from-cgroup'];
+              },
+            },
+          ],
+        });
+        const got = await attestor.attest(creds);
+        assert.deepEqual(seen, [pid]);
+        assert.ok(got.selectors.includes('k8s:pod-uid:from-cgroup'), got.selectors.join(' '));
+        assert.ok(got.selectors.includes(`unix:uid:${idList(['-u'])[0]!}`));
+      } finally {
+        creds.close();
+      }
+    });
+
+    it('refuses a caller when a further attestor fails or returns a selector of another type', async () => {
+      for (const [name, attest, code] of [
+        ['k8s', async () => ['unix:uid:0'], 'ERR_CALLER_PROC'],
+        [
+          'k8s',
+          async () => {
+            throw new SvidkitError('ERR_CALLER_PROC', 'caller: kubelet unreachable');
+          },
+          'ERR_CALLER_PROC',
+        ],
+      ] as const) {
+        const { socket } = await connectClient();
+        const creds = peerCredentials(socket);
+        try {
+          const attestor = new CallerAttestor({ workloadAttestors: [{ name, attest }] });
+          await rejectsCode(attestor.attest(creds), code);
+        } finally {
+          creds.close();
+        }
       }
     });
 

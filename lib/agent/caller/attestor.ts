@@ -43,8 +43,26 @@ export const DEFAULT_MAX_GROUPS = 1024;
 /** Default time limit of one attestation, hashing included. */
 export const DEFAULT_ATTEST_TIMEOUT_MS = 30_000;
 
+/**
+ * A further attestor of a caller (the kubelet's, for pods): it reads what it needs of the caller's
+ * /proc directory through the descriptor the unix attestation opened, never by a path, and returns
+ * the selectors it found (none for a caller it does not describe, a process in no pod). A SvidkitError
+ * refuses the caller: an attestor that cannot tell must not let a caller through with fewer selectors.
+ */
+export interface WorkloadAttestor {
+  /** The selector type it produces (`k8s`); every selector it returns starts with `<name>:`. */
+  readonly name: string;
+  /** The caller's selectors of this type; `proc` reads files of /proc/<pid>, bounded by `max` bytes. */
+  attest(
+    proc: { readonly pid: number; read(name: string, max: number): string },
+    signal: AbortSignal,
+  ): Promise<readonly string[]>;
+}
+
 /** How callers are attested; every limit has a default. */
 export interface CallerAttestorOptions {
+  /** Attestors run after the unix one, within the same time limit (default none). */
+  readonly workloadAttestors?: readonly WorkloadAttestor[];
   /** Where procfs is mounted (default /proc). */
   readonly procRoot?: string;
   /** The passwd file for unix:user (default /etc/passwd). */
@@ -125,8 +143,10 @@ export class CallerAttestor {
   readonly #groupNames: NameTable;
   readonly #hasher: BinaryHasher;
   readonly #held = new WeakMap<AttestedCaller, Held>();
+  readonly #workloadAttestors: readonly WorkloadAttestor[];
 
   constructor(options: CallerAttestorOptions = {}) {
+    this.#workloadAttestors = [...(options.workloadAttestors ?? [])];
     this.#procRoot = options.procRoot ?? '/proc';
     this.#discoverPath = options.discoverPath ?? false;
     this.#timeoutMs = positive('timeoutMs', options.timeoutMs, DEFAULT_ATTEST_TIMEOUT_MS);
@@ -209,6 +229,15 @@ export class CallerAttestor {
       }
       if (path !== undefined) selectors.add(`unix:path:${path}`);
       if (sha256 !== undefined) selectors.add(`unix:sha256:${sha256}`);
+      for (const attestor of this.#workloadAttestors) {
+        const found = await untilAborted(attestor.attest(dir, signal), signal, pid);
+        for (const sel of found) {
+          if (!sel.startsWith(`${attestor.name}:`)) {
+            throw procError(pid, `the ${attestor.name} attestor`, `it returned a selector of another type`);
+          }
+          selectors.add(sel);
+        }
+      }
 
       const caller: AttestedCaller = Object.freeze({
         pid,
